@@ -1,0 +1,398 @@
+"""The kube-apiserver part: Kubernetes REST paths over HTTP on 127.0.0.1, bearer token.
+
+This module only speaks HTTP; the verbs live in `registry`, the objects in `store`.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Protocol
+from urllib.parse import parse_qs, urlsplit
+
+from . import __version__, printers, resources, selectors
+from .errors import ApiError
+from .registry import Registry, scale_of
+from .resources import Resource
+from .store import Change
+
+log = logging.getLogger("mikro.apiserver")
+
+KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0", "gitCommit": "mikro-" + __version__,
+                "gitTreeState": "clean", "buildDate": "2026-11-01T00:00:00Z", "goVersion": "go1.23",
+                "compiler": "gc", "platform": "linux/amd64"}
+MAX_BODY = 8 * 1024 * 1024
+
+
+class PodRuntimeHooks(Protocol):
+    def logs(self, pod: dict[str, Any], container: str | None, follow: bool, previous: bool,
+             tail: int | None, timestamps: bool) -> Iterator[bytes]: ...
+
+    def exec(self, pod: dict[str, Any], container: str | None, command: list[str]) -> tuple[int, bytes]: ...
+
+
+class ApiHTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], registry: Registry, token: str,
+                 runtime: PodRuntimeHooks | None) -> None:
+        super().__init__(address, Handler)
+        self.registry = registry
+        self.token = token
+        self.runtime = runtime
+        self.ready = threading.Event()
+        self.stopping = threading.Event()
+
+
+def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
+    out = []
+    for r in resources.RESOURCES:
+        if r.group != group or r.version != version:
+            continue
+        out.append({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
+                    "kind": r.kind, "verbs": list(r.verbs), "shortNames": list(r.short_names)})
+        subresources = {"Pod": ["status", "log", "exec"], "Deployment": ["status", "scale"],
+                        "ReplicaSet": ["status", "scale"], "StatefulSet": ["status", "scale"],
+                        "Service": ["status"], "Ingress": ["status"], "Namespace": ["status"]}
+        for sub in subresources.get(r.kind, []):
+            kind = "Scale" if sub == "scale" else r.kind
+            out.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
+                        "kind": kind, "verbs": ["get", "patch", "update"] if sub != "exec" else ["create", "get"]})
+    if group == "" and version == "v1":
+        out.append({"name": "bindings", "singularName": "", "namespaced": True, "kind": "Binding", "verbs": ["create"]})
+    return out
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: ApiHTTPServer
+    server_version = "mikro-apiserver"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+        log.debug("%s " + format, self.address_string(), *args)
+
+    # -- plumbing --------------------------------------------------------------------------
+
+    def _send_json(self, code: int, body: Any) -> None:
+        data = json.dumps(body, separators=(",", ":")).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _send_error(self, err: ApiError) -> None:
+        self._send_json(err.code, err.status())
+
+    def _start_chunked(self, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.send_header("Cache-Control", "no-cache, private")
+        self.end_headers()
+
+    def _chunk(self, data: bytes) -> None:
+        if data:
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+            self.wfile.flush()
+
+    def _end_chunks(self) -> None:
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+    def _body(self) -> Any:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY:
+            raise ApiError(413, f"request body of {length} bytes is too large")
+        raw = self.rfile.read(length) if length else b""
+        if not raw:
+            return {}
+        try:
+            return json.loads(raw)
+        except ValueError:
+            try:
+                import yaml
+
+                return yaml.safe_load(raw)
+            except Exception:  # noqa: BLE001 - any parse failure is the client's
+                raise ApiError(400, "the request body is neither JSON nor YAML") from None
+
+    def _authorized(self) -> bool:
+        header = self.headers.get("Authorization", "")
+        if not header.startswith("Bearer "):
+            return False
+        return hmac.compare_digest(header[7:].strip().encode(), self.server.token.encode())
+
+    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+        self._dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self._dispatch("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._dispatch("PUT")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self._dispatch("PATCH")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self._dispatch("DELETE")
+
+    def _dispatch(self, method: str) -> None:
+        url = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        try:
+            if not self._authorized():
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                raise ApiError(401, "Unauthorized")
+            if not self._discovery(url.path):
+                self._resource(method, url.path, query)
+        except ApiError as err:
+            self._send_error(err)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        except Exception as exc:  # noqa: BLE001 - the server must answer, not die
+            log.exception("internal error on %s %s", method, self.path)
+            self._send_error(ApiError(500, f"internal error: {exc}"))
+
+    # -- discovery -------------------------------------------------------------------------
+
+    def _discovery(self, path: str) -> bool:
+        path = path.rstrip("/") or "/"
+        if path in ("/healthz", "/readyz", "/livez"):
+            data = b"ok"
+            self.send_response(200 if self.server.ready.is_set() or path == "/livez" else 503)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+            return True
+        if path == "/version":
+            self._send_json(200, KUBE_VERSION)
+        elif path == "/api":
+            host = f"127.0.0.1:{self.server.server_address[1]}"
+            self._send_json(200, {"kind": "APIVersions", "versions": ["v1"],
+                                  "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]})
+        elif path == "/apis":
+            groups = []
+            for group, versions in resources.groups().items():
+                gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+                groups.append({"name": group, "versions": gvs, "preferredVersion": gvs[0]})
+            self._send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+        elif path == "/api/v1":
+            self._send_json(200, {"kind": "APIResourceList", "groupVersion": "v1",
+                                  "resources": discovery_resources("", "v1")})
+        elif path.startswith("/apis/") and path.count("/") in (2, 3):
+            parts = path.split("/")[2:]
+            group = parts[0]
+            versions = resources.groups().get(group)
+            if not versions:
+                raise ApiError(404, f"the server could not find the requested resource (group {group})")
+            if len(parts) == 1:
+                gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
+                self._send_json(200, {"kind": "APIGroup", "apiVersion": "v1", "name": group,
+                                      "versions": gvs, "preferredVersion": gvs[0]})
+            elif parts[1] in versions:
+                self._send_json(200, {"kind": "APIResourceList", "apiVersion": "v1",
+                                      "groupVersion": f"{group}/{parts[1]}",
+                                      "resources": discovery_resources(group, parts[1])})
+            else:
+                raise ApiError(404, "the server could not find the requested resource")
+        elif path.startswith("/openapi/"):
+            raise ApiError(404, "mikro serves no OpenAPI document; use kubectl's --validate=false")
+        else:
+            return False
+        return True
+
+    # -- resources -------------------------------------------------------------------------
+
+    def _route(self, path: str) -> tuple[Resource, str | None, str | None, str | None, bool]:
+        """Resource, namespace, name, subresource and whether the legacy /watch/ prefix was used."""
+        parts = [p for p in path.split("/") if p]
+        if parts[:2] == ["api", "v1"]:
+            group, version, rest = "", "v1", parts[2:]
+        elif len(parts) >= 3 and parts[0] == "apis":
+            group, version, rest = parts[1], parts[2], parts[3:]
+        else:
+            raise ApiError(404, "the server could not find the requested resource")
+        watch = False
+        if rest[:1] == ["watch"]:
+            watch, rest = True, rest[1:]
+        ns: str | None = None
+        if len(rest) >= 3 and rest[0] == "namespaces":
+            ns, rest = rest[1], rest[2:]
+        if not rest:
+            raise ApiError(404, "the server could not find the requested resource")
+        res = resources.by_group_version_plural(group, version, rest[0])
+        if res is None:
+            raise ApiError(404, f"the server could not find the requested resource ({rest[0]})")
+        name = rest[1] if len(rest) > 1 else None
+        sub = rest[2] if len(rest) > 2 else None
+        if not res.namespaced:
+            ns = None
+        elif name is not None and ns is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        return res, ns, name, sub, watch
+
+    def _wants_table(self) -> bool:
+        accept = self.headers.get("Accept", "")
+        return "as=Table" in accept
+
+    def _resource(self, method: str, path: str, query: dict[str, str]) -> None:
+        reg = self.server.registry
+        res, ns, name, sub, legacy_watch = self._route(path)
+        dry_run = query.get("dryRun") == "All"
+        if method == "GET" and (legacy_watch or query.get("watch") in ("true", "1")):
+            self._watch(res, ns, name, query)
+            return
+        if method == "GET" and name is None:
+            self._list(res, ns, query)
+            return
+        if method == "POST" and name is None:
+            body = self._body()
+            obj = reg.create(res, ns or "", body, dry_run=dry_run)
+            self._send_json(201, obj)
+            return
+        if name is None:
+            raise ApiError(405, f"{method} is not allowed on a collection of {res.plural}")
+        if sub in ("log", "exec") and res.kind == "Pod":
+            self._pod_stream(sub, ns or "", name, query)
+            return
+        if sub not in (None, "status", "scale"):
+            raise ApiError(404, f"the server could not find the requested resource ({res.plural}/{sub})")
+        if method == "GET":
+            obj = reg.get(res, ns or "", name)
+            if sub == "scale":
+                obj = scale_of(obj)
+            if self._wants_table():
+                obj = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", ""))
+            self._send_json(200, obj)
+        elif method == "PUT":
+            body = self._body()
+            if sub == "scale":
+                self._send_json(200, reg.set_scale(res, ns or "", name, body, dry_run))
+            else:
+                self._send_json(200, reg.update(res, ns or "", name, body, subresource=sub, dry_run=dry_run))
+        elif method == "PATCH":
+            body = self._body()
+            ctype = self.headers.get("Content-Type", "application/merge-patch+json")
+            self._send_json(200, reg.patch(res, ns or "", name, ctype, body, subresource=sub, dry_run=dry_run))
+        elif method == "DELETE":
+            body = self._body() or {}
+            propagation = body.get("propagationPolicy") or query.get("propagationPolicy")
+            grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+            obj = reg.delete(res, ns or "", name, propagation=propagation,
+                             grace_seconds=int(grace) if grace is not None else None, dry_run=dry_run)
+            self._send_json(200, obj)
+        else:
+            raise ApiError(405, f"{method} is not allowed")
+
+    def _filters(self, query: dict[str, str]) -> tuple[Any, Any]:
+        try:
+            labels = selectors.parse_label_selector(query.get("labelSelector"))
+            fields = selectors.parse_field_selector(query.get("fieldSelector"))
+        except ValueError as exc:
+            raise ApiError(400, str(exc)) from None
+        return labels, fields
+
+    def _list(self, res: Resource, ns: str | None, query: dict[str, str]) -> None:
+        labels, fields = self._filters(query)
+        items, rv = self.server.registry.list(res, ns)
+        items = [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
+        if res.kind == "Event":
+            items.sort(key=lambda e: e.get("lastTimestamp") or "")
+        if self._wants_table():
+            self._send_json(200, printers.table(res.kind, items, str(rv)))
+            return
+        self._send_json(200, {"kind": f"{res.kind}List", "apiVersion": res.api_version,
+                              "metadata": {"resourceVersion": str(rv)}, "items": items})
+
+    def _watch(self, res: Resource, ns: str | None, name: str | None, query: dict[str, str]) -> None:
+        reg = self.server.registry
+        labels, fields = self._filters(query)
+
+        def wanted(obj: dict[str, Any]) -> bool:
+            meta = obj["metadata"]
+            if ns and meta.get("namespace") != ns:
+                return False
+            if name and meta.get("name") != name:
+                return False
+            return labels(meta.get("labels") or {}) and fields(obj)
+
+        def predicate(change: Change) -> bool:
+            return change.resource == res and wanted(change.obj)
+
+        rv = query.get("resourceVersion")
+        since = int(rv) if rv and rv != "0" else None
+        watch = reg.store.watch(predicate, since=since)
+        table = self._wants_table()
+        timeout = min(int(query.get("timeoutSeconds") or 1800), 3600)
+        try:
+            self._start_chunked("application/json")
+            if since is None:
+                items, _ = reg.list(res, ns)
+                for obj in items:
+                    if wanted(obj):
+                        self._send_event("ADDED", res, obj, table)
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline and not self.server.stopping.is_set():
+                change = watch.next(timeout=1.0)
+                if change is not None:
+                    self._send_event(change.type, res, change.obj, table)
+            self._end_chunks()
+        finally:
+            watch.close()
+
+    def _send_event(self, type_: str, res: Resource, obj: dict[str, Any], table: bool) -> None:
+        body = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", "")) if table else obj
+        self._chunk(json.dumps({"type": type_, "object": body}, separators=(",", ":")).encode() + b"\n")
+
+    def _pod_stream(self, sub: str, ns: str, name: str, query: dict[str, str]) -> None:
+        runtime = self.server.runtime
+        if runtime is None:
+            raise ApiError(503, "the pod runtime is not running")
+        pod = self.server.registry.get(resources.BY_KIND["Pod"], ns, name)
+        containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        container = query.get("container")
+        if container is None and len(containers) > 1:
+            raise ApiError(400, f"a container name must be specified for pod {name}, choose one of: "
+                           f"[{' '.join(containers)}]")
+        if container is not None and container not in containers:
+            raise ApiError(400, f"container {container} is not valid for pod {name}")
+        if sub == "log":
+            tail = query.get("tailLines")
+            chunks = runtime.logs(pod, container, follow=query.get("follow") == "true",
+                                  previous=query.get("previous") == "true",
+                                  tail=int(tail) if tail else None,
+                                  timestamps=query.get("timestamps") == "true")
+            first = next(chunks, b"")  # errors (no previous run...) surface before the 200
+            self._start_chunked("text/plain")
+            self._chunk(first)
+            for chunk in chunks:
+                if self.server.stopping.is_set():
+                    break
+                self._chunk(chunk)
+            self._end_chunks()
+            return
+        command = parse_qs(urlsplit(self.path).query).get("command") or []
+        if not command:
+            raise ApiError(400, "you must specify at least one command for the container")
+        code, output = runtime.exec(pod, container, command)
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Length", str(len(output)))
+        self.send_header("X-Mikro-Exit-Code", str(code))
+        self.end_headers()
+        self.wfile.write(output)
+
+
+def serve(registry: Registry, token: str, runtime: PodRuntimeHooks | None, port: int = 0) -> ApiHTTPServer:
+    server = ApiHTTPServer(("127.0.0.1", port), registry, token, runtime)
+    threading.Thread(target=server.serve_forever, name="apiserver", daemon=True).start()
+    return server

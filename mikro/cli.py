@@ -1,0 +1,733 @@
+"""The `mikro` command: cluster lifecycle, addons, images, and kubectl's verbs.
+
+Thin: it parses arguments and calls the API client (`client`, `kubectl`); only the
+lifecycle and image commands import the Docker side, lazily.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import click
+import yaml
+
+from . import config, kubectl, manifest
+from .client import Client, NotRunning
+from .errors import ApiError
+from .resources import BY_KIND
+
+ADDONS_NS, ADDONS_CM = "kube-system", "mikro-addons"
+NOT_RUNNING_HINT = "mikro is not running; start it with `mikro start`"
+
+
+def fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors a user can cause into one `error:` line and a non-zero exit."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except NotRunning:
+            fail(NOT_RUNNING_HINT)
+        except manifest.ManifestError as exc:
+            fail(str(exc))
+        except kubectl.UsageError as exc:
+            fail(str(exc))
+        except ApiError as exc:
+            prefix = {404: "NotFound", 409: exc.reason, 422: "Invalid", 401: "Unauthorized"}.get(exc.code)
+            fail(f"{exc.message}" if prefix is None else f"({prefix}): {exc.message}")
+        except KeyboardInterrupt:
+            sys.exit(130)
+        except BrokenPipeError:
+            sys.exit(0)
+
+    return wrapper
+
+
+def docker_side() -> Any:
+    """Import the Docker side only for the commands that need it (start, stop, reset, images)."""
+    from . import docker_backend
+
+    try:
+        return docker_backend.Docker(config.cluster_name())
+    except docker_backend.DockerUnavailable as exc:
+        fail(str(exc))
+
+
+def running_client() -> Client | None:
+    try:
+        client = Client.from_state()
+    except NotRunning:
+        return None
+    return client if client.healthy() else None
+
+
+# -- lifecycle -----------------------------------------------------------------------------
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mikro")
+def main() -> None:
+    """mikro: a local Kubernetes-style microcluster on Docker."""
+
+
+@main.command()
+@click.option("--bind-address", default=None, help="Host address for ingress, NodePort and LoadBalancer ports "
+              "(default 127.0.0.1).")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the API.")
+@handled
+def start(bind_address: str | None, timeout: float) -> None:
+    """Start the cluster (and everything that was running in it)."""
+    started = time.monotonic()
+    if running_client() is not None:
+        click.echo("mikro is already running")
+        return
+    docker_side()
+    paths = config.ensure_state_dir()
+    if bind_address:
+        settings = config.load_settings(paths)
+        settings["bind_address"] = bind_address
+        config.save_settings(paths, settings)
+    with open(paths.log, "ab") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "mikro.controlplane"], stdout=log, stderr=log,
+                                stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = paths.log.read_text(errors="replace").strip().splitlines()[-5:]
+            fail("the control plane exited during start:\n" + "\n".join(tail))
+        info = config.read_json(paths.endpoint)
+        if info and info.get("pid") == proc.pid and Client("127.0.0.1", info["port"], info["token"]).healthy():
+            click.echo(f"Started mikro ({config.cluster_name()}) in {time.monotonic() - started:.2f}s: "
+                       f"API at http://127.0.0.1:{info['port']}")
+            return
+        time.sleep(0.02)
+    fail(f"the control plane did not become ready within {timeout:.0f}s; see {paths.log}")
+
+
+@main.command()
+@click.option("--timeout", default=180.0, show_default=True)
+@handled
+def stop(timeout: float) -> None:
+    """Stop every container of the cluster, then the control plane; keep all state."""
+    info = config.read_json(config.paths().endpoint)
+    pid = int(info["pid"]) if info and info.get("pid") else None
+    if pid is None or not _alive(pid):
+        click.echo("mikro is not running")
+        return
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive(pid):
+        fail(f"the control plane (pid {pid}) did not stop within {timeout:.0f}s")
+    click.echo("Stopped.")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a zombie child of this very process counts as gone
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def addon_catalog() -> dict[str, dict[str, Any]]:
+    from .ingress import addons_root
+
+    catalog = {}
+    for descriptor in sorted(addons_root().glob("*/addon.yaml")):
+        data = yaml.safe_load(descriptor.read_text())
+        catalog[data["name"]] = data
+    return catalog
+
+
+def addon_state(client: Client) -> dict[str, str]:
+    cm = client.get(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM)
+    return dict(cm.get("data") or {})
+
+
+@main.command()
+@click.option("--format", "fmt", type=click.Choice(["pretty", "yaml", "short"]), default="pretty")
+@click.option("--wait-ready", is_flag=True, help="Wait until mikro is running.")
+@click.option("--timeout", default=30.0, help="Seconds --wait-ready waits.")
+@handled
+def status(fmt: str, wait_ready: bool, timeout: float) -> None:
+    """Whether mikro runs, its API address and its addons."""
+    deadline = time.monotonic() + timeout
+    client = running_client()
+    while client is None and wait_ready and time.monotonic() < deadline:
+        time.sleep(0.2)
+        client = running_client()
+    if client is None:
+        if fmt == "yaml":
+            click.echo(yaml.safe_dump({"microk8s": {"running": False}, "mikro": {"running": False}}).rstrip())
+        else:
+            click.echo("mikro is not running. Use `mikro start` to start it.")
+        sys.exit(1)
+    state = addon_state(client)
+    catalog = addon_catalog()
+    enabled = [n for n in catalog if state.get(n) == "enabled"]
+    disabled = [n for n in catalog if n not in enabled]
+    if fmt == "yaml":
+        data = {"mikro": {"running": True, "cluster": config.cluster_name(), "api": client.server},
+                "addons": [{"name": n, "description": catalog[n]["description"],
+                            "status": "enabled" if n in enabled else "disabled"} for n in catalog]}
+        click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
+        return
+    if fmt == "short":
+        click.echo("mikro is running")
+        for n in catalog:
+            click.echo(f"{n}: {'enabled' if n in enabled else 'disabled'}")
+        return
+    click.echo("mikro is running")
+    click.echo(f"api: {client.server}")
+    click.echo("addons:")
+    click.echo("  enabled:")
+    for n in enabled:
+        click.echo(f"    {n:<20} # {catalog[n]['description']}")
+    click.echo("  disabled:")
+    for n in disabled:
+        click.echo(f"    {n:<20} # {catalog[n]['description']}")
+
+
+@main.command()
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@handled
+def reset(yes: bool) -> None:
+    """Remove every container, network, volume and object of the cluster."""
+    if not yes and not click.confirm(f"This removes every object, container, network and volume of cluster "
+                                     f"{config.cluster_name()!r}. Continue?"):
+        fail("reset cancelled")
+    info = config.read_json(config.paths().endpoint)
+    if info and info.get("pid") and _alive(int(info["pid"])):
+        os.kill(int(info["pid"]), signal.SIGTERM)
+        while _alive(int(info["pid"])):
+            time.sleep(0.05)
+    docker = docker_side()
+    for c in docker.containers():
+        docker.remove(c["Id"])
+    for vol in docker.volumes():
+        vol.remove(force=True)
+    docker.remove_network()
+    paths = config.paths()
+    for path in (paths.db, paths.db.with_name("store.db-wal"), paths.db.with_name("store.db-shm"), paths.endpoint):
+        if path.exists():
+            path.unlink()
+    import shutil
+
+    for directory in (paths.proxies, paths.ingress, paths.root / "pods"):
+        shutil.rmtree(directory, ignore_errors=True)
+    settings = config.load_settings(paths)
+    settings.pop("subnet", None)
+    if paths.root.exists():
+        config.save_settings(paths, settings)
+    click.echo(f"Cluster {config.cluster_name()} reset.")
+
+
+@main.command("config")
+@handled
+def config_cmd() -> None:
+    """Print a kubeconfig for this cluster (context `mikro`)."""
+    info = config.read_json(config.paths().endpoint)
+    settings = config.load_settings(config.paths())
+    port = (info or {}).get("port") or settings.get("port")
+    token = (info or {}).get("token") or settings.get("token")
+    if not port or not token:
+        fail(NOT_RUNNING_HINT)
+    cluster = config.cluster_name()
+    kubeconfig = {
+        "apiVersion": "v1", "kind": "Config", "preferences": {},
+        "clusters": [{"name": cluster, "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "users": [{"name": f"{cluster}-admin", "user": {"token": token}}],
+        "contexts": [{"name": "mikro", "context": {"cluster": cluster, "user": f"{cluster}-admin",
+                                                   "namespace": "default"}}],
+        "current-context": "mikro",
+    }
+    click.echo(yaml.safe_dump(kubeconfig, sort_keys=False).rstrip())
+
+
+# -- addons --------------------------------------------------------------------------------
+
+@main.command()
+@click.argument("addon")
+@click.option("--http-port", default=80, show_default=True, help="Host port for HTTP (ingress).")
+@click.option("--https-port", default=443, show_default=True, help="Host port for HTTPS (ingress).")
+@click.option("--timeout", default=60.0, show_default=True)
+@handled
+def enable(addon: str, http_port: int, https_port: int, timeout: float) -> None:
+    """Enable an addon (see `mikro addons list`)."""
+    catalog = addon_catalog()
+    if addon not in catalog:
+        fail(f"unknown addon {addon!r}; known addons: {', '.join(catalog)}")
+    client = Client.from_state()
+    from .images import NGINX_IMAGE
+
+    cm = client.get(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM)
+    data = cm.get("data") or {}
+    images = catalog[addon].get("images") or []
+    if NGINX_IMAGE in images:
+        docker = docker_side()
+        absent = [image for image in images if docker.image(image) is None]
+        if absent:
+            fail(f"image {', '.join(absent)} is missing; run `mikro images prepare` first (works offline)")
+    patch = {"data": {addon: "enabled", f"{addon}.status": "starting",
+                      f"{addon}.httpPort": str(http_port), f"{addon}.httpsPort": str(https_port)}}
+    if data.get(addon) == "enabled" and data.get(f"{addon}.status") == "running" and \
+            data.get(f"{addon}.httpPort") == str(http_port) and data.get(f"{addon}.httpsPort") == str(https_port):
+        click.echo(f"Addon {addon} is already enabled")
+        return
+    client.patch(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM, patch)
+    if addon == "ingress":
+        for name in ("public", "nginx"):
+            body = {"metadata": {"name": name, "annotations": {
+                "ingressclass.kubernetes.io/is-default-class": "true" if name == "public" else "false"}},
+                "spec": {"controller": "k8s.io/ingress-nginx"}}
+            try:
+                client.create(BY_KIND["IngressClass"], None, body)
+            except ApiError as exc:
+                if exc.code != 409:
+                    raise
+    click.echo(f"Enabling {addon}")
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state = addon_state(client).get(f"{addon}.status", "")
+        if state == "running":
+            click.echo(f"Addon {addon} is enabled (HTTP on port {http_port}, HTTPS on port {https_port})")
+            return
+        if state.startswith("error:"):
+            client.patch(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM, {"data": {addon: "disabled"}})
+            fail(f"cannot enable {addon}: {state[6:].strip()}")
+        time.sleep(0.1)
+    fail(f"addon {addon} did not start within {timeout:.0f}s")
+
+
+@main.command()
+@click.argument("addon")
+@handled
+def disable(addon: str) -> None:
+    """Disable an addon."""
+    catalog = addon_catalog()
+    if addon not in catalog:
+        fail(f"unknown addon {addon!r}; known addons: {', '.join(catalog)}")
+    client = Client.from_state()
+    client.patch(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM, {"data": {addon: "disabled", f"{addon}.status": None}})
+    if addon == "ingress":
+        for name in ("public", "nginx"):
+            try:
+                client.delete(BY_KIND["IngressClass"], None, name)
+            except ApiError:
+                pass
+    click.echo(f"Addon {addon} is disabled")
+
+
+@main.group()
+def addons() -> None:
+    """Addons."""
+
+
+@addons.command("list")
+@handled
+def addons_list() -> None:
+    """List the addons, enabled and disabled."""
+    catalog = addon_catalog()
+    client = running_client()
+    state = addon_state(client) if client else {}
+    for section, enabled in (("enabled", True), ("disabled", False)):
+        click.echo(f"{section}:")
+        for name, data in catalog.items():
+            if (state.get(name) == "enabled") == enabled:
+                click.echo(f"  {name:<20} # {data['description']}")
+
+
+# -- images --------------------------------------------------------------------------------
+
+@main.group()
+def images() -> None:
+    """Images in the host's Docker: prepare mikro's own, import, list."""
+
+
+@images.command("prepare")
+@click.option("--force", is_flag=True, help="Rebuild even when present.")
+@handled
+def images_prepare(force: bool) -> None:
+    """Make the images mikro needs available, without a registry."""
+    from .images import ImageError, prepare
+
+    docker = docker_side()
+    started = time.monotonic()
+    try:
+        built = prepare(docker, lambda line: click.echo(f"  {line}"), force)
+    except ImageError as exc:
+        fail(str(exc))
+    click.echo(f"Images ready ({len(built)} built) in {time.monotonic() - started:.1f}s")
+
+
+@images.command("import")
+@click.argument("archive", type=click.Path(exists=True, dir_okay=False))
+@handled
+def images_import(archive: str) -> None:
+    """Load images from a `docker save` tar archive."""
+    docker = docker_side()
+    with open(archive, "rb") as fh:
+        tags = docker.load(fh.read())
+    for tag in tags:
+        click.echo(f"Imported {tag}")
+
+
+@images.command("ls")
+@handled
+def images_ls() -> None:
+    """List the images the host's Docker has."""
+    from .printers import format_table, human_duration
+
+    docker = docker_side()
+    rows = []
+    for image in docker.images():
+        for tag in image.get("RepoTags") or ["<none>:<none>"]:
+            repo, _, version = tag.rpartition(":")
+            rows.append([repo, version, image["Id"].split(":")[-1][:12],
+                         human_duration(time.time() - image["Created"]) + " ago",
+                         f"{image['Size'] / 1e6:.1f}MB"])
+    click.echo(format_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], sorted(rows)))
+
+
+# -- apply / delete ------------------------------------------------------------------------
+
+def _apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float) -> None:
+    if not files:
+        fail("must specify one of -f and -k")
+    documents = manifest.load(files, recursive, namespace)
+    if not documents:
+        click.echo(f"nothing to apply: {', '.join(files)} holds no object", err=True)
+        return
+    client = Client.from_state()
+    applied = kubectl.apply_documents(client, documents, namespace)
+    if wait:
+        sys.exit(kubectl.wait_ready(client, applied, timeout))
+
+
+@main.command()
+@click.option("-f", "--filename", "files", multiple=True, help="File, directory or - (stdin).")
+@click.option("-R", "--recursive", is_flag=True)
+@click.option("-n", "--namespace", default="default")
+@click.option("--wait", is_flag=True, help="Wait until every applied workload is ready.")
+@click.option("--timeout", default=300.0)
+@handled
+def apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float) -> None:
+    """Apply manifests (kubectl apply -f)."""
+    _apply(files, recursive, namespace, wait, timeout)
+
+
+def _delete(targets: tuple[str, ...], files: tuple[str, ...], recursive: bool, namespace: str,
+            all_namespaces: bool, cascade: str, ignore_missing: bool, grace: int | None, now: bool,
+            wait: bool, selector: str | None) -> None:
+    client = Client.from_state()
+    code = 0
+    if now:
+        grace = 0 if grace is None else grace
+    if files:
+        documents = manifest.load(files, recursive, namespace)
+        for doc in documents:
+            res = BY_KIND[doc.obj["kind"]]
+            ns = doc.obj["metadata"].get("namespace") or namespace
+            code |= kubectl.delete(client, res, ns, [doc.obj["metadata"]["name"]], cascade, ignore_missing,
+                                   grace, wait)
+    else:
+        for kinds, names in kubectl.parse_targets(targets):
+            for res in kinds:
+                if not names:
+                    if not selector:
+                        fail("resource(s) were provided, but no name was specified")
+                    listing = client.list(res, namespace if res.namespaced else None, labelSelector=selector)
+                    names = [o["metadata"]["name"] for o in listing["items"]]
+                code |= kubectl.delete(client, res, namespace, names, cascade, ignore_missing, grace, wait)
+    sys.exit(code)
+
+
+def delete_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.argument("targets", nargs=-1),
+        click.option("-f", "--filename", "files", multiple=True),
+        click.option("-R", "--recursive", is_flag=True),
+        click.option("-n", "--namespace", default="default"),
+        click.option("-A", "--all-namespaces", is_flag=True),
+        click.option("--cascade", type=click.Choice(["background", "orphan", "foreground"]), default="background"),
+        click.option("--ignore-not-found", "ignore_missing", is_flag=True),
+        click.option("--grace-period", "grace", type=int, default=None),
+        click.option("--now", is_flag=True),
+        click.option("--wait/--no-wait", default=False),
+        click.option("-l", "--selector", default=None),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@main.command()
+@delete_options
+@handled
+def delete(**kwargs: Any) -> None:
+    """Delete objects by file, or by KIND NAME... (kubectl delete)."""
+    _delete(**kwargs)
+
+
+# -- kubectl -------------------------------------------------------------------------------
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def kubectl_group() -> None:
+    """kubectl against this cluster."""
+
+
+def get_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    for option in reversed([
+        click.argument("targets", nargs=-1),
+        click.option("-n", "--namespace", default="default"),
+        click.option("-A", "--all-namespaces", is_flag=True),
+        click.option("-l", "--selector", default=None),
+        click.option("--field-selector", default=None),
+        click.option("-o", "--output", default=None),
+        click.option("-w", "--watch", is_flag=True),
+    ]):
+        fn = option(fn)
+    return fn
+
+
+@kubectl_group.command("get")
+@get_options
+@handled
+def kubectl_get(targets: tuple[str, ...], namespace: str, all_namespaces: bool, selector: str | None,
+                field_selector: str | None, output: str | None, watch: bool) -> None:
+    """Display one or many resources."""
+    sys.exit(kubectl.get(Client.from_state(), list(targets), namespace, all_namespaces, selector,
+                         field_selector, output, watch))
+
+
+@kubectl_group.command("describe")
+@click.argument("kind")
+@click.argument("names", nargs=-1)
+@click.option("-n", "--namespace", default="default")
+@click.option("-l", "--selector", default=None)
+@handled
+def kubectl_describe(kind: str, names: tuple[str, ...], namespace: str, selector: str | None) -> None:
+    """Show details of a resource, with its events."""
+    if "/" in kind:
+        kind, _, name = kind.partition("/")
+        names = (name, *names)
+    sys.exit(kubectl.describe(Client.from_state(), kubectl.resolve(kind), namespace, list(names), selector))
+
+
+@kubectl_group.command("delete")
+@delete_options
+@handled
+def kubectl_delete(**kwargs: Any) -> None:
+    """Delete resources."""
+    _delete(**kwargs)
+
+
+@kubectl_group.command("apply")
+@click.option("-f", "--filename", "files", multiple=True)
+@click.option("-R", "--recursive", is_flag=True)
+@click.option("-n", "--namespace", default="default")
+@click.option("--wait", is_flag=True)
+@click.option("--timeout", default=300.0)
+@handled
+def kubectl_apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float) -> None:
+    """Apply a configuration by file name or stdin."""
+    _apply(files, recursive, namespace, wait, timeout)
+
+
+def _deployment_arg(target: str, name: str | None) -> str:
+    kind, _, rest = target.partition("/")
+    if kubectl.resolve(kind).kind != "Deployment":
+        raise kubectl.UsageError(f"{kind} is not supported here; use deployment/NAME")
+    return rest or name or ""
+
+
+@kubectl_group.command("scale")
+@click.argument("target")
+@click.argument("name", required=False)
+@click.option("--replicas", type=int, required=True)
+@click.option("-n", "--namespace", default="default")
+@handled
+def kubectl_scale(target: str, name: str | None, replicas: int, namespace: str) -> None:
+    """Set a new size for a Deployment or ReplicaSet."""
+    kind, _, rest = target.partition("/")
+    res = kubectl.resolve(kind)
+    client = Client.from_state()
+    client.patch(res, namespace, rest or name or "", {"spec": {"replicas": replicas}}, sub="scale")
+    click.echo(f"{res.qualified}/{rest or name} scaled")
+
+
+@kubectl_group.group("rollout")
+def rollout() -> None:
+    """Manage the rollout of a Deployment."""
+
+
+@rollout.command("status")
+@click.argument("target")
+@click.argument("name", required=False)
+@click.option("-n", "--namespace", default="default")
+@click.option("--timeout", default=300.0)
+@handled
+def rollout_status(target: str, name: str | None, namespace: str, timeout: float) -> None:
+    client = Client.from_state()
+    deploy = client.get(BY_KIND["Deployment"], namespace, _deployment_arg(target, name))
+    sys.exit(kubectl.wait_ready(client, [deploy], timeout))
+
+
+@rollout.command("restart")
+@click.argument("target")
+@click.argument("name", required=False)
+@click.option("-n", "--namespace", default="default")
+@handled
+def rollout_restart(target: str, name: str | None, namespace: str) -> None:
+    client = Client.from_state()
+    dname = _deployment_arg(target, name)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    client.patch(BY_KIND["Deployment"], namespace, dname, {"spec": {"template": {"metadata": {"annotations": {
+        "kubectl.kubernetes.io/restartedAt": stamp}}}}}, kind="application/strategic-merge-patch+json")
+    click.echo(f"deployment.apps/{dname} restarted")
+
+
+@rollout.command("undo")
+@click.argument("target")
+@click.argument("name", required=False)
+@click.option("-n", "--namespace", default="default")
+@click.option("--to-revision", type=int, default=0)
+@handled
+def rollout_undo(target: str, name: str | None, namespace: str, to_revision: int) -> None:
+    client = Client.from_state()
+    deploy = client.get(BY_KIND["Deployment"], namespace, _deployment_arg(target, name))
+    click.echo(kubectl.rollout_undo(client, deploy, to_revision))
+
+
+@rollout.command("history")
+@click.argument("target")
+@click.argument("name", required=False)
+@click.option("-n", "--namespace", default="default")
+@handled
+def rollout_history(target: str, name: str | None, namespace: str) -> None:
+    client = Client.from_state()
+    dname = _deployment_arg(target, name)
+    deploy = client.get(BY_KIND["Deployment"], namespace, dname)
+    click.echo(f"deployment.apps/{dname}")
+    click.echo("REVISION  CHANGE-CAUSE")
+    for rev, rs in kubectl.rollout_history(client, deploy):
+        cause = (rs["metadata"].get("annotations") or {}).get("kubernetes.io/change-cause", "<none>")
+        click.echo(f"{rev:<10}{cause}")
+
+
+def _pod_for(client: Client, target: str, namespace: str) -> str:
+    if "/" not in target:
+        return target
+    kind, _, name = target.partition("/")
+    res = kubectl.resolve(kind)
+    if res.kind == "Pod":
+        return name
+    obj = client.get(res, namespace, name)
+    pods = [p for p in kubectl.pods_of(client, obj) if not p["metadata"].get("deletionTimestamp")]
+    if not pods:
+        raise kubectl.UsageError(f"no pod found for {target}")
+    return sorted(pods, key=lambda p: p["metadata"]["creationTimestamp"])[0]["metadata"]["name"]
+
+
+@kubectl_group.command("logs")
+@click.argument("target")
+@click.option("-c", "--container", default=None)
+@click.option("-f", "--follow", is_flag=True)
+@click.option("-p", "--previous", is_flag=True)
+@click.option("--tail", type=int, default=-1)
+@click.option("--timestamps", is_flag=True)
+@click.option("-n", "--namespace", default="default")
+@handled
+def kubectl_logs(target: str, container: str | None, follow: bool, previous: bool, tail: int, timestamps: bool,
+                 namespace: str) -> None:
+    """Print the logs of a container in a pod."""
+    client = Client.from_state()
+    pod = _pod_for(client, target, namespace)
+    query = {"follow": str(follow).lower(), "previous": str(previous).lower(),
+             "timestamps": str(timestamps).lower()}
+    if container:
+        query["container"] = container
+    if tail >= 0:
+        query["tailLines"] = str(tail)
+    for chunk in client.stream(f"/api/v1/namespaces/{namespace}/pods/{pod}/log", query):
+        sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
+
+
+@kubectl_group.command("exec", context_settings={"ignore_unknown_options": True})
+@click.argument("target")
+@click.argument("command", nargs=-1, required=True)
+@click.option("-c", "--container", default=None)
+@click.option("-i", "--stdin", is_flag=True)
+@click.option("-t", "--tty", is_flag=True)
+@click.option("-n", "--namespace", default="default")
+@handled
+def kubectl_exec(target: str, command: tuple[str, ...], container: str | None, stdin: bool, tty: bool,
+                 namespace: str) -> None:
+    """Execute a command in a container: mikro kubectl exec POD -- CMD."""
+    client = Client.from_state()
+    pod_name = _pod_for(client, target, namespace)
+    if stdin or tty:
+        # An interactive session needs a terminal stream: hand it to the docker CLI.
+        pod = client.get(BY_KIND["Pod"], namespace, pod_name)
+        statuses = (pod.get("status") or {}).get("containerStatuses") or []
+        name = container or pod["spec"]["containers"][0]["name"]
+        cid = next((cs.get("containerID", "") for cs in statuses if cs["name"] == name), "").removeprefix("docker://")
+        if not cid:
+            fail(f"container {name} of pod {pod_name} is not running")
+        flags = "-" + ("i" if stdin else "") + ("t" if tty else "")
+        sys.exit(subprocess.call(["docker", "exec", flags, cid, *command]))
+    code, output = client.exec(f"/api/v1/namespaces/{namespace}/pods/{pod_name}/exec", list(command), container)
+    sys.stdout.buffer.write(output)
+    sys.stdout.flush()
+    if code:
+        click.echo(f"command terminated with exit code {code}", err=True)
+    sys.exit(code)
+
+
+@kubectl_group.command("version")
+@handled
+def kubectl_version() -> None:
+    """Print the client and server versions."""
+    client = Client.from_state()
+    server = client.request("GET", "/version")
+    click.echo(f"Client Version: mikro {__import__('mikro').__version__}")
+    click.echo(f"Server Version: {server['gitVersion']}")
+
+
+@kubectl_group.command("cluster-info")
+@handled
+def kubectl_cluster_info() -> None:
+    client = Client.from_state()
+    click.echo(f"Kubernetes control plane is running at {client.server}")
+
+
+main.add_command(kubectl_group, "kubectl")
+
+
+def kubectl_main() -> None:
+    """`mikro.kubectl`, as the blog's `microk8s.kubectl`."""
+    kubectl_group(prog_name="mikro.kubectl")
+
+
+if __name__ == "__main__":
+    main()

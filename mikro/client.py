@@ -1,0 +1,146 @@
+"""A small client of mikro's API, as kubectl is one. Standard library only, so that the CLI
+starts fast and never needs the docker package."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlencode
+
+from . import config
+from .errors import ApiError
+from .resources import Resource
+
+
+class NotRunning(Exception):
+    """The control plane does not answer."""
+
+
+class Client:
+    def __init__(self, host: str, port: int, token: str) -> None:
+        self.host, self.port, self.token = host, port, token
+
+    @classmethod
+    def from_state(cls) -> Client:
+        info = config.read_json(config.paths().endpoint)
+        if not info:
+            raise NotRunning("mikro is not running")
+        pid = info.get("pid")
+        if pid:
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                raise NotRunning("mikro is not running") from None
+            except PermissionError:
+                pass
+        return cls("127.0.0.1", int(info["port"]), info["token"])
+
+    @property
+    def server(self) -> str:
+        return f"https://{self.host}:{self.port}".replace("https", "http")
+
+    def _connect(self, timeout: float | None) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+
+    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
+                content_type: str = "application/json", accept: str = "application/json",
+                timeout: float | None = 60) -> Any:
+        conn = self._connect(timeout)
+        url = path + ("?" + urlencode(query, doseq=True) if query else "")
+        data = json.dumps(body).encode() if body is not None else None
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept}
+        if data is not None:
+            headers["Content-Type"] = content_type
+        try:
+            conn.request(method, url, body=data, headers=headers)
+            resp = conn.getresponse()
+            raw = resp.read()
+        except (ConnectionRefusedError, ConnectionResetError) as exc:
+            raise NotRunning(f"the mikro API at {self.server} does not answer ({exc})") from None
+        finally:
+            conn.close()
+        try:
+            payload = json.loads(raw) if raw else None
+        except ValueError:
+            payload = raw.decode(errors="replace")
+        if resp.status >= 400:
+            raise ApiError.from_status(resp.status, payload)
+        return payload
+
+    def stream(self, path: str, query: dict[str, Any] | None = None,
+               accept: str = "application/json") -> Iterator[bytes]:
+        """GET a streaming response (watch, logs), yielding lines."""
+        conn = self._connect(None)
+        url = path + ("?" + urlencode(query, doseq=True) if query else "")
+        try:
+            conn.request("GET", url, headers={"Authorization": f"Bearer {self.token}", "Accept": accept})
+        except ConnectionRefusedError as exc:
+            raise NotRunning(str(exc)) from None
+        resp = conn.getresponse()
+        if resp.status >= 400:
+            raw = resp.read()
+            try:
+                raise ApiError.from_status(resp.status, json.loads(raw))
+            except ValueError:
+                raise ApiError(resp.status, raw.decode(errors="replace")) from None
+        try:
+            while True:
+                line = resp.readline()
+                if not line:
+                    return
+                yield line
+        finally:
+            conn.close()
+
+    def exec(self, path: str, command: list[str], container: str | None) -> tuple[int, bytes]:
+        query: dict[str, Any] = {"command": command, "stdout": "true", "stderr": "true"}
+        if container:
+            query["container"] = container
+        conn = self._connect(None)
+        conn.request("POST", path + "?" + urlencode(query, doseq=True),
+                     headers={"Authorization": f"Bearer {self.token}"})
+        resp = conn.getresponse()
+        raw = resp.read()
+        conn.close()
+        if resp.status >= 400:
+            raise ApiError.from_status(resp.status, json.loads(raw))
+        return int(resp.getheader("X-Mikro-Exit-Code") or 0), raw
+
+    # -- typed helpers ---------------------------------------------------------------------
+
+    def get(self, res: Resource, ns: str | None, name: str) -> dict[str, Any]:
+        return self.request("GET", f"{res.base_path(ns)}/{name}")
+
+    def list(self, res: Resource, ns: str | None = None, **query: Any) -> dict[str, Any]:
+        return self.request("GET", res.base_path(ns), query={k: v for k, v in query.items() if v})
+
+    def create(self, res: Resource, ns: str | None, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+        return self.request("POST", res.base_path(ns), obj, query={"dryRun": "All"} if dry_run else None)
+
+    def patch(self, res: Resource, ns: str | None, name: str, body: Any,
+              kind: str = "application/merge-patch+json", dry_run: bool = False, sub: str = "") -> dict[str, Any]:
+        path = f"{res.base_path(ns)}/{name}" + (f"/{sub}" if sub else "")
+        return self.request("PATCH", path, body, content_type=kind,
+                            query={"dryRun": "All"} if dry_run else None)
+
+    def delete(self, res: Resource, ns: str | None, name: str, propagation: str | None = None,
+               grace: int | None = None) -> dict[str, Any]:
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation:
+            body["propagationPolicy"] = propagation
+        if grace is not None:
+            body["gracePeriodSeconds"] = grace
+        return self.request("DELETE", f"{res.base_path(ns)}/{name}", body)
+
+    def healthy(self) -> bool:
+        try:
+            conn = self._connect(2)
+            conn.request("GET", "/readyz", headers={"Authorization": f"Bearer {self.token}"})
+            ok = conn.getresponse().status == 200
+            conn.close()
+            return ok
+        except OSError:
+            return False

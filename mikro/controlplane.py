@@ -1,0 +1,142 @@
+"""The control plane process: store, API server, controllers, pod runtime and proxies.
+
+`mikro start` runs `python -m mikro.controlplane` in the background; SIGTERM (`mikro stop`)
+stops every container of the cluster, then the process. State stays in the state directory.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import logging
+import os
+import secrets
+import signal
+import socket
+import sys
+import threading
+from typing import Any
+
+from . import config
+from .apiserver import serve
+from .controllers import Controllers
+from .docker_backend import Docker
+from .errors import ApiError
+from .images import INFRA_IMAGE, NGINX_IMAGE
+from .network import ADDONS_CM, ADDONS_NS, Network
+from .podplan import PodContext
+from .registry import Registry
+from .resources import BY_KIND
+from .runtime import PodRuntime
+from .store import Store
+
+log = logging.getLogger("mikro.controlplane")
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def free_port(preferred: int | None) -> int:
+    for port in ([preferred] if preferred else []) + [0]:
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+                return sock.getsockname()[1]
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
+
+
+def bootstrap(registry: Registry, cluster: str, node_name: str, host_ip: str) -> None:
+    """Objects every cluster has: system namespaces, the node, the addons' ConfigMap."""
+    store = registry.store
+    for ns in SYSTEM_NAMESPACES:
+        if store.find(BY_KIND["Namespace"], "", ns) is None:
+            registry.create(BY_KIND["Namespace"], "", {"metadata": {"name": ns}})
+    if store.find(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM) is None:
+        registry.create(BY_KIND["ConfigMap"], ADDONS_NS, {"metadata": {"name": ADDONS_CM}, "data": {}})
+    cpu = str(os.cpu_count() or 1)
+    node = {"metadata": {"name": node_name, "labels": {"kubernetes.io/hostname": node_name,
+                                                         "kubernetes.io/os": "linux",
+                                                         "node-role.kubernetes.io/control-plane": ""}},
+            "spec": {}}
+    if store.find(BY_KIND["Node"], "", node_name) is None:
+        node = registry.create(BY_KIND["Node"], "", node)
+    else:
+        node = store.get(BY_KIND["Node"], "", node_name)
+    node["status"] = {"capacity": {"cpu": cpu, "pods": "110"}, "allocatable": {"cpu": cpu, "pods": "110"},
+                      "addresses": [{"type": "InternalIP", "address": host_ip},
+                                    {"type": "Hostname", "address": node_name}],
+                      "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                                      "message": "mikro is running"}],
+                      "nodeInfo": {"kubeletVersion": "v1.32.0", "containerRuntimeVersion": "docker",
+                                   "operatingSystem": "linux", "architecture": "amd64"}}
+    store.update(BY_KIND["Node"], node, status_only=True)
+
+
+def main() -> int:
+    paths = config.ensure_state_dir()
+    logging.basicConfig(level=os.environ.get("MIKRO_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cluster = config.cluster_name()
+    settings = config.load_settings(paths)
+    settings.setdefault("token", secrets.token_urlsafe(32))
+    settings.setdefault("bind_address", "127.0.0.1")
+    docker = Docker(cluster)
+    subnet = ipaddress.ip_network(docker.ensure_network(settings.get("subnet")))
+    settings["subnet"] = str(subnet)
+    halves = list(subnet.subnets(new_prefix=subnet.prefixlen + 1))
+    host_ip = str(next(subnet.hosts()))
+    settings["port"] = free_port(settings.get("port"))
+    config.save_settings(paths, settings)
+
+    store = Store(paths.db)
+    node_name = cluster
+    registry = Registry(store, str(halves[1]), node_name)
+    bootstrap(registry, cluster, node_name, host_ip)
+    ctx = PodContext(cluster=cluster, network=docker.network_name(), infra_image=INFRA_IMAGE,
+                     node_name=node_name, host_ip=host_ip, state_dir=str(paths.root))
+    runtime = PodRuntime(registry, docker, ctx)
+    server = serve(registry, settings["token"], runtime, settings["port"])
+    network = Network(registry, docker, paths, cluster, docker.network_name(), NGINX_IMAGE,
+                      settings["bind_address"])
+    controllers = Controllers(registry)
+
+    stopping = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    config.write_private(paths.endpoint, json.dumps({"port": settings["port"], "token": settings["token"],
+                                                     "pid": os.getpid(), "cluster": cluster}))
+    network.start()
+    runtime.start()
+    controllers.start()
+    threading.Thread(target=docker.events, args=(network.on_docker_event, stopping), daemon=True).start()
+    server.ready.set()
+    log.info("mikro %s is ready on 127.0.0.1:%d", cluster, settings["port"])
+    stopping.wait()
+
+    log.info("stopping: pods, then proxies, then the API")
+    server.ready.clear()
+    controllers.stop.set()
+    runtime.shutdown()
+    network.shutdown()
+    server.stopping.set()
+    server.shutdown()
+    try:
+        paths.endpoint.unlink()
+    except FileNotFoundError:
+        pass
+    store.close()
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except ApiError as err:
+        logging.getLogger("mikro").error("%s", err.message)
+        sys.exit(1)

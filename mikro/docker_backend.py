@@ -1,0 +1,257 @@
+"""The one module that talks to Docker.
+
+Everything mikro creates carries `io.mikro/cluster=<name>`; mikro lists, changes and removes
+only what carries its own cluster's label.
+"""
+
+from __future__ import annotations
+
+import io
+import ipaddress
+import logging
+import os
+import socket
+import tarfile
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import docker
+import docker.errors
+from docker.types import IPAMConfig, IPAMPool
+
+from .config import LABEL_PREFIX
+from .docker_types import ContainerSpec
+
+log = logging.getLogger("mikro.docker")
+
+LABEL_CLUSTER = LABEL_PREFIX + "cluster"
+DockerError = docker.errors.DockerException
+NotFound = docker.errors.NotFound
+ImageNotFound = docker.errors.ImageNotFound
+
+
+class DockerUnavailable(Exception):
+    pass
+
+
+class Docker:
+    def __init__(self, cluster: str) -> None:
+        self.cluster = cluster
+        host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+        try:
+            self.client = docker.from_env(timeout=120)
+            self.client.ping()
+        except DockerError as exc:
+            raise DockerUnavailable(
+                f"Docker does not answer at {host} ({exc.__class__.__name__}); start the Docker engine "
+                "(for example `dockerd &` or `systemctl start docker`) and try again"
+            ) from None
+        self.api = self.client.api
+
+    # -- networks --------------------------------------------------------------------------
+
+    def network_name(self) -> str:
+        return self.cluster
+
+    def ensure_network(self, subnet: str | None) -> str:
+        """Create the cluster's bridge network if needed; return its subnet. A new network
+        takes the first free /16 of 10.152-10.199 so that two clusters never overlap."""
+        name = self.network_name()
+        try:
+            net = self.client.networks.get(name)
+            if (net.attrs.get("Labels") or {}).get(LABEL_CLUSTER) != self.cluster:
+                raise DockerUnavailable(f"a Docker network named {name!r} exists and is not mikro's; "
+                                        "choose another cluster name with MIKRO_CLUSTER")
+            return net.attrs["IPAM"]["Config"][0]["Subnet"]
+        except NotFound:
+            pass
+        used = []
+        for net in self.client.networks.list():
+            for cfg in (net.attrs.get("IPAM") or {}).get("Config") or []:
+                if cfg.get("Subnet"):
+                    try:
+                        used.append(ipaddress.ip_network(cfg["Subnet"]))
+                    except ValueError:
+                        pass
+        candidates = [subnet] if subnet else [f"10.{n}.0.0/16" for n in range(152, 200)]
+        for candidate in candidates:
+            net16 = ipaddress.ip_network(candidate)
+            if any(net16.overlaps(u) for u in used):
+                continue
+            pods = str(next(net16.subnets(new_prefix=net16.prefixlen + 1)))
+            self.client.networks.create(
+                name, driver="bridge", labels={LABEL_CLUSTER: self.cluster},
+                ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=candidate, iprange=pods)]),
+            )
+            return candidate
+        raise DockerUnavailable("no free 10.x.0.0/16 subnet for the cluster network")
+
+    def remove_network(self) -> None:
+        try:
+            net = self.client.networks.get(self.network_name())
+            if (net.attrs.get("Labels") or {}).get(LABEL_CLUSTER) == self.cluster:
+                net.remove()
+        except NotFound:
+            pass
+
+    # -- containers ------------------------------------------------------------------------
+
+    def containers(self, **labels: str) -> list[dict[str, Any]]:
+        """Every container of this cluster (running or not) matching the labels, as the raw
+        list entries of the Docker API (Id, Names, Labels, State, Status, Created)."""
+        filters = [f"{LABEL_CLUSTER}={self.cluster}"] + [f"{LABEL_PREFIX}{k}={v}" for k, v in labels.items()]
+        return self.api.containers(all=True, filters={"label": filters})
+
+    def inspect(self, ident: str) -> dict[str, Any] | None:
+        try:
+            return self.api.inspect_container(ident)
+        except NotFound:
+            return None
+
+    def create(self, spec: ContainerSpec) -> str:
+        labels = {LABEL_CLUSTER: self.cluster, **spec.labels}
+        port_bindings = {p: (hip, hport) for p, (hip, hport) in spec.ports.items()}
+        host_config = self.api.create_host_config(
+            network_mode=spec.network_mode or spec.network,
+            port_bindings=port_bindings or None,
+            mem_limit=spec.mem_limit,
+            nano_cpus=spec.nano_cpus,
+            binds=spec.binds or None,
+            tmpfs=spec.tmpfs or None,
+            dns_search=spec.dns_search or None,
+            dns_opt=spec.dns_opt or None,
+            restart_policy={"Name": "unless-stopped"} if spec.restart_always else None,
+            init=False,
+        )
+        networking = None
+        if spec.network and not spec.network_mode:
+            endpoint = self.api.create_endpoint_config(aliases=spec.aliases or None, ipv4_address=spec.ip)
+            networking = self.api.create_networking_config({spec.network: endpoint})
+        created = self.api.create_container(
+            image=spec.image, command=spec.command, entrypoint=spec.entrypoint, name=spec.name,
+            hostname=spec.hostname if not spec.network_mode else None,
+            environment=spec.env or None, labels=labels, working_dir=spec.working_dir,
+            ports=[tuple(p.split("/")) for p in spec.ports] or None, host_config=host_config, networking_config=networking,
+            stop_signal=spec.stop_signal, tty=spec.tty, stdin_open=spec.stdin_open, user=spec.user,
+            stop_timeout=spec.stop_timeout,
+        )
+        return created["Id"]
+
+    def start(self, ident: str) -> None:
+        self.api.start(ident)
+
+    def stop(self, ident: str, timeout: int) -> None:
+        try:
+            self.api.stop(ident, timeout=timeout)
+        except NotFound:
+            pass
+
+    def remove(self, ident: str) -> None:
+        try:
+            self.api.remove_container(ident, force=True, v=True)
+        except NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if "already in progress" not in str(exc):
+                raise
+
+    def rename(self, ident: str, name: str) -> None:
+        self.api.rename(ident, name)
+
+    def logs(self, ident: str, follow: bool, tail: int | None, timestamps: bool) -> Iterator[bytes]:
+        return self.api.logs(ident, stream=True, follow=follow, tail=tail if tail is not None else "all",
+                             timestamps=timestamps)
+
+    def exec(self, ident: str, command: list[str], tty: bool = False) -> tuple[int, bytes]:
+        exec_id = self.api.exec_create(ident, command, tty=tty)["Id"]
+        output = self.api.exec_start(exec_id)
+        code = self.api.exec_inspect(exec_id).get("ExitCode")
+        return (code if code is not None else -1), output
+
+    def put_file(self, ident: str, directory: str, name: str, data: bytes) -> None:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(data))
+        self.api.put_archive(ident, directory, buf.getvalue())
+
+    def events(self, on_event: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
+        """Call `on_event` for each container event of this cluster until `stop` is set."""
+        while not stop.is_set():
+            try:
+                stream = self.api.events(decode=True, filters={"type": "container",
+                                                               "label": f"{LABEL_CLUSTER}={self.cluster}"})
+                for event in stream:
+                    if stop.is_set():
+                        stream.close()
+                        return
+                    on_event(event)
+            except Exception:  # noqa: BLE001 - the engine may restart; keep listening
+                log.exception("docker event stream broke; reconnecting")
+                stop.wait(1)
+
+    # -- images ----------------------------------------------------------------------------
+
+    def image(self, ref: str) -> dict[str, Any] | None:
+        try:
+            return self.api.inspect_image(ref)
+        except ImageNotFound:
+            return None
+        except docker.errors.APIError:
+            return None
+
+    def pull(self, ref: str) -> dict[str, Any]:
+        repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
+        self.api.pull(repo, tag=tag or "latest")
+        image = self.image(ref if ":" in ref.rsplit("/", 1)[-1] else f"{ref}:latest")
+        if image is None:
+            raise docker.errors.ImageNotFound(f"{ref} not found after pull")
+        return image
+
+    def images(self) -> list[dict[str, Any]]:
+        return self.api.images()
+
+    def load(self, data: bytes) -> list[str]:
+        loaded = self.client.images.load(data)
+        return [t for image in loaded for t in image.tags]
+
+    def build(self, context: bytes, tag: str, labels: dict[str, str] | None = None) -> None:
+        for _ in self.api.build(fileobj=io.BytesIO(context), custom_context=True, tag=tag, rm=True,
+                                labels=labels, decode=True):
+            pass
+        if self.image(tag) is None:
+            raise docker.errors.BuildError(f"building {tag} failed", [])
+
+    def import_image(self, stream: Any, tag: str, changes: list[str]) -> None:
+        repo, _, version = tag.rpartition(":")
+        self.api.import_image_from_stream(stream, repository=repo, tag=version, changes=changes)
+
+    def tag(self, source: str, target: str) -> None:
+        repo, _, version = target.rpartition(":")
+        self.api.tag(source, repo, version)
+
+    # -- volumes ---------------------------------------------------------------------------
+
+    def ensure_volume(self, name: str, labels: dict[str, str]) -> str:
+        try:
+            self.client.volumes.get(name)
+        except NotFound:
+            self.client.volumes.create(name, labels={LABEL_CLUSTER: self.cluster, **labels})
+        return name
+
+    def volumes(self) -> list[Any]:
+        return self.client.volumes.list(filters={"label": f"{LABEL_CLUSTER}={self.cluster}"})
+
+
+def host_port_free(ip: str, port: int) -> bool:
+    """Whether a TCP port can be bound on the host (checked before publishing it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((ip, port))
+            return True
+        except OSError:
+            return False

@@ -1,0 +1,142 @@
+"""The images mikro itself needs, made available without any registry.
+
+- the infra (pause) image: built from scratch with the host's static busybox;
+- the NGINX image (service proxies, ingress): built from a Debian base image when a registry
+  answers, otherwise from the host's Debian package mirror with mmdebstrap, loaded with
+  `docker import`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import tarfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+
+from .docker_backend import Docker, DockerError
+
+INFRA_IMAGE = "mikro/pause:1"
+NGINX_IMAGE = "mikro/nginx:1.22"
+NGINX_PACKAGES = ["nginx", "libnginx-mod-stream", "openssl", "ca-certificates"]
+DEFAULT_CERT_COMMAND = ("mkdir -p /etc/ssl/mikro && openssl req -x509 -newkey rsa:2048 -nodes -days 3650 "
+                        "-subj /CN=mikro-ingress-default -keyout /etc/ssl/mikro/default.key "
+                        "-out /etc/ssl/mikro/default.crt 2>/dev/null")
+INFRA_DOCKERFILE = """FROM scratch
+COPY busybox /bin/busybox
+RUN ["/bin/busybox", "--install", "-s", "/bin"]
+CMD ["/bin/sh", "-c", "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done"]
+"""
+Progress = Callable[[str], None]
+
+
+class ImageError(Exception):
+    pass
+
+
+def static_busybox() -> Path:
+    for candidate in (shutil.which("busybox"), "/bin/busybox", "/usr/bin/busybox"):
+        if candidate and Path(candidate).exists():
+            data = Path(candidate).read_bytes()
+            if b"ld-linux" not in data[:8192] and b"/lib/ld-" not in data[:8192]:
+                return Path(candidate)
+    raise ImageError("a static busybox is needed to build the infra image: install Debian's busybox-static "
+                     "(apt-get install busybox-static)")
+
+
+def context_tar(files: dict[str, bytes], modes: dict[str, int] | None = None) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mode = (modes or {}).get(name, 0o644)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def build_infra(docker: Docker, progress: Progress) -> None:
+    progress(f"building {INFRA_IMAGE} from the host's static busybox")
+    busybox = static_busybox().read_bytes()
+    docker.build(context_tar({"Dockerfile": INFRA_DOCKERFILE.encode(), "busybox": busybox},
+                             {"busybox": 0o755}), INFRA_IMAGE, {"io.mikro/image": "infra"})
+
+
+def debian_suite() -> str:
+    try:
+        for line in Path("/etc/os-release").read_text().splitlines():
+            if line.startswith("VERSION_CODENAME="):
+                return line.split("=", 1)[1].strip('"') or "bookworm"
+    except OSError:
+        pass
+    return "bookworm"
+
+
+def _try_pull(docker: Docker, ref: str, seconds: float) -> bool:
+    result: list[bool] = []
+
+    def pull() -> None:
+        try:
+            docker.pull(ref)
+            result.append(True)
+        except DockerError:
+            result.append(False)
+
+    thread = threading.Thread(target=pull, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return bool(result and result[0])
+
+
+def build_nginx(docker: Docker, progress: Progress) -> None:
+    suite = debian_suite()
+    base = f"debian:{suite}-slim"
+    progress(f"trying to pull {base} to build {NGINX_IMAGE}")
+    if _try_pull(docker, base, 20):
+        dockerfile = (f"FROM {base}\nRUN apt-get update && apt-get install -y --no-install-recommends "
+                      f"{' '.join(NGINX_PACKAGES)} && rm -rf /var/lib/apt/lists/* && {DEFAULT_CERT_COMMAND}\n"
+                      'CMD ["nginx", "-g", "daemon off;"]\n')
+        docker.build(context_tar({"Dockerfile": dockerfile.encode()}), NGINX_IMAGE, {"io.mikro/image": "nginx"})
+        return
+    mmdebstrap = shutil.which("mmdebstrap")
+    if mmdebstrap is None:
+        raise ImageError(f"no registry answers and mmdebstrap is missing: install it (apt-get install mmdebstrap) "
+                         f"to build {NGINX_IMAGE} from Debian's packages")
+    progress(f"no registry: building {NGINX_IMAGE} from Debian {suite} packages with mmdebstrap (about a minute)")
+    cmd = [mmdebstrap, "--quiet", "--variant=essential", f"--include={','.join(NGINX_PACKAGES)}",
+           "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
+           "--dpkgopt=path-exclude=/usr/share/locale/*",
+           f"--customize-hook=chroot \"$1\" sh -c '{DEFAULT_CERT_COMMAND}'", suite, "-"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    try:
+        docker.import_image(proc.stdout, NGINX_IMAGE, ['CMD ["nginx", "-g", "daemon off;"]',
+                                                      "LABEL io.mikro/image=nginx"])
+    finally:
+        _, err = proc.communicate()
+    if proc.returncode != 0 or docker.image(NGINX_IMAGE) is None:
+        raise ImageError(f"mmdebstrap failed (exit {proc.returncode}): {err.decode(errors='replace')[-800:]}")
+
+
+def prepare(docker: Docker, progress: Progress, force: bool = False) -> list[str]:
+    """Make every image mikro needs present; return the ones that were built."""
+    built = []
+    for image, builder in ((INFRA_IMAGE, build_infra), (NGINX_IMAGE, build_nginx)):
+        if docker.image(image) is not None and not force:
+            progress(f"{image}: present")
+            continue
+        builder(docker, progress)
+        progress(f"{image}: ready")
+        built.append(image)
+    return built
+
+
+def missing(docker: Docker) -> list[str]:
+    return [image for image in (INFRA_IMAGE, NGINX_IMAGE) if docker.image(image) is None]
+
+
+def running_as_root() -> bool:
+    return os.geteuid() == 0

@@ -1,0 +1,222 @@
+"""Reading manifests the way kubectl reads them.
+
+Pure: text in, documents (or one `ManifestError` naming file, document and field) out.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from . import resources, validation
+
+# A manifest larger than this is refused before it is parsed: etcd itself caps an object
+# at 1.5 MiB, so a file of many megabytes is a mistake, and parsing it would cost memory.
+MAX_FILE_BYTES = 8 * 1024 * 1024
+# Aliases make a small text expand into a huge tree ("billion laughs"); count the expanded
+# nodes and give up past this many.
+MAX_EXPANDED_NODES = 200_000
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
+
+
+class ManifestError(Exception):
+    """A manifest cannot be applied; the message names file, document and field."""
+
+
+class _Loader(yaml.SafeLoader):
+    """SafeLoader without the timestamp resolver: Kubernetes keeps dates as strings."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+@dataclass
+class Document:
+    source: str  # file name, or "-" for standard input
+    index: int  # 1-based position in its file, counting non-empty documents
+    line: int  # 1-based line where the document starts
+    obj: dict[str, Any]
+
+    @property
+    def where(self) -> str:
+        kind = self.obj.get("kind", "?")
+        name = (self.obj.get("metadata") or {}).get("name") or "?"
+        return f'{self.source}: document {self.index} ({kind} "{name}")'
+
+
+def split_documents(text: str) -> list[tuple[int, str]]:
+    """Split on kubectl's separator: a line starting with `---` followed by nothing but
+    white space (any kind, non-breaking spaces included) or a comment.
+
+    Returns (first line number, text) pairs, empty documents included.
+    """
+    chunks: list[tuple[int, str]] = []
+    current: list[str] = []
+    start = 1
+    for number, line in enumerate(text.splitlines(keepends=True), start=1):
+        if line.startswith("---"):
+            rest = line[3:].strip()
+            if not rest or rest.startswith("#"):
+                chunks.append((start, "".join(current)))
+                current = []
+                start = number + 1
+                continue
+        current.append(line)
+    chunks.append((start, "".join(current)))
+    return chunks
+
+
+def _expanded_size(obj: Any, limit: int) -> int:
+    """Count nodes as if aliases were copied, stopping once past `limit`."""
+    count = 0
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > limit:
+            return count
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count
+
+
+def parse_text(text: str, source: str) -> list[Document]:
+    documents: list[Document] = []
+    index = 0
+    for start, chunk in split_documents(text):
+        try:
+            obj = yaml.load(chunk, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = start + mark.line if mark is not None else start
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ManifestError(
+                f"{source}: document {index + 1}: YAML syntax error at line {line}: {problem}"
+            ) from None
+        if obj is None:
+            continue
+        index += 1
+        if _expanded_size(obj, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
+            raise ManifestError(
+                f"{source}: document {index}: refused: expands to more than "
+                f"{MAX_EXPANDED_NODES} nodes (YAML aliases?)"
+            )
+        if not isinstance(obj, dict):
+            raise ManifestError(
+                f"{source}: document {index} (line {start}): expected a mapping with "
+                f"apiVersion and kind, got a {type(obj).__name__}"
+            )
+        if obj.get("kind") == "List" and obj.get("apiVersion") == "v1":
+            items = obj.get("items") or []
+            if not isinstance(items, list):
+                raise ManifestError(f"{source}: document {index} (List): items: must be a list")
+            for item in items:
+                if not isinstance(item, dict):
+                    raise ManifestError(
+                        f"{source}: document {index} (List): every item must be a mapping"
+                    )
+                documents.append(Document(source, index, start, item))
+            continue
+        documents.append(Document(source, index, start, obj))
+    return documents
+
+
+def read_source(path: str) -> str:
+    if path == "-":
+        data = sys.stdin.buffer.read(MAX_FILE_BYTES + 1)
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise ManifestError(f'the path "{path}" does not exist')
+        size = p.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ManifestError(
+                f"{path}: refused: {size} bytes is more than the {MAX_FILE_BYTES} a manifest may have"
+            )
+        with p.open("rb") as fh:
+            data = fh.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ManifestError(f"{path}: refused: more than {MAX_FILE_BYTES} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+
+
+def expand_paths(paths: Iterable[str], recursive: bool) -> list[str]:
+    """Files named by -f: a file, `-`, or a directory's manifests (recursively with -R)."""
+    out: list[str] = []
+    for path in paths:
+        if path == "-":
+            out.append(path)
+            continue
+        p = Path(path)
+        if not p.exists():
+            raise ManifestError(f'the path "{path}" does not exist')
+        if p.is_dir():
+            walker = sorted(p.rglob("*") if recursive else p.iterdir())
+            out.extend(str(f) for f in walker if f.is_file() and f.suffix in MANIFEST_SUFFIXES)
+        else:
+            out.append(path)
+    return out
+
+
+def load(paths: Iterable[str], recursive: bool = False, default_namespace: str = "default") -> list[Document]:
+    """Read, parse and validate every document; raise on the first problem, before anything
+    is sent anywhere, so that one bad document means nothing is applied."""
+    documents: list[Document] = []
+    for path in expand_paths(paths, recursive):
+        documents.extend(parse_text(read_source(path), path))
+    seen: dict[tuple[str, str, str], Document] = {}
+    for doc in documents:
+        check_document(doc)
+        res = resources.BY_KIND[doc.obj["kind"]]
+        meta = doc.obj["metadata"]
+        ns = meta.get("namespace") or (default_namespace if res.namespaced else "")
+        key = (doc.obj["kind"], ns, meta.get("name", ""))
+        if key[2] and key in seen:
+            raise ManifestError(
+                f"{doc.where}: the same {doc.obj['kind']} \"{key[2]}\" is also "
+                f"document {seen[key].index} of {seen[key].source}"
+            )
+        seen[key] = doc
+    return documents
+
+
+def check_document(doc: Document) -> None:
+    obj = doc.obj
+    api_version, kind = obj.get("apiVersion"), obj.get("kind")
+    head = f"{doc.source}: document {doc.index}"
+    if not api_version or not isinstance(api_version, str):
+        raise ManifestError(f"{head}: apiVersion: Required value")
+    if not kind or not isinstance(kind, str):
+        raise ManifestError(f"{head}: kind: Required value")
+    if kind not in resources.BY_KIND:
+        raise ManifestError(
+            f'{head}: no matches for kind "{kind}" in version "{api_version}" '
+            "(mikro knows: " + ", ".join(sorted(resources.BY_KIND)) + ")"
+        )
+    if resources.for_api_version(api_version, kind) is None:
+        expected = resources.BY_KIND[kind].api_version
+        raise ManifestError(
+            f'{head}: no matches for kind "{kind}" in version "{api_version}" (use apiVersion: {expected})'
+        )
+    errors = validation.validate(obj)
+    if errors:
+        raise ManifestError(f"{doc.where}: " + "; ".join(str(e) for e in errors))
+
+
+def describe_source(path: str) -> str:
+    return "standard input" if path == "-" else os.path.basename(path)

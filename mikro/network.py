@@ -1,0 +1,303 @@
+"""The kube-proxy and ingress parts: one NGINX proxy container per Service, carrying the
+Service's ClusterIP and DNS names, and the ingress addon's NGINX on host ports 80/443.
+
+Configuration is rendered (see `ingress`), written under the state directory, checked with
+`nginx -t` and reloaded in place only when it changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import os
+import threading
+from pathlib import Path
+from typing import Any
+
+from . import ingress as ingress_model
+from .config import LABEL_PREFIX, Paths, write_private
+from .docker_backend import Docker, DockerError, host_port_free
+from .docker_types import ContainerSpec
+from .errors import ApiError
+from .podplan import spec_hash
+from .registry import Registry
+from .resources import BY_KIND
+from .store import Change
+
+log = logging.getLogger("mikro.network")
+L = LABEL_PREFIX
+SVC, EP, ING = BY_KIND["Service"], BY_KIND["Endpoints"], BY_KIND["Ingress"]
+SECRET, CM, IC = BY_KIND["Secret"], BY_KIND["ConfigMap"], BY_KIND["IngressClass"]
+ADDONS_NS, ADDONS_CM = "kube-system", "mikro-addons"
+NGINX_COMMAND = ["nginx", "-c", "/etc/mikro/nginx.conf", "-g", "daemon off;"]
+DEFAULT_CERT = ("/etc/ssl/mikro/default.crt", "/etc/ssl/mikro/default.key")
+
+
+def dns_aliases(name: str, namespace: str) -> list[str]:
+    return [f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"]
+
+
+def valid_pem_pair(cert: bytes, key: bytes) -> bool:
+    return b"-----BEGIN CERTIFICATE-----" in cert and b"PRIVATE KEY-----" in key
+
+
+class Network:
+    def __init__(self, registry: Registry, docker: Docker, paths: Paths, cluster: str, network: str,
+                 nginx_image: str, bind_address: str) -> None:
+        self.reg = registry
+        self.store = registry.store
+        self.docker = docker
+        self.paths = paths
+        self.cluster = cluster
+        self.network = network
+        self.image = nginx_image
+        self.bind = bind_address
+        self.wake = threading.Event()
+        self.stop = threading.Event()
+        self.lock = threading.Lock()
+        self.reported: set[tuple[str, str, str]] = set()
+
+    def start(self) -> None:
+        kinds = {"Service", "Endpoints", "Ingress", "Secret", "ConfigMap", "IngressClass"}
+
+        def on_change(change: Change) -> bool:
+            if change.resource.kind in kinds:
+                self.wake.set()
+            return False
+
+        self.store.watch(on_change)
+        threading.Thread(target=self._loop, name="network", daemon=True).start()
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            self.wake.wait(2.0)
+            self.wake.clear()
+            if self.stop.wait(0.02):
+                return
+            try:
+                self.sync()
+            except Exception:  # noqa: BLE001 - keep serving; the next pass retries
+                log.exception("network sync failed")
+
+    def on_docker_event(self, event: dict[str, Any]) -> None:
+        attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        if attrs.get(L + "kind") in ("proxy", "ingress") and event.get("status") in ("die", "destroy"):
+            self.wake.set()
+
+    # -- addons state ----------------------------------------------------------------------
+
+    def addons(self) -> dict[str, str]:
+        cm = self.store.find(CM, ADDONS_NS, ADDONS_CM)
+        return dict((cm or {}).get("data") or {})
+
+    def _set_addon_status(self, name: str, status: str) -> None:
+        cm = self.store.find(CM, ADDONS_NS, ADDONS_CM)
+        if cm is None:
+            return
+        data = cm.setdefault("data", {})
+        if data.get(f"{name}.status") != status:
+            data[f"{name}.status"] = status
+            cm["metadata"].pop("resourceVersion", None)
+            self.store.update(CM, cm)
+
+    # -- passes ----------------------------------------------------------------------------
+
+    def sync(self) -> None:
+        with self.lock:
+            services = self.store.list(SVC)[0]
+            endpoints = {(e["metadata"]["namespace"], e["metadata"]["name"]): e for e in self.store.list(EP)[0]}
+            wanted = set()
+            for svc in services:
+                spec = svc.get("spec") or {}
+                if spec.get("clusterIP") in (None, "", "None") or spec.get("type") == "ExternalName":
+                    continue
+                key = (svc["metadata"]["namespace"], svc["metadata"]["name"])
+                wanted.add(self._proxy_name(*key))
+                try:
+                    self.sync_proxy(svc, endpoints.get(key))
+                except DockerError as exc:
+                    log.warning("service proxy %s/%s: %s", *key, exc)
+            for c in self.docker.containers(kind="proxy"):
+                if c["Names"][0].lstrip("/") not in wanted:
+                    self.docker.remove(c["Id"])
+            addons = self.addons()
+            if addons.get("ingress") == "enabled":
+                self.sync_ingress(services, list(endpoints.values()), addons)
+            else:
+                for c in self.docker.containers(kind="ingress"):
+                    self.docker.remove(c["Id"])
+
+    def _proxy_name(self, ns: str, name: str) -> str:
+        return f"{self.cluster}_svc_{ns}_{name}"
+
+    def _event_once(self, obj: dict[str, Any], reason: str, message: str) -> None:
+        key = (obj["metadata"].get("uid", ""), reason, message)
+        if key not in self.reported:
+            self.reported.add(key)
+            self.reg.record_event(obj, reason, message, "Warning", "mikro-network")
+
+    def _write_if_changed(self, path: Path, text: str) -> bool:
+        try:
+            if path.read_text() == text:
+                return False
+        except OSError:
+            pass
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_private(path, text)
+        os.chmod(path, 0o644)
+        return True
+
+    def sync_proxy(self, svc: dict[str, Any], endpoints: dict[str, Any] | None) -> None:
+        meta, spec = svc["metadata"], svc["spec"]
+        ns, name = meta["namespace"], meta["name"]
+        ports = []
+        for p in spec.get("ports") or []:
+            addrs, _ = ingress_model.endpoints_for(svc, endpoints, {"number": p["port"]})
+            ports.append({"port": p["port"], "protocol": p.get("protocol", "TCP"), "endpoints": addrs or []})
+        directory = self.paths.proxies / f"{ns}_{name}"
+        changed = self._write_if_changed(directory / "nginx.conf",
+                                         ingress_model.render_service_proxy(ns, name, ports))
+        published: dict[str, tuple[str, int]] = {}
+        for p in spec.get("ports") or []:
+            proto = p.get("protocol", "TCP").lower()
+            if spec.get("type") == "NodePort" and p.get("nodePort"):
+                published[f"{p['port']}/{proto}"] = (self.bind, int(p["nodePort"]))
+            elif spec.get("type") == "LoadBalancer":
+                published[f"{p['port']}/{proto}"] = (self.bind, int(p["port"]))
+        cspec = ContainerSpec(
+            name=self._proxy_name(ns, name), image=self.image,
+            labels={L + "kind": "proxy", L + "namespace": ns, L + "name": name, L + "uid": meta["uid"]},
+            command=NGINX_COMMAND, network=self.network, ip=spec["clusterIP"],
+            aliases=dns_aliases(name, ns), ports=published,
+            binds={str(directory): {"bind": "/etc/mikro", "mode": "ro"}}, stop_timeout=1,
+        )
+        cspec.labels[L + "spec-hash"] = spec_hash(cspec)
+        current = next(iter(self.docker.containers(kind="proxy", namespace=ns, name=name)), None)
+        if current is not None and current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]:
+            self.docker.remove(current["Id"])
+            current = None
+        if current is None:
+            for key, (ip, port) in list(cspec.ports.items()):
+                if not host_port_free(ip, port):
+                    del cspec.ports[key]
+                    self._event_once(svc, "PortInUse", f"host port {ip}:{port} is already in use: "
+                                     f"service port {key} is not published on the host")
+            self.docker.remove(cspec.name)
+            ident = self.docker.create(cspec)
+            self.docker.start(ident)
+        elif current["State"] != "running":
+            self.docker.start(current["Id"])
+        elif changed:
+            self.docker.exec(current["Id"], ["nginx", "-c", "/etc/mikro/nginx.conf", "-s", "reload"])
+        if spec.get("type") == "LoadBalancer":
+            lb = {"ingress": [{"ip": self.bind if self.bind != "0.0.0.0" else "127.0.0.1"}]}
+            if (svc.get("status") or {}).get("loadBalancer") != lb:
+                svc["status"] = {"loadBalancer": lb}
+                self.store.update(SVC, svc, status_only=True)
+
+    # -- ingress ---------------------------------------------------------------------------
+
+    def _certs(self, ingresses: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[str, str]]:
+        out = {}
+        for ing in ingresses:
+            ns = ing["metadata"]["namespace"]
+            for tls in (ing.get("spec") or {}).get("tls") or []:
+                name = tls.get("secretName")
+                secret = self.store.find(SECRET, ns, name or "") if name else None
+                if secret is None:
+                    continue
+                data = secret.get("data") or {}
+                try:
+                    cert = base64.b64decode(data.get("tls.crt", ""))
+                    key = base64.b64decode(data.get("tls.key", ""))
+                except ValueError:
+                    continue
+                if not valid_pem_pair(cert, key):
+                    continue
+                directory = self.paths.ingress / "certs"
+                directory.mkdir(parents=True, exist_ok=True)
+                write_private(directory / f"{ns}_{name}.crt", cert.decode())
+                write_private(directory / f"{ns}_{name}.key", key.decode())
+                out[(ns, name)] = (f"/etc/mikro/certs/{ns}_{name}.crt", f"/etc/mikro/certs/{ns}_{name}.key")
+        return out
+
+    def ingress_ports(self, addons: dict[str, str]) -> tuple[int, int]:
+        return int(addons.get("ingress.httpPort", 80)), int(addons.get("ingress.httpsPort", 443))
+
+    def sync_ingress(self, services: list[dict[str, Any]], endpoints: list[dict[str, Any]],
+                     addons: dict[str, str]) -> None:
+        ingresses = self.store.list(ING)[0]
+        http_port, https_port = self.ingress_ports(addons)
+        certs = self._certs(ingresses)
+        model, problems = ingress_model.build(ingresses, services, endpoints, certs, DEFAULT_CERT)
+        for problem in problems:
+            self._event_once(problem.ingress, problem.reason, problem.message)
+        text = ingress_model.render_ingress(model)
+        directory = self.paths.ingress
+        directory.mkdir(parents=True, exist_ok=True)
+        conf = directory / "nginx.conf"
+        cspec = ContainerSpec(
+            name=f"{self.cluster}_ingress", image=self.image,
+            labels={L + "kind": "ingress", L + "name": "ingress"}, command=NGINX_COMMAND, network=self.network,
+            ports={"80/tcp": (self.bind, http_port), "443/tcp": (self.bind, https_port)},
+            binds={str(directory): {"bind": "/etc/mikro", "mode": "ro"}}, stop_timeout=2,
+        )
+        cspec.labels[L + "spec-hash"] = spec_hash(cspec)
+        current = next(iter(self.docker.containers(kind="ingress")), None)
+        if current is not None and current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]:
+            self.docker.remove(current["Id"])
+            current = None
+        if current is None:
+            for port in (http_port, https_port):
+                if not host_port_free(self.bind, port):
+                    self._set_addon_status("ingress", f"error: port {port} is already in use on {self.bind}; "
+                                           "free it, or choose other ports with `mikro enable ingress "
+                                           "--http-port N --https-port M`")
+                    return
+            self._write_if_changed(conf, text)
+            if self.docker.image(self.image) is None:
+                self._set_addon_status("ingress", f"error: image {self.image} is missing; run `mikro images prepare`")
+                return
+            ident = self.docker.create(cspec)
+            self.docker.start(ident)
+        else:
+            ident = current["Id"]
+            if current["State"] != "running":
+                self.docker.start(ident)
+            if conf.exists() and conf.read_text() == text:
+                self._set_served(ingresses)
+                self._set_addon_status("ingress", "running")
+                return
+            self._write_if_changed(directory / "nginx.conf.next", text)
+            code, output = self.docker.exec(ident, ["nginx", "-t", "-c", "/etc/mikro/nginx.conf.next"])
+            if code != 0:
+                message = output.decode(errors="replace").strip().splitlines()
+                for ing in ingresses:
+                    if ingress_model.serves(ing):
+                        self._event_once(ing, "ConfigError", "the new NGINX configuration was refused and the "
+                                         "previous one is kept: " + " ".join(message[-2:]))
+                return
+            os.replace(directory / "nginx.conf.next", conf)
+            self.docker.exec(ident, ["nginx", "-c", "/etc/mikro/nginx.conf", "-s", "reload"])
+        self._set_served(ingresses)
+        self._set_addon_status("ingress", "running")
+
+    def _set_served(self, ingresses: list[dict[str, Any]]) -> None:
+        address = self.bind if self.bind != "0.0.0.0" else "127.0.0.1"
+        for ing in ingresses:
+            if not ingress_model.serves(ing):
+                continue
+            lb = {"ingress": [{"ip": address}]}
+            if (ing.get("status") or {}).get("loadBalancer") != lb:
+                ing["status"] = {"loadBalancer": lb}
+                try:
+                    self.store.update(ING, ing, status_only=True)
+                except ApiError:
+                    pass
+
+    def shutdown(self) -> None:
+        self.stop.set()
+        self.wake.set()
+        for c in self.docker.containers(kind="proxy") + self.docker.containers(kind="ingress"):
+            if c["State"] == "running":
+                self.docker.stop(c["Id"], 1)

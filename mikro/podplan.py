@@ -1,0 +1,215 @@
+"""From a Pod to the Docker containers that run it, and from what Docker has to what to do.
+
+Pure: the pod runtime feeds in objects and observed containers, and gets back container
+specs (with a spec hash label) and a plan of actions.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from .config import LABEL_PREFIX
+from .docker_types import ContainerSpec
+from .validation import parse_quantity
+
+INFRA = "POD"  # the container name label of a Pod's infra (network namespace holder)
+BACKOFF_INITIAL = 10.0
+BACKOFF_MAX = 300.0
+
+Lookup = Callable[[str, str, str], str | None]  # (kind ConfigMap|Secret, name, key) -> value
+
+
+@dataclass(frozen=True)
+class PodContext:
+    cluster: str
+    network: str
+    infra_image: str
+    node_name: str
+    host_ip: str
+    state_dir: str
+
+
+def short_uid(pod: dict[str, Any]) -> str:
+    return pod["metadata"]["uid"].replace("-", "")[:8]
+
+
+def container_name(ctx: PodContext, pod: dict[str, Any], ctr: str, attempt: int) -> str:
+    meta = pod["metadata"]
+    base = f"{ctx.cluster}_{meta['namespace']}_{meta['name']}_{short_uid(pod)}"
+    return f"{base}_POD" if ctr == INFRA else f"{base}_{ctr}_{attempt}"
+
+
+def labels_for(pod: dict[str, Any], ctr: str, attempt: int = 0) -> dict[str, str]:
+    meta = pod["metadata"]
+    labels = {
+        LABEL_PREFIX + "kind": "pod",
+        LABEL_PREFIX + "namespace": meta["namespace"],
+        LABEL_PREFIX + "name": meta["name"],
+        LABEL_PREFIX + "uid": meta["uid"],
+        LABEL_PREFIX + "container": ctr,
+        LABEL_PREFIX + "attempt": str(attempt),
+    }
+    for key, value in (meta.get("labels") or {}).items():
+        labels[f"{LABEL_PREFIX}label.{key}"] = str(value)
+    return labels
+
+
+def spec_hash(spec: ContainerSpec) -> str:
+    data = asdict(spec)
+    data["format"] = 2
+    data.pop("name")
+    data["labels"] = {k: v for k, v in data["labels"].items() if k != LABEL_PREFIX + "attempt"}
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def dns_search(namespace: str) -> list[str]:
+    return [f"{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local"]
+
+
+def infra_spec(ctx: PodContext, pod: dict[str, Any], aliases: list[str]) -> ContainerSpec:
+    meta = pod["metadata"]
+    spec = pod.get("spec") or {}
+    ports: dict[str, tuple[str, int]] = {}
+    for ctr in spec.get("containers") or []:
+        for p in ctr.get("ports") or []:
+            if p.get("hostPort"):
+                key = f"{p['containerPort']}/{p.get('protocol', 'TCP').lower()}"
+                ports[key] = (p.get("hostIP") or "127.0.0.1", int(p["hostPort"]))
+    s = ContainerSpec(
+        name=container_name(ctx, pod, INFRA, 0), image=ctx.infra_image, labels=labels_for(pod, INFRA),
+        hostname=(spec.get("hostname") or meta["name"])[:63], network=ctx.network,
+        aliases=aliases, dns_search=dns_search(meta["namespace"]), dns_opt=["ndots:5"], ports=ports,
+        stop_signal="SIGKILL", stop_timeout=0,
+    )
+    s.labels[LABEL_PREFIX + "spec-hash"] = spec_hash(s)
+    return s
+
+
+def _field_ref(pod: dict[str, Any], path: str, pod_ip: str, host_ip: str) -> str:
+    meta = pod["metadata"]
+    simple = {
+        "metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
+        "metadata.uid": meta.get("uid"), "status.podIP": pod_ip, "status.hostIP": host_ip,
+        "spec.nodeName": (pod.get("spec") or {}).get("nodeName"),
+        "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName", "default"),
+        "status.podIPs": pod_ip,
+    }
+    if path in simple:
+        return str(simple[path] or "")
+    for prefix, source in (("metadata.labels", "labels"), ("metadata.annotations", "annotations")):
+        if path.startswith(prefix + "['") and path.endswith("']"):
+            return str((meta.get(source) or {}).get(path[len(prefix) + 2:-2], ""))
+    return ""
+
+
+class MissingReference(Exception):
+    """A Secret or ConfigMap a container needs does not exist (CreateContainerConfigError)."""
+
+
+def resolve_env(pod: dict[str, Any], ctr: dict[str, Any], pod_ip: str, host_ip: str,
+                lookup: Lookup) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for source in ctr.get("envFrom") or []:
+        prefix = source.get("prefix", "")
+        for kind, key in (("ConfigMap", "configMapRef"), ("Secret", "secretRef")):
+            ref = source.get(key)
+            if not ref:
+                continue
+            data = lookup(kind, ref["name"], "")
+            if data is None:
+                if ref.get("optional"):
+                    continue
+                raise MissingReference(f'{kind.lower()} "{ref["name"]}" not found')
+            for k, v in json.loads(data).items():
+                env[prefix + k] = v
+    for item in ctr.get("env") or []:
+        name = item["name"]
+        if "valueFrom" not in item:
+            value = str(item.get("value") or "")
+            # $(VAR) expands variables defined earlier, as Kubernetes does.
+            for k, v in env.items():
+                value = value.replace(f"$({k})", v)
+            env[name] = value
+            continue
+        source = item["valueFrom"] or {}
+        if "fieldRef" in source:
+            env[name] = _field_ref(pod, source["fieldRef"].get("fieldPath", ""), pod_ip, host_ip)
+        elif "resourceFieldRef" in source:
+            res = source["resourceFieldRef"].get("resource", "")
+            section, _, rname = res.partition(".")
+            value = ((ctr.get("resources") or {}).get(section) or {}).get(rname)
+            env[name] = str(value) if value is not None else "0"
+        else:
+            for kind, key in (("ConfigMap", "configMapKeyRef"), ("Secret", "secretKeyRef")):
+                ref = source.get(key)
+                if ref:
+                    value = lookup(kind, ref.get("name", ""), ref.get("key", ""))
+                    if value is None:
+                        if ref.get("optional"):
+                            break
+                        raise MissingReference(f'{kind.lower()} "{ref.get("name")}" not found '
+                                               f'or has no key "{ref.get("key")}"')
+                    env[name] = value
+    return env
+
+
+def resource_limits(ctr: dict[str, Any]) -> tuple[int | None, int | None]:
+    limits = (ctr.get("resources") or {}).get("limits") or {}
+    mem = int(parse_quantity(limits["memory"])) if "memory" in limits else None
+    cpu = int(parse_quantity(limits["cpu"]) * 1e9) if "cpu" in limits else None
+    return mem, cpu
+
+
+def requests_of(pod: dict[str, Any]) -> tuple[float, float]:
+    """(cpu cores, memory bytes) the pod requests; limits stand in for missing requests."""
+    cpu = mem = 0.0
+    for ctr in (pod.get("spec") or {}).get("containers") or []:
+        res = ctr.get("resources") or {}
+        req = {**(res.get("limits") or {}), **(res.get("requests") or {})}
+        if "cpu" in req:
+            cpu += parse_quantity(req["cpu"])
+        if "memory" in req:
+            mem += parse_quantity(req["memory"])
+    return cpu, mem
+
+
+def app_spec(ctx: PodContext, pod: dict[str, Any], ctr: dict[str, Any], infra_id: str, attempt: int,
+             env: dict[str, str], mounts: dict[str, dict[str, str]]) -> ContainerSpec:
+    mem, cpu = resource_limits(ctr)
+    security = ctr.get("securityContext") or {}
+    user = str(security["runAsUser"]) if security.get("runAsUser") is not None else None
+    s = ContainerSpec(
+        name=container_name(ctx, pod, ctr["name"], attempt), image=ctr["image"],
+        labels=labels_for(pod, ctr["name"], attempt),
+        entrypoint=ctr.get("command") or None, command=ctr.get("args") or None, env=env,
+        network_mode=f"container:{infra_id}", working_dir=ctr.get("workingDir"), mem_limit=mem,
+        nano_cpus=cpu, binds=mounts, tty=bool(ctr.get("tty")), stdin_open=bool(ctr.get("stdin")), user=user,
+    )
+    s.labels[LABEL_PREFIX + "spec-hash"] = spec_hash(s)
+    return s
+
+
+def back_off(restarts: int) -> float:
+    """Kubernetes' crash back-off: 10 s, doubling, capped at 5 minutes."""
+    return min(BACKOFF_INITIAL * (2 ** max(restarts - 1, 0)), BACKOFF_MAX)
+
+
+def should_restart(policy: str, exit_code: int) -> bool:
+    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
+
+
+def volume_files(kind: str, obj: dict[str, Any], items: list[dict[str, Any]] | None) -> dict[str, bytes]:
+    """Files a configMap or secret volume holds (path -> content)."""
+    if kind == "Secret":
+        data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
+    else:
+        data = {k: str(v).encode() for k, v in (obj.get("data") or {}).items()}
+        data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})
+    if items:
+        return {item.get("path", item["key"]): data[item["key"]] for item in items if item.get("key") in data}
+    return data

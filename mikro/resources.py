@@ -1,0 +1,110 @@
+"""The resource types mikro serves: kind, group/version, plural, scope and short names.
+
+One table drives the API server's routes and discovery, the CLI's resource names and
+the manifest parser's kind check, so that the three never disagree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Resource:
+    kind: str
+    group: str  # "" for the core group
+    version: str
+    plural: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update", "watch")
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def qualified(self) -> str:
+        """The name kubectl prints in `deployment.apps/web`."""
+        return f"{self.singular}.{self.group}" if self.group else self.singular
+
+    def base_path(self, namespace: str | None = None) -> str:
+        prefix = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
+        if self.namespaced and namespace:
+            return f"{prefix}/namespaces/{namespace}/{self.plural}"
+        return f"{prefix}/{self.plural}"
+
+
+RESOURCES: tuple[Resource, ...] = (
+    Resource("Namespace", "", "v1", "namespaces", False, ("ns",)),
+    Resource("Pod", "", "v1", "pods", True, ("po",)),
+    Resource("Service", "", "v1", "services", True, ("svc",)),
+    Resource("Endpoints", "", "v1", "endpoints", True, ("ep",)),
+    Resource("ConfigMap", "", "v1", "configmaps", True, ("cm",)),
+    Resource("Secret", "", "v1", "secrets", True),
+    Resource("Event", "", "v1", "events", True, ("ev",)),
+    Resource("ServiceAccount", "", "v1", "serviceaccounts", True, ("sa",)),
+    Resource("PersistentVolumeClaim", "", "v1", "persistentvolumeclaims", True, ("pvc",)),
+    Resource("PersistentVolume", "", "v1", "persistentvolumes", False, ("pv",)),
+    Resource("ReplicationController", "", "v1", "replicationcontrollers", True, ("rc",)),
+    Resource("Node", "", "v1", "nodes", False, ("no",)),
+    Resource("Deployment", "apps", "v1", "deployments", True, ("deploy",)),
+    Resource("ReplicaSet", "apps", "v1", "replicasets", True, ("rs",)),
+    Resource("StatefulSet", "apps", "v1", "statefulsets", True, ("sts",)),
+    Resource("DaemonSet", "apps", "v1", "daemonsets", True, ("ds",)),
+    Resource("ControllerRevision", "apps", "v1", "controllerrevisions", True),
+    Resource("Job", "batch", "v1", "jobs", True),
+    Resource("CronJob", "batch", "v1", "cronjobs", True, ("cj",)),
+    Resource("Ingress", "networking.k8s.io", "v1", "ingresses", True, ("ing",)),
+    Resource("IngressClass", "networking.k8s.io", "v1", "ingressclasses", False),
+    Resource("StorageClass", "storage.k8s.io", "v1", "storageclasses", False, ("sc",)),
+)
+
+BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES}
+
+
+def by_group_version_plural(group: str, version: str, plural: str) -> Resource | None:
+    for r in RESOURCES:
+        if r.group == group and r.version == version and r.plural == plural:
+            return r
+    return None
+
+
+def for_api_version(api_version: str, kind: str) -> Resource | None:
+    r = BY_KIND.get(kind)
+    if r is None or r.api_version != api_version:
+        return None
+    return r
+
+
+def lookup(name: str) -> Resource | None:
+    """Resolve a name as kubectl does: plural, singular, kind, short name, or `plural.group`."""
+    key = name.lower()
+    for r in RESOURCES:
+        names = {r.plural, r.singular, *r.short_names}
+        if key in names:
+            return r
+        if "." in key:
+            base, _, group = key.partition(".")
+            if group == r.group and base in names:
+                return r
+    return None
+
+
+def kinds_for_api_version(api_version: str) -> list[str]:
+    return [r.kind for r in RESOURCES if r.api_version == api_version]
+
+
+def groups() -> dict[str, list[str]]:
+    """group -> versions, for discovery (the core group is not listed under /apis)."""
+    out: dict[str, list[str]] = {}
+    for r in RESOURCES:
+        if r.group:
+            versions = out.setdefault(r.group, [])
+            if r.version not in versions:
+                versions.append(r.version)
+    return out

@@ -1,0 +1,641 @@
+"""The kubelet part: Pods become Docker containers, and stay as declared.
+
+Each Pod is synced by one worker at a time, on every change of the Pod, on every Docker
+event about its containers, and on a periodic pass; a sync compares what Docker has with
+what the Pod declares and acts (podplan holds the pure part).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from . import podplan
+from .config import LABEL_PREFIX
+from .docker_backend import Docker, DockerError, NotFound
+from .errors import ApiError
+from .podplan import INFRA, PodContext
+from .printers import parse_time
+from .registry import Registry
+from .resources import BY_KIND
+from .store import Change, now_rfc3339
+
+log = logging.getLogger("mikro.runtime")
+POD = BY_KIND["Pod"]
+L = LABEL_PREFIX
+
+
+def docker_time(stamp: str | None) -> str | None:
+    if not stamp or stamp.startswith("0001-"):
+        return None
+    return stamp[:19] + "Z"
+
+
+def host_memory() -> float:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                return float(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 8 * 2**30
+
+
+class PodRuntime:
+    def __init__(self, registry: Registry, docker: Docker, ctx: PodContext, workers: int = 8) -> None:
+        self.reg = registry
+        self.store = registry.store
+        self.docker = docker
+        self.ctx = ctx
+        self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="podworker")
+        self.lock = threading.Lock()
+        self.dirty: set[str] = set()
+        self.running: set[str] = set()
+        self.index: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name)
+        self.wakeups: dict[str, float] = {}  # uid -> monotonic time of a due back-off
+        self.pull_backoff: dict[tuple[str, str], tuple[int, float]] = {}
+        self.stop_event = threading.Event()
+        self.booting = True
+        self.capacity = (float(os.cpu_count() or 1), host_memory())
+
+    # -- scheduling of syncs ---------------------------------------------------------------
+
+    def enqueue(self, uid: str) -> None:
+        with self.lock:
+            if uid in self.running:
+                self.dirty.add(uid)
+                return
+            self.running.add(uid)
+        self.pool.submit(self._run, uid)
+
+    def _run(self, uid: str) -> None:
+        try:
+            if not self.stop_event.is_set():
+                self.sync(uid)
+        except Exception:  # noqa: BLE001 - one pod's failure must not stop the others
+            log.exception("sync of pod %s failed", uid)
+        finally:
+            with self.lock:
+                self.running.discard(uid)
+                again = uid in self.dirty
+                self.dirty.discard(uid)
+            if again:
+                self.enqueue(uid)
+
+    def start(self) -> None:
+        for pod in self.store.list(POD)[0]:
+            self.index[pod["metadata"]["uid"]] = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        self.store.watch(self._on_change)
+        self.boot()
+        threading.Thread(target=self.docker.events, args=(self._on_docker_event, self.stop_event),
+                         name="docker-events", daemon=True).start()
+        threading.Thread(target=self._periodic, name="pod-resync", daemon=True).start()
+
+    def _on_change(self, change: Change) -> bool:
+        if change.resource.kind == "Pod":
+            meta = change.obj["metadata"]
+            if change.type == "DELETED":
+                self.index.pop(meta["uid"], None)
+            else:
+                self.index[meta["uid"]] = (meta["namespace"], meta["name"])
+            self.enqueue(meta["uid"])
+        elif change.resource.kind in ("Secret", "ConfigMap"):
+            # A pod waiting for a missing Secret or ConfigMap may be able to start now.
+            for uid, (ns, _) in list(self.index.items()):
+                if ns == change.obj["metadata"].get("namespace"):
+                    self.enqueue(uid)
+        return False
+
+    def _on_docker_event(self, event: dict[str, Any]) -> None:
+        attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        uid = attrs.get(L + "uid")
+        if uid and attrs.get(L + "kind") == "pod" and event.get("status") in ("die", "destroy", "start", "oom", "stop"):
+            self.enqueue(uid)
+
+    def _periodic(self) -> None:
+        while not self.stop_event.wait(1.0):
+            now = time.monotonic()
+            for uid, due in list(self.wakeups.items()):
+                if due <= now:
+                    self.wakeups.pop(uid, None)
+                    self.enqueue(uid)
+            if int(now) % 5 == 0:
+                self.resync_all()
+
+    def resync_all(self) -> None:
+        known = set()
+        for pod in self.store.list(POD)[0]:
+            known.add(pod["metadata"]["uid"])
+            self.enqueue(pod["metadata"]["uid"])
+        for c in self.docker.containers(kind="pod"):
+            if c["Labels"].get(L + "uid") not in known:
+                log.info("removing orphan container %s", c["Names"][0])
+                self.docker.remove(c["Id"])
+
+    def boot(self) -> None:
+        """Bring back what `mikro stop` stopped: start existing containers in place (in
+        parallel), then let the normal sync take over."""
+        started = []
+        known = {uid for uid in self.index}
+        containers = self.docker.containers(kind="pod")
+        latest: dict[tuple[str, str], dict[str, Any]] = {}
+        for c in containers:
+            labels = c["Labels"]
+            uid = labels.get(L + "uid")
+            if uid not in known:
+                self.docker.remove(c["Id"])
+                continue
+            key = (uid, labels.get(L + "container", ""))
+            if key not in latest or int(labels.get(L + "attempt", 0)) > int(latest[key]["Labels"].get(L + "attempt", 0)):
+                latest[key] = c
+        infra = [c for (uid, name), c in latest.items() if name == INFRA and c["State"] != "running"]
+        apps = [c for (uid, name), c in latest.items() if name != INFRA and c["State"] != "running"
+                and c["Labels"].get(L + "stopped-by") != "pod"]
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            list(pool.map(lambda c: self._quiet(self.docker.start, c["Id"]), infra))
+            list(pool.map(lambda c: self._quiet(self.docker.start, c["Id"]), apps))
+        started = infra + apps
+        log.info("boot: started %d containers", len(started))
+        self.booting = False
+        for uid in known:
+            self.enqueue(uid)
+
+    @staticmethod
+    def _quiet(fn: Any, *args: Any) -> None:
+        try:
+            fn(*args)
+        except DockerError as exc:
+            log.warning("%s", exc)
+
+    def shutdown(self) -> None:
+        """Stop every pod container (honouring grace periods, in parallel); keep them."""
+        self.stop_event.set()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        grace: dict[str, int] = {}
+        for pod in self.store.list(POD)[0]:
+            grace[pod["metadata"]["uid"]] = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+        containers = [c for c in self.docker.containers(kind="pod") if c["State"] == "running"]
+        apps = [c for c in containers if c["Labels"].get(L + "container") != INFRA]
+        infra = [c for c in containers if c["Labels"].get(L + "container") == INFRA]
+        with ThreadPoolExecutor(max_workers=32) as pool:
+            list(pool.map(lambda c: self.docker.stop(c["Id"], grace.get(c["Labels"].get(L + "uid", ""), 30)), apps))
+            list(pool.map(lambda c: self.docker.stop(c["Id"], 0), infra))
+
+    # -- one pod ---------------------------------------------------------------------------
+
+    def _observed(self, uid: str) -> dict[str, list[dict[str, Any]]]:
+        """Containers of a pod by container name, newest attempt first."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for c in self.docker.containers(kind="pod", uid=uid):
+            out.setdefault(c["Labels"].get(L + "container", ""), []).append(c)
+        for items in out.values():
+            items.sort(key=lambda c: int(c["Labels"].get(L + "attempt", 0)), reverse=True)
+        return out
+
+    def sync(self, uid: str) -> None:
+        where = self.index.get(uid)
+        pod = self.store.find(POD, *where) if where else None
+        if pod is None or pod["metadata"]["uid"] != uid:
+            for c in self.docker.containers(kind="pod", uid=uid):
+                self.docker.remove(c["Id"])
+            self._remove_pod_dir(uid)
+            return
+        if pod["metadata"].get("deletionTimestamp"):
+            self._terminate(pod)
+            return
+        if not (pod.get("spec") or {}).get("nodeName"):
+            pod = self._schedule(pod)
+            if pod is None:
+                return
+        phase = (pod.get("status") or {}).get("phase")
+        if phase in ("Succeeded", "Failed"):
+            return
+        observed = self._observed(uid)
+        status = self._sync_containers(pod, observed)
+        self._write_status(pod, status)
+
+    def _schedule(self, pod: dict[str, Any]) -> dict[str, Any] | None:
+        cpu, mem = podplan.requests_of(pod)
+        used_cpu = used_mem = 0.0
+        for other in self.store.list(POD)[0]:
+            if other["metadata"]["uid"] == pod["metadata"]["uid"] or not (other.get("spec") or {}).get("nodeName"):
+                continue
+            if other["metadata"].get("deletionTimestamp") is None and \
+                    (other.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+                c, m = podplan.requests_of(other)
+                used_cpu, used_mem = used_cpu + c, used_mem + m
+        cap_cpu, cap_mem = self.capacity
+        problems = []
+        if cpu and used_cpu + cpu > cap_cpu:
+            problems.append("Insufficient cpu")
+        if mem and used_mem + mem > cap_mem:
+            problems.append("Insufficient memory")
+        if problems:
+            message = f"0/1 nodes are available: 1 {', 1 '.join(problems)}."
+            status = dict(pod.get("status") or {})
+            conditions = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
+                           "message": message, "lastTransitionTime": now_rfc3339()}]
+            if [c.get("message") for c in status.get("conditions") or []] != [message]:
+                status.update({"phase": "Pending", "conditions": conditions})
+                pod["status"] = status
+                self.store.update(POD, pod, status_only=True)
+                self.reg.record_event(pod, "FailedScheduling", message, "Warning", "default-scheduler")
+            self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + 5
+            return None
+        pod["spec"]["nodeName"] = self.ctx.node_name
+        pod = self.store.update(POD, pod)
+        meta = pod["metadata"]
+        self.reg.record_event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} "
+                              f"to {self.ctx.node_name}", component="default-scheduler")
+        return pod
+
+    # -- containers ------------------------------------------------------------------------
+
+    def _lookup(self, ns: str):  # noqa: ANN202 - a closure for podplan
+        def lookup(kind: str, name: str, key: str) -> str | None:
+            obj = self.store.find(BY_KIND[kind], ns, name)
+            if obj is None:
+                return None
+            files = podplan.volume_files(kind, obj, None)
+            if not key:
+                return json.dumps({k: v.decode(errors="replace") for k, v in files.items()})
+            value = files.get(key)
+            return value.decode(errors="replace") if value is not None else None
+        return lookup
+
+    def _pod_dir(self, uid: str) -> Path:
+        return Path(self.ctx.state_dir) / "pods" / uid
+
+    def _remove_pod_dir(self, uid: str) -> None:
+        shutil.rmtree(self._pod_dir(uid), ignore_errors=True)
+        for vol in self.docker.volumes():
+            if (vol.attrs.get("Labels") or {}).get(L + "uid") == uid:
+                try:
+                    vol.remove(force=True)
+                except DockerError:
+                    pass
+
+    def _mounts(self, pod: dict[str, Any], ctr: dict[str, Any]) -> dict[str, dict[str, str]]:
+        """Docker binds for a container's volumeMounts: emptyDir and PVCs become Docker
+        volumes, configMap and secret volumes files under the state directory."""
+        meta = pod["metadata"]
+        uid = meta["uid"]
+        volumes = {v["name"]: v for v in (pod.get("spec") or {}).get("volumes") or []}
+        binds: dict[str, dict[str, str]] = {}
+        for mount in ctr.get("volumeMounts") or []:
+            vol = volumes.get(mount.get("name"))
+            if vol is None:
+                raise podplan.MissingReference(f'volume "{mount.get("name")}" is not declared')
+            mode = "ro" if mount.get("readOnly") else "rw"
+            if "persistentVolumeClaim" in vol:
+                claim = vol["persistentVolumeClaim"].get("claimName", "")
+                source = self.docker.ensure_volume(f"{self.ctx.cluster}_pvc_{meta['namespace']}_{claim}",
+                                                   {L + "kind": "pvc", L + "namespace": meta["namespace"]})
+            elif "hostPath" in vol:
+                source = vol["hostPath"].get("path", "/")
+            elif "configMap" in vol or "secret" in vol:
+                kind = "ConfigMap" if "configMap" in vol else "Secret"
+                ref = vol.get("configMap") or vol.get("secret") or {}
+                name = ref.get("name") or ref.get("secretName", "")
+                obj = self.store.find(BY_KIND[kind], meta["namespace"], name)
+                if obj is None:
+                    if ref.get("optional"):
+                        obj = {}
+                    else:
+                        raise podplan.MissingReference(f'{kind.lower()} "{name}" not found')
+                directory = self._pod_dir(uid) / "volumes" / vol["name"]
+                directory.mkdir(parents=True, exist_ok=True)
+                for path, data in podplan.volume_files(kind, obj, ref.get("items")).items():
+                    target = directory / path
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(data)
+                source, mode = str(directory), "ro"
+            else:  # emptyDir and anything else mikro keeps as a pod-lifetime volume
+                source = self.docker.ensure_volume(f"{self.ctx.cluster}_{podplan.short_uid(pod)}_{vol['name']}",
+                                                   {L + "kind": "emptydir", L + "uid": uid})
+            target = mount.get("mountPath", "/")
+            if mount.get("subPath") and source.startswith("/"):
+                source = os.path.join(source, mount["subPath"])
+            binds[source] = {"bind": target, "mode": mode}
+        return binds
+
+    def _ensure_image(self, pod: dict[str, Any], ctr: dict[str, Any]) -> tuple[bool, str | None, str | None]:
+        """(ready, waiting reason, message). Pulls as imagePullPolicy says; offline, an image
+        the host already has is used even under `Always`, with a warning event."""
+        image = ctr["image"]
+        policy = ctr.get("imagePullPolicy") or "IfNotPresent"
+        key = (pod["metadata"]["uid"], ctr["name"])
+        local = self.docker.image(image)
+        if local is not None and policy in ("IfNotPresent", "Never"):
+            return True, None, None
+        if local is None and policy == "Never":
+            return False, "ErrImageNeverPull", f'Container image "{image}" is not present with pull policy of Never'
+        failures, due = self.pull_backoff.get(key, (0, 0.0))
+        if failures and time.monotonic() < due:
+            if local is not None:
+                return True, None, None
+            self.wakeups[key[0]] = due
+            return False, "ImagePullBackOff", f'Back-off pulling image "{image}"'
+        self.reg.record_event(pod, "Pulling", f'Pulling image "{image}"', component="kubelet")
+        started = time.monotonic()
+        try:
+            self.docker.pull(image)
+        except DockerError as exc:
+            message = str(getattr(exc, "explanation", None) or exc)
+            if local is not None:
+                self.pull_backoff[key] = (failures + 1, time.monotonic() + podplan.back_off(failures + 1))
+                self.reg.record_event(pod, "Pulled", f'Pull of "{image}" failed ({message}); using the image '
+                                      "present on the host", "Warning", "kubelet")
+                return True, None, None
+            self.pull_backoff[key] = (failures + 1, time.monotonic() + podplan.back_off(failures + 1))
+            self.wakeups[key[0]] = self.pull_backoff[key][1]
+            self.reg.record_event(pod, "Failed", f'Failed to pull image "{image}": {message}', "Warning", "kubelet")
+            return False, "ErrImagePull", f'failed to pull image "{image}": {message}'
+        self.pull_backoff.pop(key, None)
+        self.reg.record_event(pod, "Pulled", f'Successfully pulled image "{image}" in '
+                              f"{time.monotonic() - started:.3f}s", component="kubelet")
+        return True, None, None
+
+    def _ensure_infra(self, pod: dict[str, Any], observed: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
+        spec = podplan.infra_spec(self.ctx, pod, [])
+        current = (observed.get(INFRA) or [None])[0]
+        if current is not None and current["Labels"].get(L + "spec-hash") != spec.labels[L + "spec-hash"]:
+            self.docker.remove(current["Id"])
+            current = None
+        if current is None:
+            if self.docker.image(self.ctx.infra_image) is None:
+                raise podplan.MissingReference(f"the infra image {self.ctx.infra_image} is missing; "
+                                               "run `mikro images prepare`")
+            ident = self.docker.create(spec)
+            self.docker.start(ident)
+        elif current["State"] != "running":
+            ident = current["Id"]
+            self.docker.start(ident)
+        else:
+            ident = current["Id"]
+        return self.docker.inspect(ident)
+
+    def _sync_containers(self, pod: dict[str, Any], observed: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+        spec = pod.get("spec") or {}
+        meta = pod["metadata"]
+        prev_status = pod.get("status") or {}
+        prev_cs = {cs["name"]: cs for cs in prev_status.get("containerStatuses") or []}
+        waiting: dict[str, tuple[str, str]] = {}
+        try:
+            infra = self._ensure_infra(pod, observed)
+        except (podplan.MissingReference, DockerError) as exc:
+            infra = None
+            for ctr in spec.get("containers") or []:
+                waiting[ctr["name"]] = ("ContainerCreating", str(exc))
+        pod_ip = ""
+        if infra is not None:
+            nets = (infra.get("NetworkSettings") or {}).get("Networks") or {}
+            pod_ip = (nets.get(self.ctx.network) or {}).get("IPAddress", "")
+        policy = spec.get("restartPolicy", "Always")
+        now = time.time()
+        init_done = True
+        if infra is not None:
+            for ctr in spec.get("initContainers") or []:
+                result = self._sync_one(pod, ctr, observed.get(ctr["name"]) or [], infra, pod_ip,
+                                        "OnFailure" if policy == "Always" else policy, now, prev_cs, waiting,
+                                        run_once=True)
+                if result != "done":
+                    init_done = False
+                    break
+        for ctr in spec.get("containers") or []:
+            if infra is None or not init_done:
+                waiting.setdefault(ctr["name"], ("PodInitializing" if not init_done else "ContainerCreating", ""))
+                continue
+            self._sync_one(pod, ctr, observed.get(ctr["name"]) or [], infra, pod_ip, policy, now, prev_cs, waiting)
+        fresh = self._observed(meta["uid"])
+        return self._status(pod, fresh, pod_ip, waiting, infra)
+
+    def _sync_one(self, pod: dict[str, Any], ctr: dict[str, Any], attempts: list[dict[str, Any]],
+                  infra: dict[str, Any], pod_ip: str, policy: str, now: float,
+                  prev_cs: dict[str, dict[str, Any]], waiting: dict[str, tuple[str, str]],
+                  run_once: bool = False) -> str:
+        """Converge one container; returns "running", "waiting" or "done" (exited, not to restart)."""
+        name = ctr["name"]
+        current = attempts[0] if attempts else None
+        if current is not None and (current.get("HostConfig") or {}).get("NetworkMode") != f"container:{infra['Id']}":
+            # The infra container was replaced: this one holds a dead network namespace.
+            self.docker.remove(current["Id"])
+            attempts = attempts[1:]
+            prev_cs = {**prev_cs, name: {"containerID": current["Id"],
+                                         "restartCount": int(current["Labels"].get(L + "attempt", 0))}}
+            current = None
+        if current is not None and current["State"] == "running":
+            return "running"
+        if current is not None and current["State"] in ("created",):
+            self.docker.start(current["Id"])
+            return "running"
+        if current is not None:
+            restart_count = int(current["Labels"].get(L + "attempt", 0))
+        elif (prev_cs.get(name) or {}).get("containerID"):
+            # Removed behind mikro's back: a new run, counted as a restart, without back-off.
+            restart_count = int(prev_cs[name].get("restartCount", 0)) + 1
+        else:
+            restart_count = 0
+        if current is not None:
+            info = self.docker.inspect(current["Id"]) or {}
+            state = info.get("State") or {}
+            code = int(state.get("ExitCode", 0))
+            if run_once and code == 0:
+                return "done"
+            if not podplan.should_restart(policy, code):
+                return "done"
+            finished = parse_time(docker_time(state.get("FinishedAt"))) or now
+            delay = podplan.back_off(restart_count + 1)
+            if now < finished + delay:
+                self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + (finished + delay - now)
+                waiting[name] = ("CrashLoopBackOff", f"back-off {int(delay)}s restarting failed container={name} "
+                                 f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}")
+                self.reg.record_event(pod, "BackOff", "Back-off restarting failed container "
+                                      f"{name} in pod {pod['metadata']['name']}", "Warning", "kubelet")
+                return "waiting"
+            restart_count += 1
+        ready, reason, message = self._ensure_image(pod, ctr)
+        if not ready:
+            waiting[name] = (reason or "ErrImagePull", message or "")
+            return "waiting"
+        try:
+            env = podplan.resolve_env(pod, ctr, pod_ip, self.ctx.host_ip, self._lookup(pod["metadata"]["namespace"]))
+            mounts = self._mounts(pod, ctr)
+        except podplan.MissingReference as exc:
+            waiting[name] = ("CreateContainerConfigError", str(exc))
+            self.reg.record_event(pod, "Failed", f"Error: {exc}", "Warning", "kubelet")
+            self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + 5
+            return "waiting"
+        cspec = podplan.app_spec(self.ctx, pod, ctr, infra["Id"], restart_count, env, mounts)
+        self.docker.remove(cspec.name)  # a leftover of an interrupted sync
+        try:
+            ident = self.docker.create(cspec)
+            self.reg.record_event(pod, "Created", f"Created container {name}", component="kubelet")
+            self.docker.start(ident)
+            self.reg.record_event(pod, "Started", f"Started container {name}", component="kubelet")
+        except DockerError as exc:
+            waiting[name] = ("RunContainerError", str(getattr(exc, "explanation", None) or exc))
+            self.reg.record_event(pod, "Failed", f"Error: {waiting[name][1]}", "Warning", "kubelet")
+            return "waiting"
+        for old in attempts[1:]:  # keep only the previous run, for `logs --previous`
+            self.docker.remove(old["Id"])
+        return "running"
+
+    def _container_status(self, ctr: dict[str, Any], attempts: list[dict[str, Any]],
+                          waiting: tuple[str, str] | None) -> dict[str, Any]:
+        cs: dict[str, Any] = {"name": ctr["name"], "image": ctr["image"], "imageID": "", "ready": False,
+                              "restartCount": 0, "started": False, "state": {}, "lastState": {}}
+        infos = [self.docker.inspect(c["Id"]) or {} for c in attempts[:2]]
+        if attempts:
+            cs["restartCount"] = int(attempts[0]["Labels"].get(L + "attempt", 0))
+            cs["containerID"] = "docker://" + attempts[0]["Id"]
+            cs["imageID"] = "docker-pullable://" + str(infos[0].get("Image", ""))
+        if len(infos) > 1:
+            cs["lastState"] = {"terminated": self._terminated(infos[1])}
+        if waiting:
+            cs["state"] = {"waiting": {"reason": waiting[0], **({"message": waiting[1]} if waiting[1] else {})}}
+            if infos and waiting[0] == "CrashLoopBackOff":
+                cs["lastState"] = {"terminated": self._terminated(infos[0])}
+            return cs
+        if not infos:
+            cs["state"] = {"waiting": {"reason": "ContainerCreating"}}
+            return cs
+        state = infos[0].get("State") or {}
+        if state.get("Running"):
+            cs["state"] = {"running": {"startedAt": docker_time(state.get("StartedAt"))}}
+            cs["ready"] = cs["started"] = True
+        elif docker_time(state.get("StartedAt")):
+            cs["state"] = {"terminated": self._terminated(infos[0])}
+        else:
+            cs["state"] = {"waiting": {"reason": "ContainerCreating"}}
+        return cs
+
+    @staticmethod
+    def _terminated(info: dict[str, Any]) -> dict[str, Any]:
+        state = info.get("State") or {}
+        code = int(state.get("ExitCode", 0))
+        reason = "OOMKilled" if state.get("OOMKilled") else ("Completed" if code == 0 else "Error")
+        return {"exitCode": code, "reason": reason, "startedAt": docker_time(state.get("StartedAt")),
+                "finishedAt": docker_time(state.get("FinishedAt")), "containerID": "docker://" + info.get("Id", "")}
+
+    def _status(self, pod: dict[str, Any], observed: dict[str, list[dict[str, Any]]], pod_ip: str,
+                waiting: dict[str, tuple[str, str]], infra: dict[str, Any] | None) -> dict[str, Any]:
+        spec = pod.get("spec") or {}
+        prev = pod.get("status") or {}
+        statuses = [self._container_status(c, observed.get(c["name"]) or [], waiting.get(c["name"]))
+                    for c in spec.get("containers") or []]
+        init_statuses = [self._container_status(c, observed.get(c["name"]) or [], waiting.get(c["name"]))
+                         for c in spec.get("initContainers") or []]
+        for cs in init_statuses:
+            cs["ready"] = "terminated" in cs["state"] and cs["state"]["terminated"]["exitCode"] == 0
+        running = [cs for cs in statuses if "running" in cs["state"]]
+        terminated = [cs for cs in statuses if "terminated" in cs["state"]]
+        if statuses and len(terminated) == len(statuses):
+            failed = any(cs["state"]["terminated"]["exitCode"] != 0 for cs in terminated)
+            phase = "Failed" if failed else "Succeeded"
+        elif running or terminated:
+            phase = "Running"
+        else:
+            phase = "Pending"
+        all_ready = bool(statuses) and all(cs["ready"] for cs in statuses)
+        init_ready = all(cs["ready"] for cs in init_statuses)
+        old_conditions = {c["type"]: c for c in prev.get("conditions") or []}
+        stamp = now_rfc3339()
+
+        def cond(ctype: str, ok: bool, reason: str | None = None) -> dict[str, Any]:
+            status = "True" if ok else "False"
+            prev_c = old_conditions.get(ctype)
+            out = {"type": ctype, "status": status, "lastProbeTime": None,
+                   "lastTransitionTime": prev_c["lastTransitionTime"] if prev_c and prev_c["status"] == status else stamp}
+            if reason and not ok:
+                out["reason"] = reason
+            return out
+
+        not_ready = [cs["name"] for cs in statuses if not cs["ready"]]
+        conditions = [cond("PodReadyToStartContainers", infra is not None),
+                      cond("Initialized", init_ready, "ContainersNotInitialized"),
+                      cond("Ready", all_ready, "ContainersNotReady"),
+                      cond("ContainersReady", all_ready, "ContainersNotReady"),
+                      cond("PodScheduled", True)]
+        for c in conditions:
+            if c["type"] in ("Ready", "ContainersReady") and not_ready and c["status"] == "False":
+                c["message"] = f"containers with unready status: [{' '.join(not_ready)}]"
+        status: dict[str, Any] = {"phase": phase, "conditions": conditions, "hostIP": self.ctx.host_ip,
+                                  "hostIPs": [{"ip": self.ctx.host_ip}],
+                                  "startTime": prev.get("startTime") or stamp,
+                                  "containerStatuses": statuses, "qosClass": prev.get("qosClass", "BestEffort")}
+        if init_statuses:
+            status["initContainerStatuses"] = init_statuses
+        if pod_ip:
+            status["podIP"] = pod_ip
+            status["podIPs"] = [{"ip": pod_ip}]
+        return status
+
+    def _write_status(self, pod: dict[str, Any], status: dict[str, Any]) -> None:
+        if status == pod.get("status"):
+            return
+        pod["status"] = status
+        try:
+            self.store.update(POD, pod, status_only=True)
+        except ApiError as err:
+            if err.code != 404:
+                raise
+
+    def _terminate(self, pod: dict[str, Any]) -> None:
+        meta = pod["metadata"]
+        grace = int(meta.get("deletionGracePeriodSeconds",
+                             (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)))
+        containers = self.docker.containers(kind="pod", uid=meta["uid"])
+        apps = [c for c in containers if c["Labels"].get(L + "container") != INFRA]
+        for c in apps:
+            if c["State"] == "running":
+                self.reg.record_event(pod, "Killing", f"Stopping container {c['Labels'].get(L + 'container')}",
+                                      component="kubelet")
+        with ThreadPoolExecutor(max_workers=max(len(apps), 1)) as pool:
+            list(pool.map(lambda c: self.docker.stop(c["Id"], grace) if c["State"] == "running" else None, apps))
+        for c in containers:
+            self.docker.remove(c["Id"])
+        self._remove_pod_dir(meta["uid"])
+        try:
+            self.store.delete(POD, meta["namespace"], meta["name"])
+        except ApiError as err:
+            if err.code != 404:
+                raise
+
+    # -- logs and exec (for the API server) ------------------------------------------------
+
+    def _container_for(self, pod: dict[str, Any], container: str | None, previous: bool) -> dict[str, Any]:
+        name = container or pod["spec"]["containers"][0]["name"]
+        attempts = self._observed(pod["metadata"]["uid"]).get(name) or []
+        index = 1 if previous else 0
+        if len(attempts) <= index:
+            if previous:
+                raise ApiError(400, f'previous terminated container "{name}" in pod "{pod["metadata"]["name"]}" '
+                               "not found")
+            raise ApiError(400, f'container "{name}" in pod "{pod["metadata"]["name"]}" is waiting to start: '
+                           "ContainerCreating")
+        return attempts[index]
+
+    def logs(self, pod: dict[str, Any], container: str | None, follow: bool, previous: bool,
+             tail: int | None, timestamps: bool) -> Iterator[bytes]:
+        c = self._container_for(pod, container, previous)
+        try:
+            stream = self.docker.logs(c["Id"], follow=follow and not previous, tail=tail, timestamps=timestamps)
+        except NotFound:
+            raise ApiError(404, "the container is gone") from None
+        yield b""
+        yield from stream
+
+    def exec(self, pod: dict[str, Any], container: str | None, command: list[str]) -> tuple[int, bytes]:
+        c = self._container_for(pod, container, False)
+        if c["State"] != "running":
+            raise ApiError(400, f"container {c['Labels'].get(L + 'container')} is not running")
+        return self.docker.exec(c["Id"], command)
