@@ -8,6 +8,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0", "gitCommit
                 "gitTreeState": "clean", "buildDate": "2026-11-01T00:00:00Z", "goVersion": "go1.23",
                 "compiler": "gc", "platform": "linux/amd64"}
 MAX_BODY = 8 * 1024 * 1024
+PUBLIC_PATHS = {"/version", "/healthz", "/readyz", "/livez"}
 
 
 class PodRuntimeHooks(Protocol):
@@ -148,7 +150,8 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
-            if not self._authorized():
+            # Like Kubernetes' system:public-info-viewer: health and version need no token.
+            if url.path.rstrip("/") not in PUBLIC_PATHS and not self._authorized():
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 raise ApiError(401, "Unauthorized")
             if not self._discovery(url.path):
@@ -392,7 +395,12 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(output)
 
 
-def serve(registry: Registry, token: str, runtime: PodRuntimeHooks | None, port: int = 0) -> ApiHTTPServer:
+def serve(registry: Registry, token: str, runtime: PodRuntimeHooks | None, port: int = 0,
+          tls: tuple[str, str] | None = None) -> ApiHTTPServer:
     server = ApiHTTPServer(("127.0.0.1", port), registry, token, runtime)
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, name="apiserver", daemon=True).start()
     return server

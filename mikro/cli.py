@@ -6,6 +6,7 @@ lifecycle and image commands import the Docker side, lazily.
 
 from __future__ import annotations
 
+import base64
 import functools
 import os
 import signal
@@ -110,7 +111,7 @@ def start(bind_address: str | None, timeout: float) -> None:
         info = config.read_json(paths.endpoint)
         if info and info.get("pid") == proc.pid and Client("127.0.0.1", info["port"], info["token"]).healthy():
             click.echo(f"Started mikro ({config.cluster_name()}) in {time.monotonic() - started:.2f}s: "
-                       f"API at http://127.0.0.1:{info['port']}")
+                       f"API at https://127.0.0.1:{info['port']}")
             return
         time.sleep(0.02)
     fail(f"the control plane did not become ready within {timeout:.0f}s; see {paths.log}")
@@ -255,7 +256,9 @@ def config_cmd() -> None:
     cluster = config.cluster_name()
     kubeconfig = {
         "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": cluster, "cluster": {"server": f"http://127.0.0.1:{port}"}}],
+        "clusters": [{"name": cluster, "cluster": {
+            "server": f"https://127.0.0.1:{port}",
+            "certificate-authority-data": base64.b64encode(config.paths().ca.read_bytes()).decode()}}],
         "users": [{"name": f"{cluster}-admin", "user": {"token": token}}],
         "contexts": [{"name": "mikro", "context": {"cluster": cluster, "user": f"{cluster}-admin",
                                                    "namespace": "default"}}],

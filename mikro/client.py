@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import ssl
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -20,8 +21,10 @@ class NotRunning(Exception):
 
 
 class Client:
-    def __init__(self, host: str, port: int, token: str) -> None:
+    def __init__(self, host: str, port: int, token: str, ca_file: str | None = None) -> None:
         self.host, self.port, self.token = host, port, token
+        self.ca_file = ca_file or str(config.paths().ca)
+        self._context: ssl.SSLContext | None = None
 
     @classmethod
     def from_state(cls) -> Client:
@@ -40,10 +43,12 @@ class Client:
 
     @property
     def server(self) -> str:
-        return f"https://{self.host}:{self.port}".replace("https", "http")
+        return f"https://{self.host}:{self.port}"
 
     def _connect(self, timeout: float | None) -> http.client.HTTPConnection:
-        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
+        if self._context is None:
+            self._context = ssl.create_default_context(cafile=self.ca_file)
+        return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self._context)
 
     def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
                 content_type: str = "application/json", accept: str = "application/json",
@@ -58,7 +63,7 @@ class Client:
             conn.request(method, url, body=data, headers=headers)
             resp = conn.getresponse()
             raw = resp.read()
-        except (ConnectionRefusedError, ConnectionResetError) as exc:
+        except (ConnectionRefusedError, ConnectionResetError, ssl.SSLError) as exc:
             raise NotRunning(f"the mikro API at {self.server} does not answer ({exc})") from None
         finally:
             conn.close()

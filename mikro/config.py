@@ -50,6 +50,14 @@ class Paths:
         return self.root / "controlplane.log"
 
     @property
+    def pki(self) -> Path:
+        return self.root / "pki"
+
+    @property
+    def ca(self) -> Path:
+        return self.root / "pki" / "ca.crt"
+
+    @property
     def proxies(self) -> Path:
         return self.root / "proxies"
 

@@ -17,7 +17,7 @@ import sys
 import threading
 from typing import Any
 
-from . import config
+from . import config, pki
 from .apiserver import serve
 from .controllers import Controllers
 from .docker_backend import Docker
@@ -95,7 +95,8 @@ def main() -> int:
     ctx = PodContext(cluster=cluster, network=docker.network_name(), infra_image=INFRA_IMAGE,
                      node_name=node_name, host_ip=host_ip, state_dir=str(paths.root))
     runtime = PodRuntime(registry, docker, ctx)
-    server = serve(registry, settings["token"], runtime, settings["port"])
+    ca, cert, key = pki.ensure(paths.pki)
+    server = serve(registry, settings["token"], runtime, settings["port"], (str(cert), str(key)))
     network = Network(registry, docker, paths, cluster, docker.network_name(), NGINX_IMAGE,
                       settings["bind_address"])
     controllers = Controllers(registry)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import ingress as ingress_model
+from . import pki
 from .config import LABEL_PREFIX, Paths, write_private
 from .docker_backend import Docker, DockerError, host_port_free
 from .docker_types import ContainerSpec
@@ -35,10 +36,6 @@ DEFAULT_CERT = ("/etc/ssl/mikro/default.crt", "/etc/ssl/mikro/default.key")
 
 def dns_aliases(name: str, namespace: str) -> list[str]:
     return [f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"]
-
-
-def valid_pem_pair(cert: bytes, key: bytes) -> bool:
-    return b"-----BEGIN CERTIFICATE-----" in cert and b"PRIVATE KEY-----" in key
 
 
 class Network:
@@ -212,7 +209,7 @@ class Network:
                     key = base64.b64decode(data.get("tls.key", ""))
                 except ValueError:
                     continue
-                if not valid_pem_pair(cert, key):
+                if not pki.valid_key_pair(cert, key):
                     continue
                 directory = self.paths.ingress / "certs"
                 directory.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,72 @@
+"""The cluster's certificates: a CA, and the API server's certificate it signs.
+
+kubectl (client-go) sends a bearer token only over TLS, so the API is served over HTTPS on
+127.0.0.1 and the kubeconfig carries the CA, as on a real cluster. Also checks TLS Secrets'
+key pairs for the ingress.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from .config import write_private
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()
+
+
+def ensure(directory: Path) -> tuple[Path, Path, Path]:
+    """(ca.crt, apiserver.crt, apiserver.key) under `directory`, made on first use."""
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    ca_crt, crt, key_path = directory / "ca.crt", directory / "apiserver.crt", directory / "apiserver.key"
+    if ca_crt.exists() and crt.exists() and key_path.exists():
+        return ca_crt, crt, key_path
+    now = datetime.datetime.now(datetime.UTC)
+    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=3650)
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = (x509.CertificateBuilder().subject_name(_name("mikro-ca")).issuer_name(_name("mikro-ca"))
+          .public_key(ca_key.public_key()).serial_number(x509.random_serial_number())
+          .not_valid_before(start).not_valid_after(end)
+          .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+          .add_extension(x509.KeyUsage(digital_signature=True, key_cert_sign=True, crl_sign=True,
+                                       content_commitment=False, key_encipherment=False, data_encipherment=False,
+                                       key_agreement=False, encipher_only=False, decipher_only=False), critical=True)
+          .sign(ca_key, hashes.SHA256()))
+    server_key = ec.generate_private_key(ec.SECP256R1())
+    san = x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.DNSName("kubernetes"),
+                                       x509.DNSName("kubernetes.default.svc"),
+                                       x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+    server = (x509.CertificateBuilder().subject_name(_name("kube-apiserver")).issuer_name(ca.subject)
+              .public_key(server_key.public_key()).serial_number(x509.random_serial_number())
+              .not_valid_before(start).not_valid_after(end).add_extension(san, critical=False)
+              .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+              .sign(ca_key, hashes.SHA256()))
+    write_private(ca_crt, ca.public_bytes(serialization.Encoding.PEM).decode())
+    write_private(directory / "ca.key", _key_pem(ca_key))
+    write_private(crt, server.public_bytes(serialization.Encoding.PEM).decode())
+    write_private(key_path, _key_pem(server_key))
+    return ca_crt, crt, key_path
+
+
+def valid_key_pair(cert_pem: bytes, key_pem: bytes) -> bool:
+    """Whether a TLS Secret holds a PEM certificate and the private key that matches it."""
+    try:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = serialization.load_pem_private_key(key_pem, password=None)
+    except (ValueError, TypeError):
+        return False
+    fmt = (serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return cert.public_key().public_bytes(*fmt) == key.public_key().public_bytes(*fmt)
