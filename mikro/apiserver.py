@@ -24,16 +24,31 @@ from .store import Change
 
 log = logging.getLogger("mikro.apiserver")
 
-KUBE_VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0", "gitCommit": "mikro-" + __version__,
-                "gitTreeState": "clean", "buildDate": "2026-11-01T00:00:00Z", "goVersion": "go1.23",
-                "compiler": "gc", "platform": "linux/amd64"}
+KUBE_VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0",
+    "gitCommit": "mikro-" + __version__,
+    "gitTreeState": "clean",
+    "buildDate": "2026-11-01T00:00:00Z",
+    "goVersion": "go1.23",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 MAX_BODY = 8 * 1024 * 1024
 PUBLIC_PATHS = {"/version", "/healthz", "/readyz", "/livez"}
 
 
 class PodRuntimeHooks(Protocol):
-    def logs(self, pod: dict[str, Any], container: str | None, follow: bool, previous: bool,
-             tail: int | None, timestamps: bool) -> Iterator[bytes]: ...
+    def logs(
+        self,
+        pod: dict[str, Any],
+        container: str | None,
+        follow: bool,
+        previous: bool,
+        tail: int | None,
+        timestamps: bool,
+    ) -> Iterator[bytes]: ...
 
     def exec(self, pod: dict[str, Any], container: str | None, command: list[str]) -> tuple[int, bytes]: ...
 
@@ -42,8 +57,9 @@ class ApiHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, address: tuple[str, int], registry: Registry, token: str,
-                 runtime: PodRuntimeHooks | None) -> None:
+    def __init__(
+        self, address: tuple[str, int], registry: Registry, token: str, runtime: PodRuntimeHooks | None
+    ) -> None:
         super().__init__(address, Handler)
         self.registry = registry
         self.token = token
@@ -57,15 +73,36 @@ def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
     for r in resources.RESOURCES:
         if r.group != group or r.version != version:
             continue
-        out.append({"name": r.plural, "singularName": r.singular, "namespaced": r.namespaced,
-                    "kind": r.kind, "verbs": list(r.verbs), "shortNames": list(r.short_names)})
-        subresources = {"Pod": ["status", "log", "exec"], "Deployment": ["status", "scale"],
-                        "ReplicaSet": ["status", "scale"], "StatefulSet": ["status", "scale"],
-                        "Service": ["status"], "Ingress": ["status"], "Namespace": ["status"]}
+        out.append(
+            {
+                "name": r.plural,
+                "singularName": r.singular,
+                "namespaced": r.namespaced,
+                "kind": r.kind,
+                "verbs": list(r.verbs),
+                "shortNames": list(r.short_names),
+            }
+        )
+        subresources = {
+            "Pod": ["status", "log", "exec"],
+            "Deployment": ["status", "scale"],
+            "ReplicaSet": ["status", "scale"],
+            "StatefulSet": ["status", "scale"],
+            "Service": ["status"],
+            "Ingress": ["status"],
+            "Namespace": ["status"],
+        }
         for sub in subresources.get(r.kind, []):
             kind = "Scale" if sub == "scale" else r.kind
-            out.append({"name": f"{r.plural}/{sub}", "singularName": "", "namespaced": r.namespaced,
-                        "kind": kind, "verbs": ["get", "patch", "update"] if sub != "exec" else ["create", "get"]})
+            out.append(
+                {
+                    "name": f"{r.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": r.namespaced,
+                    "kind": kind,
+                    "verbs": ["get", "patch", "update"] if sub != "exec" else ["create", "get"],
+                }
+            )
     if group == "" and version == "v1":
         out.append({"name": "bindings", "singularName": "", "namespaced": True, "kind": "Binding", "verbs": ["create"]})
     return out
@@ -180,8 +217,14 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, KUBE_VERSION)
         elif path == "/api":
             host = f"127.0.0.1:{self.server.server_address[1]}"
-            self._send_json(200, {"kind": "APIVersions", "versions": ["v1"],
-                                  "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}]})
+            self._send_json(
+                200,
+                {
+                    "kind": "APIVersions",
+                    "versions": ["v1"],
+                    "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": host}],
+                },
+            )
         elif path == "/apis":
             groups = []
             for group, versions in resources.groups().items():
@@ -189,8 +232,9 @@ class Handler(BaseHTTPRequestHandler):
                 groups.append({"name": group, "versions": gvs, "preferredVersion": gvs[0]})
             self._send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
         elif path == "/api/v1":
-            self._send_json(200, {"kind": "APIResourceList", "groupVersion": "v1",
-                                  "resources": discovery_resources("", "v1")})
+            self._send_json(
+                200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": discovery_resources("", "v1")}
+            )
         elif path.startswith("/apis/") and path.count("/") in (2, 3):
             parts = path.split("/")[2:]
             group = parts[0]
@@ -199,12 +243,26 @@ class Handler(BaseHTTPRequestHandler):
                 raise ApiError(404, f"the server could not find the requested resource (group {group})")
             if len(parts) == 1:
                 gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
-                self._send_json(200, {"kind": "APIGroup", "apiVersion": "v1", "name": group,
-                                      "versions": gvs, "preferredVersion": gvs[0]})
+                self._send_json(
+                    200,
+                    {
+                        "kind": "APIGroup",
+                        "apiVersion": "v1",
+                        "name": group,
+                        "versions": gvs,
+                        "preferredVersion": gvs[0],
+                    },
+                )
             elif parts[1] in versions:
-                self._send_json(200, {"kind": "APIResourceList", "apiVersion": "v1",
-                                      "groupVersion": f"{group}/{parts[1]}",
-                                      "resources": discovery_resources(group, parts[1])})
+                self._send_json(
+                    200,
+                    {
+                        "kind": "APIResourceList",
+                        "apiVersion": "v1",
+                        "groupVersion": f"{group}/{parts[1]}",
+                        "resources": discovery_resources(group, parts[1]),
+                    },
+                )
             else:
                 raise ApiError(404, "the server could not find the requested resource")
         elif path.startswith("/openapi/"):
@@ -290,8 +348,14 @@ class Handler(BaseHTTPRequestHandler):
             body = self._body() or {}
             propagation = body.get("propagationPolicy") or query.get("propagationPolicy")
             grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
-            obj = reg.delete(res, ns or "", name, propagation=propagation,
-                             grace_seconds=int(grace) if grace is not None else None, dry_run=dry_run)
+            obj = reg.delete(
+                res,
+                ns or "",
+                name,
+                propagation=propagation,
+                grace_seconds=int(grace) if grace is not None else None,
+                dry_run=dry_run,
+            )
             self._send_json(200, obj)
         else:
             raise ApiError(405, f"{method} is not allowed")
@@ -313,8 +377,15 @@ class Handler(BaseHTTPRequestHandler):
         if self._wants_table():
             self._send_json(200, printers.table(res.kind, items, str(rv)))
             return
-        self._send_json(200, {"kind": f"{res.kind}List", "apiVersion": res.api_version,
-                              "metadata": {"resourceVersion": str(rv)}, "items": items})
+        self._send_json(
+            200,
+            {
+                "kind": f"{res.kind}List",
+                "apiVersion": res.api_version,
+                "metadata": {"resourceVersion": str(rv)},
+                "items": items,
+            },
+        )
 
     def _watch(self, res: Resource, ns: str | None, name: str | None, query: dict[str, str]) -> None:
         reg = self.server.registry
@@ -364,16 +435,21 @@ class Handler(BaseHTTPRequestHandler):
         containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
         container = query.get("container")
         if container is None and len(containers) > 1:
-            raise ApiError(400, f"a container name must be specified for pod {name}, choose one of: "
-                           f"[{' '.join(containers)}]")
+            raise ApiError(
+                400, f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
+            )
         if container is not None and container not in containers:
             raise ApiError(400, f"container {container} is not valid for pod {name}")
         if sub == "log":
             tail = query.get("tailLines")
-            chunks = runtime.logs(pod, container, follow=query.get("follow") == "true",
-                                  previous=query.get("previous") == "true",
-                                  tail=int(tail) if tail else None,
-                                  timestamps=query.get("timestamps") == "true")
+            chunks = runtime.logs(
+                pod,
+                container,
+                follow=query.get("follow") == "true",
+                previous=query.get("previous") == "true",
+                tail=int(tail) if tail else None,
+                timestamps=query.get("timestamps") == "true",
+            )
             first = next(chunks, b"")  # errors (no previous run...) surface before the 200
             self._start_chunked("text/plain")
             self._chunk(first)
@@ -395,8 +471,9 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(output)
 
 
-def serve(registry: Registry, token: str, runtime: PodRuntimeHooks | None, port: int = 0,
-          tls: tuple[str, str] | None = None) -> ApiHTTPServer:
+def serve(
+    registry: Registry, token: str, runtime: PodRuntimeHooks | None, port: int = 0, tls: tuple[str, str] | None = None
+) -> ApiHTTPServer:
     server = ApiHTTPServer(("127.0.0.1", port), registry, token, runtime)
     if tls is not None:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

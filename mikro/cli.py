@@ -77,6 +77,7 @@ def running_client() -> Client | None:
 
 # -- lifecycle -----------------------------------------------------------------------------
 
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mikro")
 def main() -> None:
@@ -84,8 +85,11 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--bind-address", default=None, help="Host address for ingress, NodePort and LoadBalancer ports "
-              "(default 127.0.0.1).")
+@click.option(
+    "--bind-address",
+    default=None,
+    help="Host address for ingress, NodePort and LoadBalancer ports (default 127.0.0.1).",
+)
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the API.")
 @handled
 def start(bind_address: str | None, timeout: float) -> None:
@@ -101,8 +105,14 @@ def start(bind_address: str | None, timeout: float) -> None:
         settings["bind_address"] = bind_address
         config.save_settings(paths, settings)
     with open(paths.log, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "mikro.controlplane"], stdout=log, stderr=log,
-                                stdin=subprocess.DEVNULL, start_new_session=True, env=os.environ.copy())
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "mikro.controlplane"],
+            stdout=log,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=os.environ.copy(),
+        )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -110,8 +120,10 @@ def start(bind_address: str | None, timeout: float) -> None:
             fail("the control plane exited during start:\n" + "\n".join(tail))
         info = config.read_json(paths.endpoint)
         if info and info.get("pid") == proc.pid and Client("127.0.0.1", info["port"], info["token"]).healthy():
-            click.echo(f"Started mikro ({config.cluster_name()}) in {time.monotonic() - started:.2f}s: "
-                       f"API at https://127.0.0.1:{info['port']}")
+            click.echo(
+                f"Started mikro ({config.cluster_name()}) in {time.monotonic() - started:.2f}s: "
+                f"API at https://127.0.0.1:{info['port']}"
+            )
             return
         time.sleep(0.02)
     fail(f"the control plane did not become ready within {timeout:.0f}s; see {paths.log}")
@@ -188,9 +200,17 @@ def status(fmt: str, wait_ready: bool, timeout: float) -> None:
     enabled = [n for n in catalog if state.get(n) == "enabled"]
     disabled = [n for n in catalog if n not in enabled]
     if fmt == "yaml":
-        data = {"mikro": {"running": True, "cluster": config.cluster_name(), "api": client.server},
-                "addons": [{"name": n, "description": catalog[n]["description"],
-                            "status": "enabled" if n in enabled else "disabled"} for n in catalog]}
+        data = {
+            "mikro": {"running": True, "cluster": config.cluster_name(), "api": client.server},
+            "addons": [
+                {
+                    "name": n,
+                    "description": catalog[n]["description"],
+                    "status": "enabled" if n in enabled else "disabled",
+                }
+                for n in catalog
+            ],
+        }
         click.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
         return
     if fmt == "short":
@@ -214,8 +234,9 @@ def status(fmt: str, wait_ready: bool, timeout: float) -> None:
 @handled
 def reset(yes: bool) -> None:
     """Remove every container, network, volume and object of the cluster."""
-    if not yes and not click.confirm(f"This removes every object, container, network and volume of cluster "
-                                     f"{config.cluster_name()!r}. Continue?"):
+    if not yes and not click.confirm(
+        f"This removes every object, container, network and volume of cluster {config.cluster_name()!r}. Continue?"
+    ):
         fail("reset cancelled")
     info = config.read_json(config.paths().endpoint)
     if info and info.get("pid") and _alive(int(info["pid"])):
@@ -255,19 +276,29 @@ def config_cmd() -> None:
         fail(NOT_RUNNING_HINT)
     cluster = config.cluster_name()
     kubeconfig = {
-        "apiVersion": "v1", "kind": "Config", "preferences": {},
-        "clusters": [{"name": cluster, "cluster": {
-            "server": f"https://127.0.0.1:{port}",
-            "certificate-authority-data": base64.b64encode(config.paths().ca.read_bytes()).decode()}}],
+        "apiVersion": "v1",
+        "kind": "Config",
+        "preferences": {},
+        "clusters": [
+            {
+                "name": cluster,
+                "cluster": {
+                    "server": f"https://127.0.0.1:{port}",
+                    "certificate-authority-data": base64.b64encode(config.paths().ca.read_bytes()).decode(),
+                },
+            }
+        ],
         "users": [{"name": f"{cluster}-admin", "user": {"token": token}}],
-        "contexts": [{"name": "mikro", "context": {"cluster": cluster, "user": f"{cluster}-admin",
-                                                   "namespace": "default"}}],
+        "contexts": [
+            {"name": "mikro", "context": {"cluster": cluster, "user": f"{cluster}-admin", "namespace": "default"}}
+        ],
         "current-context": "mikro",
     }
     click.echo(yaml.safe_dump(kubeconfig, sort_keys=False).rstrip())
 
 
 # -- addons --------------------------------------------------------------------------------
+
 
 @main.command()
 @click.argument("addon")
@@ -291,18 +322,34 @@ def enable(addon: str, http_port: int, https_port: int, timeout: float) -> None:
         absent = [image for image in images if docker.image(image) is None]
         if absent:
             fail(f"image {', '.join(absent)} is missing; run `mikro images prepare` first (works offline)")
-    patch = {"data": {addon: "enabled", f"{addon}.status": "starting",
-                      f"{addon}.httpPort": str(http_port), f"{addon}.httpsPort": str(https_port)}}
-    if data.get(addon) == "enabled" and data.get(f"{addon}.status") == "running" and \
-            data.get(f"{addon}.httpPort") == str(http_port) and data.get(f"{addon}.httpsPort") == str(https_port):
+    patch = {
+        "data": {
+            addon: "enabled",
+            f"{addon}.status": "starting",
+            f"{addon}.httpPort": str(http_port),
+            f"{addon}.httpsPort": str(https_port),
+        }
+    }
+    if (
+        data.get(addon) == "enabled"
+        and data.get(f"{addon}.status") == "running"
+        and data.get(f"{addon}.httpPort") == str(http_port)
+        and data.get(f"{addon}.httpsPort") == str(https_port)
+    ):
         click.echo(f"Addon {addon} is already enabled")
         return
     client.patch(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM, patch)
     if addon == "ingress":
         for name in ("public", "nginx"):
-            body = {"metadata": {"name": name, "annotations": {
-                "ingressclass.kubernetes.io/is-default-class": "true" if name == "public" else "false"}},
-                "spec": {"controller": "k8s.io/ingress-nginx"}}
+            body = {
+                "metadata": {
+                    "name": name,
+                    "annotations": {
+                        "ingressclass.kubernetes.io/is-default-class": "true" if name == "public" else "false"
+                    },
+                },
+                "spec": {"controller": "k8s.io/ingress-nginx"},
+            }
             try:
                 client.create(BY_KIND["IngressClass"], None, body)
             except ApiError as exc:
@@ -362,6 +409,7 @@ def addons_list() -> None:
 
 # -- images --------------------------------------------------------------------------------
 
+
 @main.group()
 def images() -> None:
     """Images in the host's Docker: prepare mikro's own, import, list."""
@@ -406,13 +454,20 @@ def images_ls() -> None:
     for image in docker.images():
         for tag in image.get("RepoTags") or ["<none>:<none>"]:
             repo, _, version = tag.rpartition(":")
-            rows.append([repo, version, image["Id"].split(":")[-1][:12],
-                         human_duration(time.time() - image["Created"]) + " ago",
-                         f"{image['Size'] / 1e6:.1f}MB"])
+            rows.append(
+                [
+                    repo,
+                    version,
+                    image["Id"].split(":")[-1][:12],
+                    human_duration(time.time() - image["Created"]) + " ago",
+                    f"{image['Size'] / 1e6:.1f}MB",
+                ]
+            )
     click.echo(format_table(["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], sorted(rows)))
 
 
 # -- apply / delete ------------------------------------------------------------------------
+
 
 def _apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float) -> None:
     if not files:
@@ -439,9 +494,19 @@ def apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, t
     _apply(files, recursive, namespace, wait, timeout)
 
 
-def _delete(targets: tuple[str, ...], files: tuple[str, ...], recursive: bool, namespace: str,
-            all_namespaces: bool, cascade: str, ignore_missing: bool, grace: int | None, now: bool,
-            wait: bool, selector: str | None) -> None:
+def _delete(
+    targets: tuple[str, ...],
+    files: tuple[str, ...],
+    recursive: bool,
+    namespace: str,
+    all_namespaces: bool,
+    cascade: str,
+    ignore_missing: bool,
+    grace: int | None,
+    now: bool,
+    wait: bool,
+    selector: str | None,
+) -> None:
     client = Client.from_state()
     code = 0
     if now:
@@ -451,8 +516,7 @@ def _delete(targets: tuple[str, ...], files: tuple[str, ...], recursive: bool, n
         for doc in documents:
             res = BY_KIND[doc.obj["kind"]]
             ns = doc.obj["metadata"].get("namespace") or namespace
-            code |= kubectl.delete(client, res, ns, [doc.obj["metadata"]["name"]], cascade, ignore_missing,
-                                   grace, wait)
+            code |= kubectl.delete(client, res, ns, [doc.obj["metadata"]["name"]], cascade, ignore_missing, grace, wait)
     else:
         for kinds, names in kubectl.parse_targets(targets):
             for res in kinds:
@@ -466,19 +530,21 @@ def _delete(targets: tuple[str, ...], files: tuple[str, ...], recursive: bool, n
 
 
 def delete_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed([
-        click.argument("targets", nargs=-1),
-        click.option("-f", "--filename", "files", multiple=True),
-        click.option("-R", "--recursive", is_flag=True),
-        click.option("-n", "--namespace", default="default"),
-        click.option("-A", "--all-namespaces", is_flag=True),
-        click.option("--cascade", type=click.Choice(["background", "orphan", "foreground"]), default="background"),
-        click.option("--ignore-not-found", "ignore_missing", is_flag=True),
-        click.option("--grace-period", "grace", type=int, default=None),
-        click.option("--now", is_flag=True),
-        click.option("--wait/--no-wait", default=False),
-        click.option("-l", "--selector", default=None),
-    ]):
+    for option in reversed(
+        [
+            click.argument("targets", nargs=-1),
+            click.option("-f", "--filename", "files", multiple=True),
+            click.option("-R", "--recursive", is_flag=True),
+            click.option("-n", "--namespace", default="default"),
+            click.option("-A", "--all-namespaces", is_flag=True),
+            click.option("--cascade", type=click.Choice(["background", "orphan", "foreground"]), default="background"),
+            click.option("--ignore-not-found", "ignore_missing", is_flag=True),
+            click.option("--grace-period", "grace", type=int, default=None),
+            click.option("--now", is_flag=True),
+            click.option("--wait/--no-wait", default=False),
+            click.option("-l", "--selector", default=None),
+        ]
+    ):
         fn = option(fn)
     return fn
 
@@ -493,21 +559,24 @@ def delete(**kwargs: Any) -> None:
 
 # -- kubectl -------------------------------------------------------------------------------
 
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def kubectl_group() -> None:
     """kubectl against this cluster."""
 
 
 def get_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    for option in reversed([
-        click.argument("targets", nargs=-1),
-        click.option("-n", "--namespace", default="default"),
-        click.option("-A", "--all-namespaces", is_flag=True),
-        click.option("-l", "--selector", default=None),
-        click.option("--field-selector", default=None),
-        click.option("-o", "--output", default=None),
-        click.option("-w", "--watch", is_flag=True),
-    ]):
+    for option in reversed(
+        [
+            click.argument("targets", nargs=-1),
+            click.option("-n", "--namespace", default="default"),
+            click.option("-A", "--all-namespaces", is_flag=True),
+            click.option("-l", "--selector", default=None),
+            click.option("--field-selector", default=None),
+            click.option("-o", "--output", default=None),
+            click.option("-w", "--watch", is_flag=True),
+        ]
+    ):
         fn = option(fn)
     return fn
 
@@ -515,11 +584,21 @@ def get_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @kubectl_group.command("get")
 @get_options
 @handled
-def kubectl_get(targets: tuple[str, ...], namespace: str, all_namespaces: bool, selector: str | None,
-                field_selector: str | None, output: str | None, watch: bool) -> None:
+def kubectl_get(
+    targets: tuple[str, ...],
+    namespace: str,
+    all_namespaces: bool,
+    selector: str | None,
+    field_selector: str | None,
+    output: str | None,
+    watch: bool,
+) -> None:
     """Display one or many resources."""
-    sys.exit(kubectl.get(Client.from_state(), list(targets), namespace, all_namespaces, selector,
-                         field_selector, output, watch))
+    sys.exit(
+        kubectl.get(
+            Client.from_state(), list(targets), namespace, all_namespaces, selector, field_selector, output, watch
+        )
+    )
 
 
 @kubectl_group.command("describe")
@@ -604,8 +683,13 @@ def rollout_restart(target: str, name: str | None, namespace: str) -> None:
     client = Client.from_state()
     dname = _deployment_arg(target, name)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    client.patch(BY_KIND["Deployment"], namespace, dname, {"spec": {"template": {"metadata": {"annotations": {
-        "kubectl.kubernetes.io/restartedAt": stamp}}}}}, kind="application/strategic-merge-patch+json")
+    client.patch(
+        BY_KIND["Deployment"],
+        namespace,
+        dname,
+        {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}},
+        kind="application/strategic-merge-patch+json",
+    )
     click.echo(f"deployment.apps/{dname} restarted")
 
 
@@ -660,13 +744,13 @@ def _pod_for(client: Client, target: str, namespace: str) -> str:
 @click.option("--timestamps", is_flag=True)
 @click.option("-n", "--namespace", default="default")
 @handled
-def kubectl_logs(target: str, container: str | None, follow: bool, previous: bool, tail: int, timestamps: bool,
-                 namespace: str) -> None:
+def kubectl_logs(
+    target: str, container: str | None, follow: bool, previous: bool, tail: int, timestamps: bool, namespace: str
+) -> None:
     """Print the logs of a container in a pod."""
     client = Client.from_state()
     pod = _pod_for(client, target, namespace)
-    query = {"follow": str(follow).lower(), "previous": str(previous).lower(),
-             "timestamps": str(timestamps).lower()}
+    query = {"follow": str(follow).lower(), "previous": str(previous).lower(), "timestamps": str(timestamps).lower()}
     if container:
         query["container"] = container
     if tail >= 0:
@@ -684,8 +768,9 @@ def kubectl_logs(target: str, container: str | None, follow: bool, previous: boo
 @click.option("-t", "--tty", is_flag=True)
 @click.option("-n", "--namespace", default="default")
 @handled
-def kubectl_exec(target: str, command: tuple[str, ...], container: str | None, stdin: bool, tty: bool,
-                 namespace: str) -> None:
+def kubectl_exec(
+    target: str, command: tuple[str, ...], container: str | None, stdin: bool, tty: bool, namespace: str
+) -> None:
     """Execute a command in a container: mikro kubectl exec POD -- CMD."""
     client = Client.from_state()
     pod_name = _pod_for(client, target, namespace)

@@ -50,9 +50,16 @@ class Client:
             self._context = ssl.create_default_context(cafile=self.ca_file)
         return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self._context)
 
-    def request(self, method: str, path: str, body: Any = None, query: dict[str, Any] | None = None,
-                content_type: str = "application/json", accept: str = "application/json",
-                timeout: float | None = 60) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        query: dict[str, Any] | None = None,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        timeout: float | None = 60,
+    ) -> Any:
         conn = self._connect(timeout)
         url = path + ("?" + urlencode(query, doseq=True) if query else "")
         data = json.dumps(body).encode() if body is not None else None
@@ -75,8 +82,9 @@ class Client:
             raise ApiError.from_status(resp.status, payload)
         return payload
 
-    def stream(self, path: str, query: dict[str, Any] | None = None,
-               accept: str = "application/json") -> Iterator[bytes]:
+    def stream(
+        self, path: str, query: dict[str, Any] | None = None, accept: str = "application/json"
+    ) -> Iterator[bytes]:
         """GET a streaming response (watch, logs), yielding lines."""
         conn = self._connect(None)
         url = path + ("?" + urlencode(query, doseq=True) if query else "")
@@ -105,8 +113,9 @@ class Client:
         if container:
             query["container"] = container
         conn = self._connect(None)
-        conn.request("POST", path + "?" + urlencode(query, doseq=True),
-                     headers={"Authorization": f"Bearer {self.token}"})
+        conn.request(
+            "POST", path + "?" + urlencode(query, doseq=True), headers={"Authorization": f"Bearer {self.token}"}
+        )
         resp = conn.getresponse()
         raw = resp.read()
         conn.close()
@@ -125,14 +134,22 @@ class Client:
     def create(self, res: Resource, ns: str | None, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
         return self.request("POST", res.base_path(ns), obj, query={"dryRun": "All"} if dry_run else None)
 
-    def patch(self, res: Resource, ns: str | None, name: str, body: Any,
-              kind: str = "application/merge-patch+json", dry_run: bool = False, sub: str = "") -> dict[str, Any]:
+    def patch(
+        self,
+        res: Resource,
+        ns: str | None,
+        name: str,
+        body: Any,
+        kind: str = "application/merge-patch+json",
+        dry_run: bool = False,
+        sub: str = "",
+    ) -> dict[str, Any]:
         path = f"{res.base_path(ns)}/{name}" + (f"/{sub}" if sub else "")
-        return self.request("PATCH", path, body, content_type=kind,
-                            query={"dryRun": "All"} if dry_run else None)
+        return self.request("PATCH", path, body, content_type=kind, query={"dryRun": "All"} if dry_run else None)
 
-    def delete(self, res: Resource, ns: str | None, name: str, propagation: str | None = None,
-               grace: int | None = None) -> dict[str, Any]:
+    def delete(
+        self, res: Resource, ns: str | None, name: str, propagation: str | None = None, grace: int | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
         if propagation:
             body["propagationPolicy"] = propagation

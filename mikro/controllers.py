@@ -45,8 +45,14 @@ def owned_by(obj: dict[str, Any], uid: str) -> bool:
 
 
 def owner_ref(owner: dict[str, Any]) -> dict[str, Any]:
-    return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": owner["metadata"]["name"],
-            "uid": owner["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    return {
+        "apiVersion": owner["apiVersion"],
+        "kind": owner["kind"],
+        "name": owner["metadata"]["name"],
+        "uid": owner["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
 
 
 def pod_ready(pod: dict[str, Any]) -> bool:
@@ -130,28 +136,47 @@ class Controllers:
             template = rs["spec"].get("template") or {}
             for _ in range(min(diff, 100)):
                 tmeta = copy.deepcopy(template.get("metadata") or {})
-                pod = {"metadata": {"generateName": meta["name"] + "-", "namespace": ns,
-                                    "labels": tmeta.get("labels") or {},
-                                    "annotations": tmeta.get("annotations") or {},
-                                    "ownerReferences": [owner_ref(rs)]},
-                       "spec": copy.deepcopy(template.get("spec") or {})}
+                pod = {
+                    "metadata": {
+                        "generateName": meta["name"] + "-",
+                        "namespace": ns,
+                        "labels": tmeta.get("labels") or {},
+                        "annotations": tmeta.get("annotations") or {},
+                        "ownerReferences": [owner_ref(rs)],
+                    },
+                    "spec": copy.deepcopy(template.get("spec") or {}),
+                }
                 created = self.reg.create(POD, ns, pod)
                 live.append(created)
-                self.reg.record_event(rs, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}",
-                                      component="replicaset-controller")
+                self.reg.record_event(
+                    rs,
+                    "SuccessfulCreate",
+                    f"Created pod: {created['metadata']['name']}",
+                    component="replicaset-controller",
+                )
         elif diff < 0:
             # Remove the least useful first: not scheduled, not ready, then the youngest.
             def rank(p: dict[str, Any]) -> tuple[int, int, str]:
-                return (1 if (p.get("spec") or {}).get("nodeName") else 0, 1 if pod_ready(p) else 0,
-                        "~" + "".join(chr(255 - ord(c)) for c in p["metadata"].get("creationTimestamp", "")))
-            for pod in sorted(live, key=rank)[: -diff]:
+                return (
+                    1 if (p.get("spec") or {}).get("nodeName") else 0,
+                    1 if pod_ready(p) else 0,
+                    "~" + "".join(chr(255 - ord(c)) for c in p["metadata"].get("creationTimestamp", "")),
+                )
+
+            for pod in sorted(live, key=rank)[:-diff]:
                 self.reg.delete(POD, ns, pod["metadata"]["name"])
                 live.remove(pod)
-                self.reg.record_event(rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}",
-                                      component="replicaset-controller")
+                self.reg.record_event(
+                    rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", component="replicaset-controller"
+                )
         ready = [p for p in live if pod_ready(p)]
-        status = {"replicas": len(live), "fullyLabeledReplicas": len(live), "readyReplicas": len(ready),
-                  "availableReplicas": len(ready), "observedGeneration": meta.get("generation", 1)}
+        status = {
+            "replicas": len(live),
+            "fullyLabeledReplicas": len(live),
+            "readyReplicas": len(ready),
+            "availableReplicas": len(ready),
+            "observedGeneration": meta.get("generation", 1),
+        }
         if status != rs.get("status"):
             rs["status"] = status
             self.store.update(RS, rs, status_only=True)
@@ -189,11 +214,21 @@ class Controllers:
             cause = (meta.get("annotations") or {}).get("kubernetes.io/change-cause")
             if cause:
                 annotations["kubernetes.io/change-cause"] = cause
-            body = {"metadata": {"name": f"{meta['name']}-{h}", "namespace": ns,
-                                 "labels": tpl["metadata"]["labels"], "annotations": annotations,
-                                 "ownerReferences": [owner_ref(deploy)]},
-                    "spec": {"replicas": start, "selector": selector, "template": tpl,
-                             "minReadySeconds": spec.get("minReadySeconds", 0)}}
+            body = {
+                "metadata": {
+                    "name": f"{meta['name']}-{h}",
+                    "namespace": ns,
+                    "labels": tpl["metadata"]["labels"],
+                    "annotations": annotations,
+                    "ownerReferences": [owner_ref(deploy)],
+                },
+                "spec": {
+                    "replicas": start,
+                    "selector": selector,
+                    "template": tpl,
+                    "minReadySeconds": spec.get("minReadySeconds", 0),
+                },
+            }
             try:
                 new_rs = self.reg.create(RS, ns, body)
             except ApiError as err:
@@ -204,11 +239,18 @@ class Controllers:
                 new_rs["metadata"]["ownerReferences"] = [owner_ref(deploy)]
                 new_rs["metadata"].setdefault("annotations", {})[REVISION] = str(max_revision + 1)
                 new_rs = self.store.update(RS, new_rs)
-            self.reg.record_event(deploy, "ScalingReplicaSet",
-                                  f"Scaled up replica set {new_rs['metadata']['name']} to {start}",
-                                  component="deployment-controller")
-        elif new_rs is not None and new_rs["metadata"].get("annotations", {}).get(REVISION) != str(max_revision) \
-                and old and not paused:
+            self.reg.record_event(
+                deploy,
+                "ScalingReplicaSet",
+                f"Scaled up replica set {new_rs['metadata']['name']} to {start}",
+                component="deployment-controller",
+            )
+        elif (
+            new_rs is not None
+            and new_rs["metadata"].get("annotations", {}).get(REVISION) != str(max_revision)
+            and old
+            and not paused
+        ):
             # Rolled back to an older template: it becomes the newest revision again.
             new_rs["metadata"].setdefault("annotations", {})[REVISION] = str(max_revision + 1)
             new_rs = self.store.update(RS, new_rs)
@@ -227,9 +269,12 @@ class Controllers:
         rs["spec"]["replicas"] = count
         self.store.update(RS, rs)
         verb = "up" if count > current else "down"
-        self.reg.record_event(deploy, "ScalingReplicaSet",
-                              f"Scaled {verb} replica set {rs['metadata']['name']} to {count} from {current}",
-                              component="deployment-controller")
+        self.reg.record_event(
+            deploy,
+            "ScalingReplicaSet",
+            f"Scaled {verb} replica set {rs['metadata']['name']} to {count} from {current}",
+            component="deployment-controller",
+        )
 
     def _limits(self, deploy: dict[str, Any]) -> tuple[int, int]:
         replicas = int(deploy["spec"].get("replicas", 1))
@@ -246,8 +291,9 @@ class Controllers:
         total = sum(int(rs["spec"].get("replicas", 0)) for rs in old + new)
         return replicas + surge - total
 
-    def _rolling(self, deploy: dict[str, Any], new_rs: dict[str, Any], old: list[dict[str, Any]],
-                 replicas: int) -> None:
+    def _rolling(
+        self, deploy: dict[str, Any], new_rs: dict[str, Any], old: list[dict[str, Any]], replicas: int
+    ) -> None:
         if not any(int(rs["spec"].get("replicas", 0)) for rs in old):
             self._scale(deploy, new_rs, replicas)
             return
@@ -274,21 +320,24 @@ class Controllers:
             self._scale(deploy, rs, count - cut)
             removable -= max(cut - max(unavailable_here, 0), 0)
 
-    def _recreate(self, deploy: dict[str, Any], new_rs: dict[str, Any], old: list[dict[str, Any]],
-                  replicas: int) -> None:
+    def _recreate(
+        self, deploy: dict[str, Any], new_rs: dict[str, Any], old: list[dict[str, Any]], replicas: int
+    ) -> None:
         for rs in old:
             self._scale(deploy, rs, 0)
         ns = deploy["metadata"]["namespace"]
         old_uids = {rs["metadata"]["uid"] for rs in old}
-        remaining = [p for p in self.store.list(POD, ns)[0]
-                     if any(owned_by(p, uid) for uid in old_uids)]
+        remaining = [p for p in self.store.list(POD, ns)[0] if any(owned_by(p, uid) for uid in old_uids)]
         if not remaining:
             self._scale(deploy, new_rs, replicas)
 
     def _cleanup(self, deploy: dict[str, Any], old: list[dict[str, Any]]) -> None:
         limit = int(deploy["spec"].get("revisionHistoryLimit", 10))
-        idle = [rs for rs in old if not int(rs["spec"].get("replicas", 0))
-                and not int((rs.get("status") or {}).get("replicas", 0))]
+        idle = [
+            rs
+            for rs in old
+            if not int(rs["spec"].get("replicas", 0)) and not int((rs.get("status") or {}).get("replicas", 0))
+        ]
         for rs in idle[: max(len(idle) - limit, 0)]:
             self.reg.delete(RS, rs["metadata"]["namespace"], rs["metadata"]["name"])
 
@@ -313,25 +362,44 @@ class Controllers:
             prev = old_conditions.get(ctype)
             changed = not prev or prev.get("status") != status
             same = prev and prev.get("reason") == reason and prev.get("message") == message
-            return {"type": ctype, "status": status, "reason": reason, "message": message,
-                    "lastUpdateTime": prev["lastUpdateTime"] if same and prev else stamp,
-                    "lastTransitionTime": stamp if changed else prev["lastTransitionTime"]}
+            return {
+                "type": ctype,
+                "status": status,
+                "reason": reason,
+                "message": message,
+                "lastUpdateTime": prev["lastUpdateTime"] if same and prev else stamp,
+                "lastTransitionTime": stamp if changed else prev["lastTransitionTime"],
+            }
 
         is_available = available >= replicas - max_unavailable
         complete = new_rs is not None and updated == replicas and total == replicas and new_ready == replicas
         rs_name = new_rs["metadata"]["name"] if new_rs else meta["name"]
         conditions = [
-            condition("Available", "True" if is_available else "False",
-                      "MinimumReplicasAvailable" if is_available else "MinimumReplicasUnavailable",
-                      "Deployment has minimum availability." if is_available
-                      else "Deployment does not have minimum availability."),
-            condition("Progressing", "True", "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
-                      f'ReplicaSet "{rs_name}" has successfully progressed.' if complete
-                      else f'ReplicaSet "{rs_name}" is progressing.'),
+            condition(
+                "Available",
+                "True" if is_available else "False",
+                "MinimumReplicasAvailable" if is_available else "MinimumReplicasUnavailable",
+                "Deployment has minimum availability."
+                if is_available
+                else "Deployment does not have minimum availability.",
+            ),
+            condition(
+                "Progressing",
+                "True",
+                "NewReplicaSetAvailable" if complete else "ReplicaSetUpdated",
+                f'ReplicaSet "{rs_name}" has successfully progressed.'
+                if complete
+                else f'ReplicaSet "{rs_name}" is progressing.',
+            ),
         ]
-        status: dict[str, Any] = {"observedGeneration": meta.get("generation", 1), "replicas": total,
-                                  "updatedReplicas": updated, "readyReplicas": ready,
-                                  "availableReplicas": available, "conditions": conditions}
+        status: dict[str, Any] = {
+            "observedGeneration": meta.get("generation", 1),
+            "replicas": total,
+            "updatedReplicas": updated,
+            "readyReplicas": ready,
+            "availableReplicas": available,
+            "conditions": conditions,
+        }
         if total - available > 0:
             status["unavailableReplicas"] = total - available
         for key in ("readyReplicas", "availableReplicas", "updatedReplicas", "replicas"):
@@ -374,21 +442,30 @@ class Controllers:
             else:
                 key = tuple(resolved)
                 group = groups.setdefault(key, {"addresses": [], "notReadyAddresses": []})
-                address = {"ip": ip, "nodeName": (pod.get("spec") or {}).get("nodeName"),
-                           "targetRef": {"kind": "Pod", "namespace": ns, "name": pmeta["name"],
-                                         "uid": pmeta["uid"]}}
+                address = {
+                    "ip": ip,
+                    "nodeName": (pod.get("spec") or {}).get("nodeName"),
+                    "targetRef": {"kind": "Pod", "namespace": ns, "name": pmeta["name"], "uid": pmeta["uid"]},
+                }
                 group["addresses" if pod_ready(pod) else "notReadyAddresses"].append(address)
         subsets = []
         for key, group in sorted(groups.items()):
-            subset: dict[str, Any] = {"ports": [{"name": n, "port": port, "protocol": proto} if n
-                                                else {"port": port, "protocol": proto} for n, port, proto in key]}
+            subset: dict[str, Any] = {
+                "ports": [
+                    {"name": n, "port": port, "protocol": proto} if n else {"port": port, "protocol": proto}
+                    for n, port, proto in key
+                ]
+            }
             for field in ("addresses", "notReadyAddresses"):
                 if group[field]:
                     subset[field] = sorted(group[field], key=lambda a: a["ip"])
             subsets.append(subset)
         existing = self.store.find(EP, ns, meta["name"])
-        body = {"apiVersion": "v1", "kind": "Endpoints",
-                "metadata": {"name": meta["name"], "namespace": ns, "labels": meta.get("labels") or {}}}
+        body = {
+            "apiVersion": "v1",
+            "kind": "Endpoints",
+            "metadata": {"name": meta["name"], "namespace": ns, "labels": meta.get("labels") or {}},
+        }
         if subsets:
             body["subsets"] = subsets
         if existing is None:
@@ -408,8 +485,11 @@ class Controllers:
         for kind in ("ReplicaSet", "Pod"):
             for obj in self.store.list(BY_KIND[kind])[0]:
                 refs = obj["metadata"].get("ownerReferences") or []
-                if refs and not any(ref.get("uid") in uids for ref in refs) \
-                        and not obj["metadata"].get("deletionTimestamp"):
+                if (
+                    refs
+                    and not any(ref.get("uid") in uids for ref in refs)
+                    and not obj["metadata"].get("deletionTimestamp")
+                ):
                     self.reg.delete(BY_KIND[kind], obj["metadata"]["namespace"], obj["metadata"]["name"])
         services = {(s["metadata"]["namespace"], s["metadata"]["name"]) for s in self.store.list(SVC)[0]}
         for ep in self.store.list(EP)[0]:
@@ -437,8 +517,10 @@ class Controllers:
 
 
 def rs_sorted_key(rs: dict[str, Any]) -> tuple[int, str]:
-    return (int((rs["metadata"].get("annotations") or {}).get(REVISION, "0")),
-            rs["metadata"].get("creationTimestamp", ""))
+    return (
+        int((rs["metadata"].get("annotations") or {}).get(REVISION, "0")),
+        rs["metadata"].get("creationTimestamp", ""),
+    )
 
 
 def resolve_target_port(pod: dict[str, Any], target: Any) -> int | None:

@@ -54,28 +54,41 @@ def bootstrap(registry: Registry, cluster: str, node_name: str, host_ip: str) ->
     if store.find(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM) is None:
         registry.create(BY_KIND["ConfigMap"], ADDONS_NS, {"metadata": {"name": ADDONS_CM}, "data": {}})
     cpu = str(os.cpu_count() or 1)
-    node = {"metadata": {"name": node_name, "labels": {"kubernetes.io/hostname": node_name,
-                                                         "kubernetes.io/os": "linux",
-                                                         "node-role.kubernetes.io/control-plane": ""}},
-            "spec": {}}
+    node = {
+        "metadata": {
+            "name": node_name,
+            "labels": {
+                "kubernetes.io/hostname": node_name,
+                "kubernetes.io/os": "linux",
+                "node-role.kubernetes.io/control-plane": "",
+            },
+        },
+        "spec": {},
+    }
     if store.find(BY_KIND["Node"], "", node_name) is None:
         node = registry.create(BY_KIND["Node"], "", node)
     else:
         node = store.get(BY_KIND["Node"], "", node_name)
-    node["status"] = {"capacity": {"cpu": cpu, "pods": "110"}, "allocatable": {"cpu": cpu, "pods": "110"},
-                      "addresses": [{"type": "InternalIP", "address": host_ip},
-                                    {"type": "Hostname", "address": node_name}],
-                      "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                      "message": "mikro is running"}],
-                      "nodeInfo": {"kubeletVersion": "v1.32.0", "containerRuntimeVersion": "docker",
-                                   "operatingSystem": "linux", "architecture": "amd64"}}
+    node["status"] = {
+        "capacity": {"cpu": cpu, "pods": "110"},
+        "allocatable": {"cpu": cpu, "pods": "110"},
+        "addresses": [{"type": "InternalIP", "address": host_ip}, {"type": "Hostname", "address": node_name}],
+        "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "mikro is running"}],
+        "nodeInfo": {
+            "kubeletVersion": "v1.32.0",
+            "containerRuntimeVersion": "docker",
+            "operatingSystem": "linux",
+            "architecture": "amd64",
+        },
+    }
     store.update(BY_KIND["Node"], node, status_only=True)
 
 
 def main() -> int:
     paths = config.ensure_state_dir()
-    logging.basicConfig(level=os.environ.get("MIKRO_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=os.environ.get("MIKRO_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
     cluster = config.cluster_name()
     settings = config.load_settings(paths)
     settings.setdefault("token", secrets.token_urlsafe(32))
@@ -92,13 +105,18 @@ def main() -> int:
     node_name = cluster
     registry = Registry(store, str(halves[1]), node_name)
     bootstrap(registry, cluster, node_name, host_ip)
-    ctx = PodContext(cluster=cluster, network=docker.network_name(), infra_image=INFRA_IMAGE,
-                     node_name=node_name, host_ip=host_ip, state_dir=str(paths.root))
+    ctx = PodContext(
+        cluster=cluster,
+        network=docker.network_name(),
+        infra_image=INFRA_IMAGE,
+        node_name=node_name,
+        host_ip=host_ip,
+        state_dir=str(paths.root),
+    )
     runtime = PodRuntime(registry, docker, ctx)
     ca, cert, key = pki.ensure(paths.pki)
     server = serve(registry, settings["token"], runtime, settings["port"], (str(cert), str(key)))
-    network = Network(registry, docker, paths, cluster, docker.network_name(), NGINX_IMAGE,
-                      settings["bind_address"])
+    network = Network(registry, docker, paths, cluster, docker.network_name(), NGINX_IMAGE, settings["bind_address"])
     controllers = Controllers(registry)
 
     stopping = threading.Event()
@@ -109,8 +127,10 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    config.write_private(paths.endpoint, json.dumps({"port": settings["port"], "token": settings["token"],
-                                                     "pid": os.getpid(), "cluster": cluster}))
+    config.write_private(
+        paths.endpoint,
+        json.dumps({"port": settings["port"], "token": settings["token"], "pid": os.getpid(), "cluster": cluster}),
+    )
     network.start()
     runtime.start()
     controllers.start()

@@ -61,8 +61,10 @@ class Docker:
         try:
             net = self.client.networks.get(name)
             if (net.attrs.get("Labels") or {}).get(LABEL_CLUSTER) != self.cluster:
-                raise DockerUnavailable(f"a Docker network named {name!r} exists and is not mikro's; "
-                                        "choose another cluster name with MIKRO_CLUSTER")
+                raise DockerUnavailable(
+                    f"a Docker network named {name!r} exists and is not mikro's; "
+                    "choose another cluster name with MIKRO_CLUSTER"
+                )
             return net.attrs["IPAM"]["Config"][0]["Subnet"]
         except NotFound:
             pass
@@ -81,7 +83,9 @@ class Docker:
                 continue
             pods = str(next(net16.subnets(new_prefix=net16.prefixlen + 1)))
             self.client.networks.create(
-                name, driver="bridge", labels={LABEL_CLUSTER: self.cluster},
+                name,
+                driver="bridge",
+                labels={LABEL_CLUSTER: self.cluster},
                 ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=candidate, iprange=pods)]),
             )
             return candidate
@@ -129,11 +133,21 @@ class Docker:
             endpoint = self.api.create_endpoint_config(aliases=spec.aliases or None, ipv4_address=spec.ip)
             networking = self.api.create_networking_config({spec.network: endpoint})
         created = self.api.create_container(
-            image=spec.image, command=spec.command, entrypoint=spec.entrypoint, name=spec.name,
+            image=spec.image,
+            command=spec.command,
+            entrypoint=spec.entrypoint,
+            name=spec.name,
             hostname=spec.hostname if not spec.network_mode else None,
-            environment=spec.env or None, labels=labels, working_dir=spec.working_dir,
-            ports=[tuple(p.split("/")) for p in spec.ports] or None, host_config=host_config, networking_config=networking,
-            stop_signal=spec.stop_signal, tty=spec.tty, stdin_open=spec.stdin_open, user=spec.user,
+            environment=spec.env or None,
+            labels=labels,
+            working_dir=spec.working_dir,
+            ports=[tuple(p.split("/")) for p in spec.ports] or None,
+            host_config=host_config,
+            networking_config=networking,
+            stop_signal=spec.stop_signal,
+            tty=spec.tty,
+            stdin_open=spec.stdin_open,
+            user=spec.user,
             stop_timeout=spec.stop_timeout,
         )
         return created["Id"]
@@ -160,8 +174,9 @@ class Docker:
         self.api.rename(ident, name)
 
     def logs(self, ident: str, follow: bool, tail: int | None, timestamps: bool) -> Iterator[bytes]:
-        return self.api.logs(ident, stream=True, follow=follow, tail=tail if tail is not None else "all",
-                             timestamps=timestamps)
+        return self.api.logs(
+            ident, stream=True, follow=follow, tail=tail if tail is not None else "all", timestamps=timestamps
+        )
 
     def exec(self, ident: str, command: list[str], tty: bool = False) -> tuple[int, bytes]:
         exec_id = self.api.exec_create(ident, command, tty=tty)["Id"]
@@ -182,8 +197,9 @@ class Docker:
         """Call `on_event` for each container event of this cluster until `stop` is set."""
         while not stop.is_set():
             try:
-                stream = self.api.events(decode=True, filters={"type": "container",
-                                                               "label": f"{LABEL_CLUSTER}={self.cluster}"})
+                stream = self.api.events(
+                    decode=True, filters={"type": "container", "label": f"{LABEL_CLUSTER}={self.cluster}"}
+                )
                 for event in stream:
                     if stop.is_set():
                         stream.close()
@@ -219,8 +235,9 @@ class Docker:
         return [t for image in loaded for t in image.tags]
 
     def build(self, context: bytes, tag: str, labels: dict[str, str] | None = None) -> None:
-        for _ in self.api.build(fileobj=io.BytesIO(context), custom_context=True, tag=tag, rm=True,
-                                labels=labels, decode=True):
+        for _ in self.api.build(
+            fileobj=io.BytesIO(context), custom_context=True, tag=tag, rm=True, labels=labels, decode=True
+        ):
             pass
         if self.image(tag) is None:
             raise docker.errors.BuildError(f"building {tag} failed", [])

@@ -9,7 +9,6 @@
 from __future__ import annotations
 
 import io
-import os
 import shutil
 import subprocess
 import tarfile
@@ -22,9 +21,11 @@ from .docker_backend import Docker, DockerError
 INFRA_IMAGE = "mikro/pause:1"
 NGINX_IMAGE = "mikro/nginx:1.22"
 NGINX_PACKAGES = ["nginx", "libnginx-mod-stream", "openssl", "ca-certificates"]
-DEFAULT_CERT_COMMAND = ("mkdir -p /etc/ssl/mikro && openssl req -x509 -newkey rsa:2048 -nodes -days 3650 "
-                        "-subj /CN=mikro-ingress-default -keyout /etc/ssl/mikro/default.key "
-                        "-out /etc/ssl/mikro/default.crt 2>/dev/null")
+DEFAULT_CERT_COMMAND = (
+    "mkdir -p /etc/ssl/mikro && openssl req -x509 -newkey rsa:2048 -nodes -days 3650 "
+    "-subj /CN=mikro-ingress-default -keyout /etc/ssl/mikro/default.key "
+    "-out /etc/ssl/mikro/default.crt 2>/dev/null"
+)
 INFRA_DOCKERFILE = """FROM scratch
 COPY busybox /bin/busybox
 RUN ["/bin/busybox", "--install", "-s", "/bin"]
@@ -37,14 +38,29 @@ class ImageError(Exception):
     pass
 
 
+def is_static_elf(path: Path) -> bool:
+    """An ELF executable without a PT_INTERP program header needs no dynamic loader."""
+    with path.open("rb") as fh:
+        header = fh.read(64)
+        if header[:4] != b"\x7fELF" or header[4] != 2:  # 64-bit ELF only
+            return False
+        order = "little" if header[5] == 1 else "big"
+        phoff = int.from_bytes(header[32:40], order)
+        phentsize = int.from_bytes(header[54:56], order)
+        phnum = int.from_bytes(header[56:58], order)
+        fh.seek(phoff)
+        table = fh.read(phentsize * phnum)
+    return all(int.from_bytes(table[i : i + 4], order) != 3 for i in range(0, len(table), phentsize))
+
+
 def static_busybox() -> Path:
     for candidate in (shutil.which("busybox"), "/bin/busybox", "/usr/bin/busybox"):
-        if candidate and Path(candidate).exists():
-            data = Path(candidate).read_bytes()
-            if b"ld-linux" not in data[:8192] and b"/lib/ld-" not in data[:8192]:
-                return Path(candidate)
-    raise ImageError("a static busybox is needed to build the infra image: install Debian's busybox-static "
-                     "(apt-get install busybox-static)")
+        if candidate and Path(candidate).exists() and is_static_elf(Path(candidate).resolve()):
+            return Path(candidate)
+    raise ImageError(
+        "a static busybox is needed to build the infra image: install Debian's busybox-static "
+        "(apt-get install busybox-static)"
+    )
 
 
 def context_tar(files: dict[str, bytes], modes: dict[str, int] | None = None) -> bytes:
@@ -61,8 +77,11 @@ def context_tar(files: dict[str, bytes], modes: dict[str, int] | None = None) ->
 def build_infra(docker: Docker, progress: Progress) -> None:
     progress(f"building {INFRA_IMAGE} from the host's static busybox")
     busybox = static_busybox().read_bytes()
-    docker.build(context_tar({"Dockerfile": INFRA_DOCKERFILE.encode(), "busybox": busybox},
-                             {"busybox": 0o755}), INFRA_IMAGE, {"io.mikro/image": "infra"})
+    docker.build(
+        context_tar({"Dockerfile": INFRA_DOCKERFILE.encode(), "busybox": busybox}, {"busybox": 0o755}),
+        INFRA_IMAGE,
+        {"io.mikro/image": "infra"},
+    )
 
 
 def debian_suite() -> str:
@@ -96,25 +115,38 @@ def build_nginx(docker: Docker, progress: Progress) -> None:
     base = f"debian:{suite}-slim"
     progress(f"trying to pull {base} to build {NGINX_IMAGE}")
     if _try_pull(docker, base, 20):
-        dockerfile = (f"FROM {base}\nRUN apt-get update && apt-get install -y --no-install-recommends "
-                      f"{' '.join(NGINX_PACKAGES)} && rm -rf /var/lib/apt/lists/* && {DEFAULT_CERT_COMMAND}\n"
-                      'CMD ["nginx", "-g", "daemon off;"]\n')
+        dockerfile = (
+            f"FROM {base}\nRUN apt-get update && apt-get install -y --no-install-recommends "
+            f"{' '.join(NGINX_PACKAGES)} && rm -rf /var/lib/apt/lists/* && {DEFAULT_CERT_COMMAND}\n"
+            'CMD ["nginx", "-g", "daemon off;"]\n'
+        )
         docker.build(context_tar({"Dockerfile": dockerfile.encode()}), NGINX_IMAGE, {"io.mikro/image": "nginx"})
         return
     mmdebstrap = shutil.which("mmdebstrap")
     if mmdebstrap is None:
-        raise ImageError(f"no registry answers and mmdebstrap is missing: install it (apt-get install mmdebstrap) "
-                         f"to build {NGINX_IMAGE} from Debian's packages")
+        raise ImageError(
+            f"no registry answers and mmdebstrap is missing: install it (apt-get install mmdebstrap) "
+            f"to build {NGINX_IMAGE} from Debian's packages"
+        )
     progress(f"no registry: building {NGINX_IMAGE} from Debian {suite} packages with mmdebstrap (about a minute)")
-    cmd = [mmdebstrap, "--quiet", "--variant=essential", f"--include={','.join(NGINX_PACKAGES)}",
-           "--dpkgopt=path-exclude=/usr/share/doc/*", "--dpkgopt=path-exclude=/usr/share/man/*",
-           "--dpkgopt=path-exclude=/usr/share/locale/*",
-           f"--customize-hook=chroot \"$1\" sh -c '{DEFAULT_CERT_COMMAND}'", suite, "-"]
+    cmd = [
+        mmdebstrap,
+        "--quiet",
+        "--variant=essential",
+        f"--include={','.join(NGINX_PACKAGES)}",
+        "--dpkgopt=path-exclude=/usr/share/doc/*",
+        "--dpkgopt=path-exclude=/usr/share/man/*",
+        "--dpkgopt=path-exclude=/usr/share/locale/*",
+        f"--customize-hook=chroot \"$1\" sh -c '{DEFAULT_CERT_COMMAND}'",
+        suite,
+        "-",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
     try:
-        docker.import_image(proc.stdout, NGINX_IMAGE, ['CMD ["nginx", "-g", "daemon off;"]',
-                                                      "LABEL io.mikro/image=nginx"])
+        docker.import_image(
+            proc.stdout, NGINX_IMAGE, ['CMD ["nginx", "-g", "daemon off;"]', "LABEL io.mikro/image=nginx"]
+        )
     finally:
         _, err = proc.communicate()
     if proc.returncode != 0 or docker.image(NGINX_IMAGE) is None:
@@ -136,7 +168,3 @@ def prepare(docker: Docker, progress: Progress, force: bool = False) -> list[str
 
 def missing(docker: Docker) -> list[str]:
     return [image for image in (INFRA_IMAGE, NGINX_IMAGE) if docker.image(image) is None]
-
-
-def running_as_root() -> bool:
-    return os.geteuid() == 0

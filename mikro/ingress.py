@@ -49,8 +49,9 @@ class Server:
 
 def serves(ingress: dict[str, Any]) -> bool:
     """Ingresses of mikro's class, or of no class (mikro's class is the default)."""
-    cls = (ingress.get("spec") or {}).get("ingressClassName") or \
-        (ingress.get("metadata", {}).get("annotations") or {}).get("kubernetes.io/ingress.class")
+    cls = (ingress.get("spec") or {}).get("ingressClassName") or (
+        ingress.get("metadata", {}).get("annotations") or {}
+    ).get("kubernetes.io/ingress.class")
     return cls is None or cls in CLASS_ALIASES
 
 
@@ -67,8 +68,9 @@ def matches_for(path_type: str, path: str) -> list[str]:
     return [f"= {path}", f"^~ {path}/"]
 
 
-def endpoints_for(service: dict[str, Any] | None, endpoints: dict[str, Any] | None,
-                  port_ref: dict[str, Any]) -> tuple[list[str] | None, str]:
+def endpoints_for(
+    service: dict[str, Any] | None, endpoints: dict[str, Any] | None, port_ref: dict[str, Any]
+) -> tuple[list[str] | None, str]:
     """Ready `ip:port` addresses behind a Service port; None and why when the port is unknown."""
     if service is None:
         return None, "not found"
@@ -91,17 +93,24 @@ def endpoints_for(service: dict[str, Any] | None, endpoints: dict[str, Any] | No
     return sorted(out), ""
 
 
-def build(ingresses: list[dict[str, Any]], services: list[dict[str, Any]], endpoints: list[dict[str, Any]],
-          certs: dict[tuple[str, str], tuple[str, str]], default_cert: tuple[str, str],
-          http_port: int = 80, https_port: int = 443) -> tuple[dict[str, Any], list[Problem]]:
+def build(
+    ingresses: list[dict[str, Any]],
+    services: list[dict[str, Any]],
+    endpoints: list[dict[str, Any]],
+    certs: dict[tuple[str, str], tuple[str, str]],
+    default_cert: tuple[str, str],
+    http_port: int = 80,
+    https_port: int = 443,
+) -> tuple[dict[str, Any], list[Problem]]:
     """The template's model, and the problems to report as events on Ingresses."""
     svc_by_key = {_key(s): s for s in services}
     ep_by_key = {_key(e): e for e in endpoints}
     problems: list[Problem] = []
     upstreams: dict[str, list[str]] = {}
     servers: dict[str, Server] = {"": Server("", *default_cert, default=True)}
-    served = sorted((i for i in ingresses if serves(i)),
-                    key=lambda i: (i["metadata"].get("creationTimestamp", ""), *_key(i)))
+    served = sorted(
+        (i for i in ingresses if serves(i)), key=lambda i: (i["metadata"].get("creationTimestamp", ""), *_key(i))
+    )
 
     def backend_target(ing: dict[str, Any], backend: dict[str, Any]) -> tuple[str | None, int]:
         ns = ing["metadata"]["namespace"]
@@ -109,8 +118,13 @@ def build(ingresses: list[dict[str, Any]], services: list[dict[str, Any]], endpo
         name = svc_ref.get("name", "")
         addrs, why = endpoints_for(svc_by_key.get((ns, name)), ep_by_key.get((ns, name)), svc_ref.get("port") or {})
         if addrs is None:
-            problems.append(Problem(ing, "ServiceNotFound" if why == "not found" else "ServicePortNotFound",
-                                    f'service "{ns}/{name}" {why}: requests to it are answered with 503'))
+            problems.append(
+                Problem(
+                    ing,
+                    "ServiceNotFound" if why == "not found" else "ServicePortNotFound",
+                    f'service "{ns}/{name}" {why}: requests to it are answered with 503',
+                )
+            )
             return None, 503
         if not addrs:
             return None, 503
@@ -125,8 +139,14 @@ def build(ingresses: list[dict[str, Any]], services: list[dict[str, Any]], endpo
         for tls in spec.get("tls") or []:
             pair = certs.get((ing["metadata"]["namespace"], tls.get("secretName", "")))
             if pair is None:
-                problems.append(Problem(ing, "TLSSecretInvalid", f'TLS secret "{tls.get("secretName")}" is missing '
-                                        "or not a valid key pair: its hosts use the default certificate"))
+                problems.append(
+                    Problem(
+                        ing,
+                        "TLSSecretInvalid",
+                        f'TLS secret "{tls.get("secretName")}" is missing '
+                        "or not a valid key pair: its hosts use the default certificate",
+                    )
+                )
             for host in tls.get("hosts") or []:
                 server = servers.setdefault(host, Server(host, *default_cert))
                 if pair is not None:
@@ -144,8 +164,14 @@ def build(ingresses: list[dict[str, Any]], services: list[dict[str, Any]], endpo
             server = servers[host]
             if match in server.locations:
                 if server.owners[match] != owner:
-                    problems.append(Problem(ing, "Conflict", f'host "{host or "*"}" path "{match.split()[-1]}" is '
-                                            f"already served by ingress {server.owners[match]}"))
+                    problems.append(
+                        Problem(
+                            ing,
+                            "Conflict",
+                            f'host "{host or "*"}" path "{match.split()[-1]}" is '
+                            f"already served by ingress {server.owners[match]}",
+                        )
+                    )
                 continue
             upstream, code = backend_target(ing, backend)
             server.locations[match] = Location(match, upstream, code)
@@ -161,19 +187,27 @@ def build(ingresses: list[dict[str, Any]], services: list[dict[str, Any]], endpo
                     server.owners["/"] = owner
     ordered = [servers[""]] + [servers[h] for h in sorted(servers) if h]
     model = {
-        "http_port": http_port, "https_port": https_port,
+        "http_port": http_port,
+        "https_port": https_port,
         "upstreams": [{"name": n, "endpoints": eps} for n, eps in sorted(upstreams.items())],
-        "servers": [{"host": s.host, "cert": s.cert, "key": s.key, "default": s.default, "has_root": s.has_root,
-                     "locations": [vars(loc) for loc in sorted(s.locations.values(), key=lambda x: x.match)]}
-                    for s in ordered],
+        "servers": [
+            {
+                "host": s.host,
+                "cert": s.cert,
+                "key": s.key,
+                "default": s.default,
+                "has_root": s.has_root,
+                "locations": [vars(loc) for loc in sorted(s.locations.values(), key=lambda x: x.match)],
+            }
+            for s in ordered
+        ],
     }
     return model, problems
 
 
 @cache
 def _environment() -> jinja2.Environment:
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                              autoescape=False)  # noqa: S701 - NGINX configuration, not HTML
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701 - NGINX configuration, not HTML
 
 
 def addons_root() -> Path:

@@ -75,8 +75,16 @@ def qualified_name(obj: dict[str, Any]) -> str:
     return f"{res.qualified}/{obj['metadata']['name']}"
 
 
-def get(client: Client, targets: list[str], namespace: str, all_namespaces: bool, selector: str | None,
-        field_selector: str | None, output: str | None, watch: bool) -> int:
+def get(
+    client: Client,
+    targets: list[str],
+    namespace: str,
+    all_namespaces: bool,
+    selector: str | None,
+    field_selector: str | None,
+    output: str | None,
+    watch: bool,
+) -> int:
     ns = None if all_namespaces else namespace
     groups = parse_targets(targets)
     many_kinds = sum(len(kinds) for kinds, _ in groups) > 1
@@ -84,11 +92,15 @@ def get(client: Client, targets: list[str], namespace: str, all_namespaces: bool
     for kinds, names in groups:
         for res in kinds:
             if names:
-                items = [client.get(res, ns if res.namespaced else None, n) for n in names] if ns or not res.namespaced \
+                items = (
+                    [client.get(res, ns if res.namespaced else None, n) for n in names]
+                    if ns or not res.namespaced
                     else [client.get(res, namespace, n) for n in names]
+                )
             else:
-                listing = client.list(res, ns if res.namespaced else None, labelSelector=selector,
-                                      fieldSelector=field_selector)
+                listing = client.list(
+                    res, ns if res.namespaced else None, labelSelector=selector, fieldSelector=field_selector
+                )
                 items = listing["items"]
                 for item in items:
                     item.setdefault("apiVersion", res.api_version)
@@ -105,8 +117,10 @@ def get(client: Client, targets: list[str], namespace: str, all_namespaces: bool
                 out(qualified_name(o))
         return 0
     if output not in (None, "wide"):
-        raise UsageError(f"unable to match a printer suitable for the output format {output!r}, "
-                         "allowed formats are: json,name,wide,yaml")
+        raise UsageError(
+            f"unable to match a printer suitable for the output format {output!r}, "
+            "allowed formats are: json,name,wide,yaml"
+        )
     printed = False
     for res, items in objects:
         if not items:
@@ -126,10 +140,16 @@ def get(client: Client, targets: list[str], namespace: str, all_namespaces: bool
         err(f"No resources found{where}.")
     if watch:
         res = objects[0][0]
-        for line in client.stream(res.base_path(ns if res.namespaced else None),
-                                  {"watch": "true", "resourceVersion": "0" if not objects[0][1] else
-                                   max(o["metadata"]["resourceVersion"] for o in objects[0][1]),
-                                   **({"labelSelector": selector} if selector else {})}):
+        for line in client.stream(
+            res.base_path(ns if res.namespaced else None),
+            {
+                "watch": "true",
+                "resourceVersion": "0"
+                if not objects[0][1]
+                else max(o["metadata"]["resourceVersion"] for o in objects[0][1]),
+                **({"labelSelector": selector} if selector else {}),
+            },
+        ):
             event = json.loads(line)
             _, rows = printers.rows(res.kind, [event["object"]], output == "wide")
             out("   ".join(rows[0]))
@@ -138,6 +158,7 @@ def get(client: Client, targets: list[str], namespace: str, all_namespaces: bool
 
 
 # -- apply / delete ------------------------------------------------------------------------
+
 
 def _without_status(obj: dict[str, Any]) -> dict[str, Any]:
     obj = copy.deepcopy(obj)
@@ -175,7 +196,8 @@ def apply_documents(client: Client, documents: list[manifest.Document], namespac
         name = desired["metadata"].get("name")
         annotated = copy.deepcopy(desired)
         annotated["metadata"].setdefault("annotations", {})[LAST_APPLIED] = json.dumps(
-            desired, sort_keys=True, separators=(",", ":"))
+            desired, sort_keys=True, separators=(",", ":")
+        )
         try:
             current = client.get(res, ns, name) if name else None
         except ApiError as e:
@@ -202,15 +224,26 @@ def apply_documents(client: Client, documents: list[manifest.Document], namespac
             last = json.loads((current["metadata"].get("annotations") or {}).get(LAST_APPLIED) or "{}")
             patch = merge_diff(last, annotated) if last else merge_diff({}, annotated)
             obj = client.patch(res, ns, name, patch) if patch else current
-            verb = "unchanged" if obj["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"] \
+            verb = (
+                "unchanged"
+                if obj["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
                 else "configured"
+            )
         out(f"{res.qualified}/{obj['metadata']['name']} {verb}")
         results.append(obj)
     return results
 
 
-def delete(client: Client, res: Resource, ns: str | None, names: list[str], cascade: str,
-           ignore_missing: bool, grace: int | None, wait: bool) -> int:
+def delete(
+    client: Client,
+    res: Resource,
+    ns: str | None,
+    names: list[str],
+    cascade: str,
+    ignore_missing: bool,
+    grace: int | None,
+    wait: bool,
+) -> int:
     propagation = {"orphan": "Orphan", "foreground": "Foreground", "background": "Background"}.get(cascade)
     code = 0
     for name in names:
@@ -235,6 +268,7 @@ def delete(client: Client, res: Resource, ns: str | None, names: list[str], casc
 
 
 # -- describe ------------------------------------------------------------------------------
+
 
 def _kv(label: str, value: Any, indent: int = 0) -> str:
     return f"{' ' * indent}{label + ':':<{max(16 - indent, len(label) + 2)}}{value}"
@@ -293,7 +327,7 @@ def describe_text(client: Client, res: Resource, obj: dict[str, Any]) -> str:
                     if title == "Last State":
                         continue
                     state = {"waiting": {"reason": "ContainerCreating"}}
-                (kind, detail), = state.items()
+                ((kind, detail),) = state.items()
                 lines.append(_kv(title, kind.capitalize(), 4))
                 for key in ("reason", "message", "exitCode", "startedAt", "finishedAt"):
                     if detail.get(key) is not None:
@@ -312,15 +346,24 @@ def describe_text(client: Client, res: Resource, obj: dict[str, Any]) -> str:
     elif res.kind in ("Deployment", "ReplicaSet"):
         lines.append(_kv("Selector", printers._selector(spec.get("selector"))))
         if res.kind == "Deployment":
-            lines.append(_kv("Replicas", f"{spec.get('replicas', 0)} desired | {status.get('updatedReplicas', 0)} "
-                             f"updated | {status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} "
-                             f"available | {status.get('unavailableReplicas', 0)} unavailable"))
+            lines.append(
+                _kv(
+                    "Replicas",
+                    f"{spec.get('replicas', 0)} desired | {status.get('updatedReplicas', 0)} "
+                    f"updated | {status.get('replicas', 0)} total | {status.get('availableReplicas', 0)} "
+                    f"available | {status.get('unavailableReplicas', 0)} unavailable",
+                )
+            )
             strategy = spec.get("strategy") or {}
             lines.append(_kv("StrategyType", strategy.get("type", "RollingUpdate")))
             rolling = strategy.get("rollingUpdate") or {}
             if rolling:
-                lines.append(_kv("RollingUpdateStrategy", f"{rolling.get('maxUnavailable')} max unavailable, "
-                                 f"{rolling.get('maxSurge')} max surge"))
+                lines.append(
+                    _kv(
+                        "RollingUpdateStrategy",
+                        f"{rolling.get('maxUnavailable')} max unavailable, {rolling.get('maxSurge')} max surge",
+                    )
+                )
         else:
             lines.append(_kv("Replicas", f"{status.get('replicas', 0)} current / {spec.get('replicas', 0)} desired"))
         lines.append("Pod Template:")
@@ -340,7 +383,9 @@ def describe_text(client: Client, res: Resource, obj: dict[str, Any]) -> str:
             lines.append(_kv("Port", f"{p.get('name') or '<unset>'}  {p['port']}/{p.get('protocol', 'TCP')}"))
             lines.append(_kv("TargetPort", f"{p.get('targetPort')}/{p.get('protocol', 'TCP')}"))
             if p.get("nodePort"):
-                lines.append(_kv("NodePort", f"{p.get('name') or '<unset>'}  {p['nodePort']}/{p.get('protocol', 'TCP')}"))
+                lines.append(
+                    _kv("NodePort", f"{p.get('name') or '<unset>'}  {p['nodePort']}/{p.get('protocol', 'TCP')}")
+                )
         try:
             ep = client.get(BY_KIND["Endpoints"], meta["namespace"], meta["name"])
             lines.append(_kv("Endpoints", printers._endpoints(ep)))
@@ -355,8 +400,10 @@ def describe_text(client: Client, res: Resource, obj: dict[str, Any]) -> str:
             lines.append(f"  {rule.get('host') or '*'}")
             for p in (rule.get("http") or {}).get("paths") or []:
                 svc = (p.get("backend") or {}).get("service") or {}
-                port = (svc.get("port") or {})
-                lines.append(f"              {p.get('path', '/')}   {svc.get('name')}:{port.get('number', port.get('name'))}")
+                port = svc.get("port") or {}
+                lines.append(
+                    f"              {p.get('path', '/')}   {svc.get('name')}:{port.get('number', port.get('name'))}"
+                )
     else:
         body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
         if body:
@@ -370,23 +417,34 @@ def events_text(client: Client, obj: dict[str, Any]) -> str:
     if not meta.get("namespace"):
         return "Events:  <none>"
     try:
-        events = client.list(BY_KIND["Event"], meta["namespace"],
-                             fieldSelector=f"involvedObject.uid={meta.get('uid')}")["items"]
+        events = client.list(
+            BY_KIND["Event"], meta["namespace"], fieldSelector=f"involvedObject.uid={meta.get('uid')}"
+        )["items"]
     except ApiError:
         events = []
     if not events:
         return "Events:  <none>"
     events.sort(key=lambda e: e.get("lastTimestamp") or "")
-    rows = [[e.get("type", ""), e.get("reason", ""),
-             printers.age(e.get("lastTimestamp")) if e.get("count", 1) == 1 else
-             f"{printers.age(e.get('lastTimestamp'))} (x{e['count']} over {printers.age(e.get('firstTimestamp'))})",
-             (e.get("source") or {}).get("component", ""), e.get("message", "")] for e in events]
-    table = printers.format_table(["Type", "Reason", "Age", "From", "Message"],
-                                  [["----", "------", "----", "----", "-------"], *rows])
+    rows = [
+        [
+            e.get("type", ""),
+            e.get("reason", ""),
+            printers.age(e.get("lastTimestamp"))
+            if e.get("count", 1) == 1
+            else f"{printers.age(e.get('lastTimestamp'))} (x{e['count']} over {printers.age(e.get('firstTimestamp'))})",
+            (e.get("source") or {}).get("component", ""),
+            e.get("message", ""),
+        ]
+        for e in events
+    ]
+    table = printers.format_table(
+        ["Type", "Reason", "Age", "From", "Message"], [["----", "------", "----", "----", "-------"], *rows]
+    )
     return "Events:\n" + "\n".join("  " + line for line in table.splitlines())
 
 
 # -- workloads -----------------------------------------------------------------------------
+
 
 def deployment_progress(d: dict[str, Any]) -> tuple[bool, str]:
     """kubectl rollout status's messages for a Deployment."""
@@ -399,19 +457,31 @@ def deployment_progress(d: dict[str, Any]) -> tuple[bool, str]:
     if status.get("observedGeneration", 0) < d["metadata"].get("generation", 1):
         return False, "Waiting for deployment spec update to be observed..."
     if updated < replicas:
-        return False, (f'Waiting for deployment "{name}" rollout to finish: {updated} out of {replicas} new '
-                       "replicas have been updated...")
+        return False, (
+            f'Waiting for deployment "{name}" rollout to finish: {updated} out of {replicas} new '
+            "replicas have been updated..."
+        )
     if total > updated:
-        return False, (f'Waiting for deployment "{name}" rollout to finish: {total - updated} old replicas are '
-                       "pending termination...")
+        return False, (
+            f'Waiting for deployment "{name}" rollout to finish: {total - updated} old replicas are '
+            "pending termination..."
+        )
     if available < updated:
-        return False, (f'Waiting for deployment "{name}" rollout to finish: {available} of {updated} updated '
-                       "replicas are available...")
+        return False, (
+            f'Waiting for deployment "{name}" rollout to finish: {available} of {updated} updated '
+            "replicas are available..."
+        )
     return True, f'deployment "{name}" successfully rolled out'
 
 
-STUCK_REASONS = {"ErrImagePull", "ImagePullBackOff", "CrashLoopBackOff", "ErrImageNeverPull",
-                 "CreateContainerConfigError", "RunContainerError"}
+STUCK_REASONS = {
+    "ErrImagePull",
+    "ImagePullBackOff",
+    "CrashLoopBackOff",
+    "ErrImageNeverPull",
+    "CreateContainerConfigError",
+    "RunContainerError",
+}
 
 
 def stuck_reason(client: Client, pods: list[dict[str, Any]]) -> str | None:
@@ -429,9 +499,12 @@ def stuck_reason(client: Client, pods: list[dict[str, Any]]) -> str | None:
             text = f"pod {name} container {cs['name']}: {reason}: {waiting.get('message', '')}"
             if reason == "CrashLoopBackOff":
                 try:
-                    lines = b"".join(client.stream(f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/"
-                                                   f"{name}/log", {"container": cs["name"], "previous": "true",
-                                                                   "tailLines": "10"})).decode(errors="replace")
+                    lines = b"".join(
+                        client.stream(
+                            f"/api/v1/namespaces/{pod['metadata']['namespace']}/pods/{name}/log",
+                            {"container": cs["name"], "previous": "true", "tailLines": "10"},
+                        )
+                    ).decode(errors="replace")
                     text += "\nlast log lines:\n" + lines.rstrip()
                 except ApiError:
                     pass
@@ -512,6 +585,11 @@ def rollout_undo(client: Client, deploy: dict[str, Any], to_revision: int) -> st
         target = history[-2][1]
     template = copy.deepcopy(target["spec"]["template"])
     template["metadata"]["labels"].pop("pod-template-hash", None)
-    client.patch(BY_KIND["Deployment"], deploy["metadata"]["namespace"], deploy["metadata"]["name"],
-                 [{"op": "replace", "path": "/spec/template", "value": template}], kind="application/json-patch+json")
+    client.patch(
+        BY_KIND["Deployment"],
+        deploy["metadata"]["namespace"],
+        deploy["metadata"]["name"],
+        [{"op": "replace", "path": "/spec/template", "value": template}],
+        kind="application/json-patch+json",
+    )
     return f"deployment.apps/{deploy['metadata']['name']} rolled back"

@@ -110,8 +110,7 @@ def parse_text(text: str, source: str) -> list[Document]:
         index += 1
         if _expanded_size(obj, MAX_EXPANDED_NODES) > MAX_EXPANDED_NODES:
             raise ManifestError(
-                f"{source}: document {index}: refused: expands to more than "
-                f"{MAX_EXPANDED_NODES} nodes (YAML aliases?)"
+                f"{source}: document {index}: refused: expands to more than {MAX_EXPANDED_NODES} nodes (YAML aliases?)"
             )
         if not isinstance(obj, dict):
             raise ManifestError(
@@ -124,9 +123,7 @@ def parse_text(text: str, source: str) -> list[Document]:
                 raise ManifestError(f"{source}: document {index} (List): items: must be a list")
             for item in items:
                 if not isinstance(item, dict):
-                    raise ManifestError(
-                        f"{source}: document {index} (List): every item must be a mapping"
-                    )
+                    raise ManifestError(f"{source}: document {index} (List): every item must be a mapping")
                 documents.append(Document(source, index, start, item))
             continue
         documents.append(Document(source, index, start, obj))
@@ -142,9 +139,7 @@ def read_source(path: str) -> str:
             raise ManifestError(f'the path "{path}" does not exist')
         size = p.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise ManifestError(
-                f"{path}: refused: {size} bytes is more than the {MAX_FILE_BYTES} a manifest may have"
-            )
+            raise ManifestError(f"{path}: refused: {size} bytes is more than the {MAX_FILE_BYTES} a manifest may have")
         with p.open("rb") as fh:
             data = fh.read(MAX_FILE_BYTES + 1)
     if len(data) > MAX_FILE_BYTES:
@@ -188,7 +183,7 @@ def load(paths: Iterable[str], recursive: bool = False, default_namespace: str =
         key = (doc.obj["kind"], ns, meta.get("name", ""))
         if key[2] and key in seen:
             raise ManifestError(
-                f"{doc.where}: the same {doc.obj['kind']} \"{key[2]}\" is also "
+                f'{doc.where}: the same {doc.obj["kind"]} "{key[2]}" is also '
                 f"document {seen[key].index} of {seen[key].source}"
             )
         seen[key] = doc

@@ -39,8 +39,16 @@ def dns_aliases(name: str, namespace: str) -> list[str]:
 
 
 class Network:
-    def __init__(self, registry: Registry, docker: Docker, paths: Paths, cluster: str, network: str,
-                 nginx_image: str, bind_address: str) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        docker: Docker,
+        paths: Paths,
+        cluster: str,
+        network: str,
+        nginx_image: str,
+        bind_address: str,
+    ) -> None:
         self.reg = registry
         self.store = registry.store
         self.docker = docker
@@ -152,8 +160,7 @@ class Network:
             addrs, _ = ingress_model.endpoints_for(svc, endpoints, {"number": p["port"]})
             ports.append({"port": p["port"], "protocol": p.get("protocol", "TCP"), "endpoints": addrs or []})
         directory = self.paths.proxies / f"{ns}_{name}"
-        changed = self._write_if_changed(directory / "nginx.conf",
-                                         ingress_model.render_service_proxy(ns, name, ports))
+        changed = self._write_if_changed(directory / "nginx.conf", ingress_model.render_service_proxy(ns, name, ports))
         published: dict[str, tuple[str, int]] = {}
         for p in spec.get("ports") or []:
             proto = p.get("protocol", "TCP").lower()
@@ -162,11 +169,16 @@ class Network:
             elif spec.get("type") == "LoadBalancer":
                 published[f"{p['port']}/{proto}"] = (self.bind, int(p["port"]))
         cspec = ContainerSpec(
-            name=self._proxy_name(ns, name), image=self.image,
+            name=self._proxy_name(ns, name),
+            image=self.image,
             labels={L + "kind": "proxy", L + "namespace": ns, L + "name": name, L + "uid": meta["uid"]},
-            command=NGINX_COMMAND, network=self.network, ip=spec["clusterIP"],
-            aliases=dns_aliases(name, ns), ports=published,
-            binds={str(directory): {"bind": "/etc/mikro", "mode": "ro"}}, stop_timeout=1,
+            command=NGINX_COMMAND,
+            network=self.network,
+            ip=spec["clusterIP"],
+            aliases=dns_aliases(name, ns),
+            ports=published,
+            binds={str(directory): {"bind": "/etc/mikro", "mode": "ro"}},
+            stop_timeout=1,
         )
         cspec.labels[L + "spec-hash"] = spec_hash(cspec)
         current = next(iter(self.docker.containers(kind="proxy", namespace=ns, name=name)), None)
@@ -177,8 +189,11 @@ class Network:
             for key, (ip, port) in list(cspec.ports.items()):
                 if not host_port_free(ip, port):
                     del cspec.ports[key]
-                    self._event_once(svc, "PortInUse", f"host port {ip}:{port} is already in use: "
-                                     f"service port {key} is not published on the host")
+                    self._event_once(
+                        svc,
+                        "PortInUse",
+                        f"host port {ip}:{port} is already in use: service port {key} is not published on the host",
+                    )
             self.docker.remove(cspec.name)
             ident = self.docker.create(cspec)
             self.docker.start(ident)
@@ -221,8 +236,9 @@ class Network:
     def ingress_ports(self, addons: dict[str, str]) -> tuple[int, int]:
         return int(addons.get("ingress.httpPort", 80)), int(addons.get("ingress.httpsPort", 443))
 
-    def sync_ingress(self, services: list[dict[str, Any]], endpoints: list[dict[str, Any]],
-                     addons: dict[str, str]) -> None:
+    def sync_ingress(
+        self, services: list[dict[str, Any]], endpoints: list[dict[str, Any]], addons: dict[str, str]
+    ) -> None:
         ingresses = self.store.list(ING)[0]
         http_port, https_port = self.ingress_ports(addons)
         certs = self._certs(ingresses)
@@ -234,10 +250,14 @@ class Network:
         directory.mkdir(parents=True, exist_ok=True)
         conf = directory / "nginx.conf"
         cspec = ContainerSpec(
-            name=f"{self.cluster}_ingress", image=self.image,
-            labels={L + "kind": "ingress", L + "name": "ingress"}, command=NGINX_COMMAND, network=self.network,
+            name=f"{self.cluster}_ingress",
+            image=self.image,
+            labels={L + "kind": "ingress", L + "name": "ingress"},
+            command=NGINX_COMMAND,
+            network=self.network,
             ports={"80/tcp": (self.bind, http_port), "443/tcp": (self.bind, https_port)},
-            binds={str(directory): {"bind": "/etc/mikro", "mode": "ro"}}, stop_timeout=2,
+            binds={str(directory): {"bind": "/etc/mikro", "mode": "ro"}},
+            stop_timeout=2,
         )
         cspec.labels[L + "spec-hash"] = spec_hash(cspec)
         current = next(iter(self.docker.containers(kind="ingress")), None)
@@ -247,9 +267,12 @@ class Network:
         if current is None:
             for port in (http_port, https_port):
                 if not host_port_free(self.bind, port):
-                    self._set_addon_status("ingress", f"error: port {port} is already in use on {self.bind}; "
-                                           "free it, or choose other ports with `mikro enable ingress "
-                                           "--http-port N --https-port M`")
+                    self._set_addon_status(
+                        "ingress",
+                        f"error: port {port} is already in use on {self.bind}; "
+                        "free it, or choose other ports with `mikro enable ingress "
+                        "--http-port N --https-port M`",
+                    )
                     return
             self._write_if_changed(conf, text)
             if self.docker.image(self.image) is None:
@@ -271,8 +294,12 @@ class Network:
                 message = output.decode(errors="replace").strip().splitlines()
                 for ing in ingresses:
                     if ingress_model.serves(ing):
-                        self._event_once(ing, "ConfigError", "the new NGINX configuration was refused and the "
-                                         "previous one is kept: " + " ".join(message[-2:]))
+                        self._event_once(
+                            ing,
+                            "ConfigError",
+                            "the new NGINX configuration was refused and the "
+                            "previous one is kept: " + " ".join(message[-2:]),
+                        )
                 return
             os.replace(directory / "nginx.conf.next", conf)
             self.docker.exec(ident, ["nginx", "-c", "/etc/mikro/nginx.conf", "-s", "reload"])

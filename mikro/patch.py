@@ -8,9 +8,15 @@ from typing import Any
 
 # Lists that strategic merge patch merges element-wise, by this key, as kubectl expects.
 MERGE_KEYS = {
-    "containers": "name", "initContainers": "name", "ephemeralContainers": "name",
-    "env": "name", "volumes": "name", "volumeMounts": "mountPath", "imagePullSecrets": "name",
-    "hostAliases": "ip", "tolerations": "key",
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "imagePullSecrets": "name",
+    "hostAliases": "ip",
+    "tolerations": "key",
 }
 
 
@@ -42,8 +48,9 @@ def _merge_list(key: str, target: list[Any], patch: list[Any]) -> list[Any]:
         return [copy.deepcopy(p) for p in patch if p.get("$patch") != "replace"]
     result = [copy.deepcopy(t) for t in target]
     for item in patch:
-        index = next((i for i, t in enumerate(result)
-                      if isinstance(t, dict) and t.get(merge_key) == item.get(merge_key)), None)
+        index = next(
+            (i for i, t in enumerate(result) if isinstance(t, dict) and t.get(merge_key) == item.get(merge_key)), None
+        )
         if item.get("$patch") == "delete":
             if index is not None:
                 result.pop(index)

@@ -81,10 +81,17 @@ def infra_spec(ctx: PodContext, pod: dict[str, Any], aliases: list[str]) -> Cont
                 key = f"{p['containerPort']}/{p.get('protocol', 'TCP').lower()}"
                 ports[key] = (p.get("hostIP") or "127.0.0.1", int(p["hostPort"]))
     s = ContainerSpec(
-        name=container_name(ctx, pod, INFRA, 0), image=ctx.infra_image, labels=labels_for(pod, INFRA),
-        hostname=(spec.get("hostname") or meta["name"])[:63], network=ctx.network,
-        aliases=aliases, dns_search=dns_search(meta["namespace"]), dns_opt=["ndots:5"], ports=ports,
-        stop_signal="SIGKILL", stop_timeout=0,
+        name=container_name(ctx, pod, INFRA, 0),
+        image=ctx.infra_image,
+        labels=labels_for(pod, INFRA),
+        hostname=(spec.get("hostname") or meta["name"])[:63],
+        network=ctx.network,
+        aliases=aliases,
+        dns_search=dns_search(meta["namespace"]),
+        dns_opt=["ndots:5"],
+        ports=ports,
+        stop_signal="SIGKILL",
+        stop_timeout=0,
     )
     s.labels[LABEL_PREFIX + "spec-hash"] = spec_hash(s)
     return s
@@ -93,8 +100,11 @@ def infra_spec(ctx: PodContext, pod: dict[str, Any], aliases: list[str]) -> Cont
 def _field_ref(pod: dict[str, Any], path: str, pod_ip: str, host_ip: str) -> str:
     meta = pod["metadata"]
     simple = {
-        "metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
-        "metadata.uid": meta.get("uid"), "status.podIP": pod_ip, "status.hostIP": host_ip,
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace"),
+        "metadata.uid": meta.get("uid"),
+        "status.podIP": pod_ip,
+        "status.hostIP": host_ip,
         "spec.nodeName": (pod.get("spec") or {}).get("nodeName"),
         "spec.serviceAccountName": (pod.get("spec") or {}).get("serviceAccountName", "default"),
         "status.podIPs": pod_ip,
@@ -103,7 +113,7 @@ def _field_ref(pod: dict[str, Any], path: str, pod_ip: str, host_ip: str) -> str
         return str(simple[path] or "")
     for prefix, source in (("metadata.labels", "labels"), ("metadata.annotations", "annotations")):
         if path.startswith(prefix + "['") and path.endswith("']"):
-            return str((meta.get(source) or {}).get(path[len(prefix) + 2:-2], ""))
+            return str((meta.get(source) or {}).get(path[len(prefix) + 2 : -2], ""))
     return ""
 
 
@@ -111,8 +121,7 @@ class MissingReference(Exception):
     """A Secret or ConfigMap a container needs does not exist (CreateContainerConfigError)."""
 
 
-def resolve_env(pod: dict[str, Any], ctr: dict[str, Any], pod_ip: str, host_ip: str,
-                lookup: Lookup) -> dict[str, str]:
+def resolve_env(pod: dict[str, Any], ctr: dict[str, Any], pod_ip: str, host_ip: str, lookup: Lookup) -> dict[str, str]:
     env: dict[str, str] = {}
     for source in ctr.get("envFrom") or []:
         prefix = source.get("prefix", "")
@@ -152,8 +161,9 @@ def resolve_env(pod: dict[str, Any], ctr: dict[str, Any], pod_ip: str, host_ip: 
                     if value is None:
                         if ref.get("optional"):
                             break
-                        raise MissingReference(f'{kind.lower()} "{ref.get("name")}" not found '
-                                               f'or has no key "{ref.get("key")}"')
+                        raise MissingReference(
+                            f'{kind.lower()} "{ref.get("name")}" not found or has no key "{ref.get("key")}"'
+                        )
                     env[name] = value
     return env
 
@@ -178,17 +188,33 @@ def requests_of(pod: dict[str, Any]) -> tuple[float, float]:
     return cpu, mem
 
 
-def app_spec(ctx: PodContext, pod: dict[str, Any], ctr: dict[str, Any], infra_id: str, attempt: int,
-             env: dict[str, str], mounts: dict[str, dict[str, str]]) -> ContainerSpec:
+def app_spec(
+    ctx: PodContext,
+    pod: dict[str, Any],
+    ctr: dict[str, Any],
+    infra_id: str,
+    attempt: int,
+    env: dict[str, str],
+    mounts: dict[str, dict[str, str]],
+) -> ContainerSpec:
     mem, cpu = resource_limits(ctr)
     security = ctr.get("securityContext") or {}
     user = str(security["runAsUser"]) if security.get("runAsUser") is not None else None
     s = ContainerSpec(
-        name=container_name(ctx, pod, ctr["name"], attempt), image=ctr["image"],
+        name=container_name(ctx, pod, ctr["name"], attempt),
+        image=ctr["image"],
         labels=labels_for(pod, ctr["name"], attempt),
-        entrypoint=ctr.get("command") or None, command=ctr.get("args") or None, env=env,
-        network_mode=f"container:{infra_id}", working_dir=ctr.get("workingDir"), mem_limit=mem,
-        nano_cpus=cpu, binds=mounts, tty=bool(ctr.get("tty")), stdin_open=bool(ctr.get("stdin")), user=user,
+        entrypoint=ctr.get("command") or None,
+        command=ctr.get("args") or None,
+        env=env,
+        network_mode=f"container:{infra_id}",
+        working_dir=ctr.get("workingDir"),
+        mem_limit=mem,
+        nano_cpus=cpu,
+        binds=mounts,
+        tty=bool(ctr.get("tty")),
+        stdin_open=bool(ctr.get("stdin")),
+        user=user,
     )
     s.labels[LABEL_PREFIX + "spec-hash"] = spec_hash(s)
     return s

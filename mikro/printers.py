@@ -105,7 +105,7 @@ def pod_status(pod: dict[str, Any]) -> tuple[str, int, int, int, str | None]:
             elif state.get("terminated"):
                 term = state["terminated"]
                 reason = f"Signal:{term['signal']}" if term.get("signal") else f"ExitCode:{term.get('exitCode')}"
-            elif state.get("running"):
+            elif "running" in state:
                 has_running = True
                 if cs.get("ready"):
                     ready += 1
@@ -150,7 +150,11 @@ def _service_ports(svc: dict[str, Any]) -> str:
 def _selector(selector: dict[str, Any] | None) -> str:
     if not selector:
         return "<none>"
-    labels = selector.get("matchLabels", selector) if "matchLabels" in selector or "matchExpressions" in selector else selector
+    labels = (
+        selector.get("matchLabels", selector)
+        if "matchLabels" in selector or "matchExpressions" in selector
+        else selector
+    )
     parts = [f"{k}={v}" for k, v in (labels or {}).items() if isinstance(v, str)]
     for expr in selector.get("matchExpressions") or []:
         parts.append(f"{expr.get('key')} {expr.get('operator', '').lower()} ({','.join(expr.get('values') or [])})")
@@ -258,10 +262,17 @@ COLUMNS: dict[str, list[Column]] = {
     ],
     "Endpoints": [("NAME", 0, _name), ("ENDPOINTS", 0, _endpoints), ("AGE", 0, _age)],
     "Namespace": [("NAME", 0, _name), ("STATUS", 0, lambda o: _status(o).get("phase", "Active")), ("AGE", 0, _age)],
-    "ConfigMap": [("NAME", 0, _name), ("DATA", 0, lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})),
-                  ("AGE", 0, _age)],
-    "Secret": [("NAME", 0, _name), ("TYPE", 0, lambda o: o.get("type", "Opaque")),
-               ("DATA", 0, lambda o: len(o.get("data") or {})), ("AGE", 0, _age)],
+    "ConfigMap": [
+        ("NAME", 0, _name),
+        ("DATA", 0, lambda o: len(o.get("data") or {}) + len(o.get("binaryData") or {})),
+        ("AGE", 0, _age),
+    ],
+    "Secret": [
+        ("NAME", 0, _name),
+        ("TYPE", 0, lambda o: o.get("type", "Opaque")),
+        ("DATA", 0, lambda o: len(o.get("data") or {})),
+        ("AGE", 0, _age),
+    ],
     "Event": [
         ("LAST SEEN", 0, _event_last_seen),
         ("TYPE", 0, lambda o: o.get("type", "")),
@@ -269,10 +280,19 @@ COLUMNS: dict[str, list[Column]] = {
         ("OBJECT", 0, _event_object),
         ("MESSAGE", 0, lambda o: o.get("message", "")),
     ],
-    "IngressClass": [("NAME", 0, _name), ("CONTROLLER", 0, lambda o: _spec(o).get("controller", "")),
-                     ("PARAMETERS", 0, lambda o: "<none>"), ("AGE", 0, _age)],
-    "Node": [("NAME", 0, _name), ("STATUS", 0, lambda o: "Ready"), ("ROLES", 0, lambda o: "<none>"),
-             ("AGE", 0, _age), ("VERSION", 0, lambda o: ((_status(o).get("nodeInfo") or {}).get("kubeletVersion", "")))],
+    "IngressClass": [
+        ("NAME", 0, _name),
+        ("CONTROLLER", 0, lambda o: _spec(o).get("controller", "")),
+        ("PARAMETERS", 0, lambda o: "<none>"),
+        ("AGE", 0, _age),
+    ],
+    "Node": [
+        ("NAME", 0, _name),
+        ("STATUS", 0, lambda o: "Ready"),
+        ("ROLES", 0, lambda o: "<none>"),
+        ("AGE", 0, _age),
+        ("VERSION", 0, lambda o: (_status(o).get("nodeInfo") or {}).get("kubeletVersion", "")),
+    ],
 }
 
 DEFAULT_COLUMNS: list[Column] = [("NAME", 0, _name), ("AGE", 0, _age)]
@@ -294,15 +314,31 @@ def table(kind: str, items: list[dict[str, Any]], resource_version: str = "") ->
     definitions = []
     for header, priority, _ in cols:
         name = header.title() if header != "NAME" else "Name"
-        definitions.append({"name": name, "type": "string", "format": "name" if header == "NAME" else "",
-                            "description": "", "priority": priority})
+        definitions.append(
+            {
+                "name": name,
+                "type": "string",
+                "format": "name" if header == "NAME" else "",
+                "description": "",
+                "priority": priority,
+            }
+        )
     return {
-        "kind": "Table", "apiVersion": "meta.k8s.io/v1",
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
         "metadata": {"resourceVersion": resource_version},
         "columnDefinitions": definitions,
-        "rows": [{"cells": [c[2](o) for c in cols],
-                  "object": {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": o.get("metadata", {})}} for o in items],
+        "rows": [
+            {
+                "cells": [c[2](o) for c in cols],
+                "object": {
+                    "kind": "PartialObjectMetadata",
+                    "apiVersion": "meta.k8s.io/v1",
+                    "metadata": o.get("metadata", {}),
+                },
+            }
+            for o in items
+        ],
     }
 
 

@@ -54,8 +54,12 @@ class Registry:
         if res.kind == "Deployment" and old is not None:
             old_sel = (old.get("spec") or {}).get("selector")
             if old_sel != (obj.get("spec") or {}).get("selector"):
-                raise invalid(res.kind, obj["metadata"]["name"], res.group, [validation.FieldError(
-                    "spec.selector", "Invalid", "Invalid value: field is immutable")])
+                raise invalid(
+                    res.kind,
+                    obj["metadata"]["name"],
+                    res.group,
+                    [validation.FieldError("spec.selector", "Invalid", "Invalid value: field is immutable")],
+                )
 
     def _allocate_service(self, svc: dict[str, Any], old: dict[str, Any] | None) -> None:
         spec = svc.setdefault("spec", {})
@@ -70,12 +74,29 @@ class Registry:
         elif spec["clusterIP"] != "None" and spec["clusterIP"] != old_spec.get("clusterIP"):
             ip = spec["clusterIP"]
             if ipaddress.ip_address(ip) not in self.service_network:
-                raise invalid("Service", name, "", [validation.FieldError(
-                    "spec.clusterIP", "Invalid",
-                    f'Invalid value: "{ip}": provided IP is not in the valid range. The range of valid IPs is {self.service_network}')])
+                raise invalid(
+                    "Service",
+                    name,
+                    "",
+                    [
+                        validation.FieldError(
+                            "spec.clusterIP",
+                            "Invalid",
+                            f'Invalid value: "{ip}": provided IP is not in the valid range. The range of valid IPs is {self.service_network}',
+                        )
+                    ],
+                )
             if ip in self._used_cluster_ips():
-                raise invalid("Service", name, "", [validation.FieldError(
-                    "spec.clusterIP", "Invalid", f'Invalid value: "{ip}": provided IP is already allocated')])
+                raise invalid(
+                    "Service",
+                    name,
+                    "",
+                    [
+                        validation.FieldError(
+                            "spec.clusterIP", "Invalid", f'Invalid value: "{ip}": provided IP is already allocated'
+                        )
+                    ],
+                )
         if spec.get("clusterIP") and spec["clusterIP"] != "None":
             spec["clusterIPs"] = [spec["clusterIP"]]
         wants_node_port = spec.get("type") in ("NodePort", "LoadBalancer")
@@ -89,9 +110,18 @@ class Registry:
                 previous = old_ports.get((port.get("port"), port.get("protocol", "TCP")))
                 port["nodePort"] = previous or self._free_node_port(used)
             elif port["nodePort"] in used:
-                raise invalid("Service", name, "", [validation.FieldError(
-                    f"spec.ports[{i}].nodePort", "Invalid",
-                    f"Invalid value: {port['nodePort']}: provided port is already allocated")])
+                raise invalid(
+                    "Service",
+                    name,
+                    "",
+                    [
+                        validation.FieldError(
+                            f"spec.ports[{i}].nodePort",
+                            "Invalid",
+                            f"Invalid value: {port['nodePort']}: provided port is already allocated",
+                        )
+                    ],
+                )
             used.add(port["nodePort"])
 
     def _used_cluster_ips(self) -> set[str]:
@@ -135,11 +165,14 @@ class Registry:
             return
         namespace = self.store.find(BY_KIND["Namespace"], "", ns)
         if namespace is None:
-            raise ApiError(404, f'namespaces "{ns}" not found',
-                           details={"name": ns, "kind": "namespaces"})
+            raise ApiError(404, f'namespaces "{ns}" not found', details={"name": ns, "kind": "namespaces"})
         if namespace["metadata"].get("deletionTimestamp"):
-            raise ApiError(403, f'{res.plural} "{ns}" is forbidden: unable to create new content in '
-                           f"namespace {ns} because it is being terminated", "Forbidden")
+            raise ApiError(
+                403,
+                f'{res.plural} "{ns}" is forbidden: unable to create new content in '
+                f"namespace {ns} because it is being terminated",
+                "Forbidden",
+            )
 
     # -- verbs -----------------------------------------------------------------------------
 
@@ -151,8 +184,9 @@ class Registry:
         meta = obj.setdefault("metadata", {})
         if res.namespaced:
             if meta.get("namespace") and meta["namespace"] != ns:
-                raise ApiError(400, "the namespace of the provided object does not match the namespace "
-                               "sent on the request")
+                raise ApiError(
+                    400, "the namespace of the provided object does not match the namespace sent on the request"
+                )
             meta["namespace"] = ns
         else:
             meta.pop("namespace", None)
@@ -172,8 +206,15 @@ class Registry:
             return obj
         return self.store.create(res, obj)
 
-    def update(self, res: Resource, ns: str, name: str, obj: dict[str, Any],
-               subresource: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+    def update(
+        self,
+        res: Resource,
+        ns: str,
+        name: str,
+        obj: dict[str, Any],
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
@@ -196,8 +237,16 @@ class Registry:
             return obj
         return self.store.update(res, obj)
 
-    def patch(self, res: Resource, ns: str, name: str, content_type: str, body: Any,
-              subresource: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+    def patch(
+        self,
+        res: Resource,
+        ns: str,
+        name: str,
+        content_type: str,
+        body: Any,
+        subresource: str | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
         current = self.store.get(res, ns, name)
         target = current
         if subresource == "scale":
@@ -223,24 +272,39 @@ class Registry:
         patched.setdefault("metadata", {})["resourceVersion"] = sent_rv
         return self.update(res, ns, name, patched, subresource=subresource, dry_run=dry_run)
 
-    def set_scale(self, res: Resource, ns: str, name: str, scale: dict[str, Any],
-                  dry_run: bool = False) -> dict[str, Any]:
+    def set_scale(
+        self, res: Resource, ns: str, name: str, scale: dict[str, Any], dry_run: bool = False
+    ) -> dict[str, Any]:
         replicas = (scale.get("spec") or {}).get("replicas")
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
-            raise invalid("Scale", name, "autoscaling", [validation.FieldError(
-                "spec.replicas", "Invalid", f"Invalid value: {replicas}: must be greater than or equal to 0")])
+            raise invalid(
+                "Scale",
+                name,
+                "autoscaling",
+                [
+                    validation.FieldError(
+                        "spec.replicas", "Invalid", f"Invalid value: {replicas}: must be greater than or equal to 0"
+                    )
+                ],
+            )
         current = self.store.get(res, ns, name)
         current["spec"]["replicas"] = replicas
         current["metadata"].pop("resourceVersion", None)
         updated = self.update(res, ns, name, current, dry_run=dry_run)
         return scale_of(updated)
 
-    def delete(self, res: Resource, ns: str, name: str, propagation: str | None = None,
-               grace_seconds: int | None = None, dry_run: bool = False) -> dict[str, Any]:
+    def delete(
+        self,
+        res: Resource,
+        ns: str,
+        name: str,
+        propagation: str | None = None,
+        grace_seconds: int | None = None,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
         current = self.store.get(res, ns, name)
         if res.kind == "Namespace" and name in PROTECTED_NAMESPACES:
-            raise ApiError(403, f'namespaces "{name}" is forbidden: this namespace may not be deleted',
-                           "Forbidden")
+            raise ApiError(403, f'namespaces "{name}" is forbidden: this namespace may not be deleted', "Forbidden")
         if dry_run:
             return current
         if propagation == "Orphan":
@@ -270,8 +334,9 @@ class Registry:
 
     # -- events ----------------------------------------------------------------------------
 
-    def record_event(self, obj: dict[str, Any], reason: str, message: str, type_: str = "Normal",
-                     component: str = "mikro") -> None:
+    def record_event(
+        self, obj: dict[str, Any], reason: str, message: str, type_: str = "Normal", component: str = "mikro"
+    ) -> None:
         """Record an Event about `obj`, counting repeats of the same reason and message."""
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace") or "default"
@@ -286,28 +351,47 @@ class Registry:
             return
         if self.store.find(BY_KIND["Namespace"], "", ns) is None:
             return
-        self.store.create(events, {
-            "metadata": {"name": key, "namespace": ns},
-            "involvedObject": {"kind": obj.get("kind"), "namespace": ns, "name": meta.get("name"),
-                               "uid": meta.get("uid"), "apiVersion": obj.get("apiVersion"),
-                               "resourceVersion": meta.get("resourceVersion")},
-            "reason": reason, "message": message, "type": type_, "count": 1,
-            "firstTimestamp": stamp, "lastTimestamp": stamp,
-            "source": {"component": component, "host": self.node_name},
-            "reportingComponent": component, "reportingInstance": self.node_name,
-        })
+        self.store.create(
+            events,
+            {
+                "metadata": {"name": key, "namespace": ns},
+                "involvedObject": {
+                    "kind": obj.get("kind"),
+                    "namespace": ns,
+                    "name": meta.get("name"),
+                    "uid": meta.get("uid"),
+                    "apiVersion": obj.get("apiVersion"),
+                    "resourceVersion": meta.get("resourceVersion"),
+                },
+                "reason": reason,
+                "message": message,
+                "type": type_,
+                "count": 1,
+                "firstTimestamp": stamp,
+                "lastTimestamp": stamp,
+                "source": {"component": component, "host": self.node_name},
+                "reportingComponent": component,
+                "reportingInstance": self.node_name,
+            },
+        )
 
 
 def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj["metadata"]
     selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
     return {
-        "kind": "Scale", "apiVersion": "autoscaling/v1",
-        "metadata": {"name": meta["name"], "namespace": meta.get("namespace"), "uid": meta.get("uid"),
-                     "resourceVersion": meta.get("resourceVersion"),
-                     "creationTimestamp": meta.get("creationTimestamp")},
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
         "spec": {"replicas": (obj.get("spec") or {}).get("replicas", 0)},
-        "status": {"replicas": (obj.get("status") or {}).get("replicas", 0),
-                   "selector": ",".join(f"{k}={v}" for k, v in selector.items())},
+        "status": {
+            "replicas": (obj.get("status") or {}).get("replicas", 0),
+            "selector": ",".join(f"{k}={v}" for k, v in selector.items()),
+        },
     }
-

@@ -95,8 +95,9 @@ class PodRuntime:
             self.index[pod["metadata"]["uid"]] = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         self.store.watch(self._on_change)
         self.boot()
-        threading.Thread(target=self.docker.events, args=(self._on_docker_event, self.stop_event),
-                         name="docker-events", daemon=True).start()
+        threading.Thread(
+            target=self.docker.events, args=(self._on_docker_event, self.stop_event), name="docker-events", daemon=True
+        ).start()
         threading.Thread(target=self._periodic, name="pod-resync", daemon=True).start()
 
     def _on_change(self, change: Change) -> bool:
@@ -154,11 +155,16 @@ class PodRuntime:
                 self.docker.remove(c["Id"])
                 continue
             key = (uid, labels.get(L + "container", ""))
-            if key not in latest or int(labels.get(L + "attempt", 0)) > int(latest[key]["Labels"].get(L + "attempt", 0)):
+            if key not in latest or int(labels.get(L + "attempt", 0)) > int(
+                latest[key]["Labels"].get(L + "attempt", 0)
+            ):
                 latest[key] = c
         infra = [c for (uid, name), c in latest.items() if name == INFRA and c["State"] != "running"]
-        apps = [c for (uid, name), c in latest.items() if name != INFRA and c["State"] != "running"
-                and c["Labels"].get(L + "stopped-by") != "pod"]
+        apps = [
+            c
+            for (uid, name), c in latest.items()
+            if name != INFRA and c["State"] != "running" and c["Labels"].get(L + "stopped-by") != "pod"
+        ]
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(lambda c: self._quiet(self.docker.start, c["Id"]), infra))
             list(pool.map(lambda c: self._quiet(self.docker.start, c["Id"]), apps))
@@ -228,8 +234,10 @@ class PodRuntime:
         for other in self.store.list(POD)[0]:
             if other["metadata"]["uid"] == pod["metadata"]["uid"] or not (other.get("spec") or {}).get("nodeName"):
                 continue
-            if other["metadata"].get("deletionTimestamp") is None and \
-                    (other.get("status") or {}).get("phase") not in ("Succeeded", "Failed"):
+            if other["metadata"].get("deletionTimestamp") is None and (other.get("status") or {}).get("phase") not in (
+                "Succeeded",
+                "Failed",
+            ):
                 c, m = podplan.requests_of(other)
                 used_cpu, used_mem = used_cpu + c, used_mem + m
         cap_cpu, cap_mem = self.capacity
@@ -241,8 +249,15 @@ class PodRuntime:
         if problems:
             message = f"0/1 nodes are available: 1 {', 1 '.join(problems)}."
             status = dict(pod.get("status") or {})
-            conditions = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-                           "message": message, "lastTransitionTime": now_rfc3339()}]
+            conditions = [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": message,
+                    "lastTransitionTime": now_rfc3339(),
+                }
+            ]
             if [c.get("message") for c in status.get("conditions") or []] != [message]:
                 status.update({"phase": "Pending", "conditions": conditions})
                 pod["status"] = status
@@ -253,8 +268,12 @@ class PodRuntime:
         pod["spec"]["nodeName"] = self.ctx.node_name
         pod = self.store.update(POD, pod)
         meta = pod["metadata"]
-        self.reg.record_event(pod, "Scheduled", f"Successfully assigned {meta['namespace']}/{meta['name']} "
-                              f"to {self.ctx.node_name}", component="default-scheduler")
+        self.reg.record_event(
+            pod,
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.ctx.node_name}",
+            component="default-scheduler",
+        )
         return pod
 
     # -- containers ------------------------------------------------------------------------
@@ -269,6 +288,7 @@ class PodRuntime:
                 return json.dumps({k: v.decode(errors="replace") for k, v in files.items()})
             value = files.get(key)
             return value.decode(errors="replace") if value is not None else None
+
         return lookup
 
     def _pod_dir(self, uid: str) -> Path:
@@ -297,8 +317,10 @@ class PodRuntime:
             mode = "ro" if mount.get("readOnly") else "rw"
             if "persistentVolumeClaim" in vol:
                 claim = vol["persistentVolumeClaim"].get("claimName", "")
-                source = self.docker.ensure_volume(f"{self.ctx.cluster}_pvc_{meta['namespace']}_{claim}",
-                                                   {L + "kind": "pvc", L + "namespace": meta["namespace"]})
+                source = self.docker.ensure_volume(
+                    f"{self.ctx.cluster}_pvc_{meta['namespace']}_{claim}",
+                    {L + "kind": "pvc", L + "namespace": meta["namespace"]},
+                )
             elif "hostPath" in vol:
                 source = vol["hostPath"].get("path", "/")
             elif "configMap" in vol or "secret" in vol:
@@ -319,8 +341,10 @@ class PodRuntime:
                     target.write_bytes(data)
                 source, mode = str(directory), "ro"
             else:  # emptyDir and anything else mikro keeps as a pod-lifetime volume
-                source = self.docker.ensure_volume(f"{self.ctx.cluster}_{podplan.short_uid(pod)}_{vol['name']}",
-                                                   {L + "kind": "emptydir", L + "uid": uid})
+                source = self.docker.ensure_volume(
+                    f"{self.ctx.cluster}_{podplan.short_uid(pod)}_{vol['name']}",
+                    {L + "kind": "emptydir", L + "uid": uid},
+                )
             target = mount.get("mountPath", "/")
             if mount.get("subPath") and source.startswith("/"):
                 source = os.path.join(source, mount["subPath"])
@@ -352,16 +376,25 @@ class PodRuntime:
             message = str(getattr(exc, "explanation", None) or exc)
             if local is not None:
                 self.pull_backoff[key] = (failures + 1, time.monotonic() + podplan.back_off(failures + 1))
-                self.reg.record_event(pod, "Pulled", f'Pull of "{image}" failed ({message}); using the image '
-                                      "present on the host", "Warning", "kubelet")
+                self.reg.record_event(
+                    pod,
+                    "Pulled",
+                    f'Pull of "{image}" failed ({message}); using the image present on the host',
+                    "Warning",
+                    "kubelet",
+                )
                 return True, None, None
             self.pull_backoff[key] = (failures + 1, time.monotonic() + podplan.back_off(failures + 1))
             self.wakeups[key[0]] = self.pull_backoff[key][1]
             self.reg.record_event(pod, "Failed", f'Failed to pull image "{image}": {message}', "Warning", "kubelet")
             return False, "ErrImagePull", f'failed to pull image "{image}": {message}'
         self.pull_backoff.pop(key, None)
-        self.reg.record_event(pod, "Pulled", f'Successfully pulled image "{image}" in '
-                              f"{time.monotonic() - started:.3f}s", component="kubelet")
+        self.reg.record_event(
+            pod,
+            "Pulled",
+            f'Successfully pulled image "{image}" in {time.monotonic() - started:.3f}s',
+            component="kubelet",
+        )
         return True, None, None
 
     def _ensure_infra(self, pod: dict[str, Any], observed: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
@@ -372,8 +405,9 @@ class PodRuntime:
             current = None
         if current is None:
             if self.docker.image(self.ctx.infra_image) is None:
-                raise podplan.MissingReference(f"the infra image {self.ctx.infra_image} is missing; "
-                                               "run `mikro images prepare`")
+                raise podplan.MissingReference(
+                    f"the infra image {self.ctx.infra_image} is missing; run `mikro images prepare`"
+                )
             ident = self.docker.create(spec)
             self.docker.start(ident)
         elif current["State"] != "running":
@@ -404,9 +438,18 @@ class PodRuntime:
         init_done = True
         if infra is not None:
             for ctr in spec.get("initContainers") or []:
-                result = self._sync_one(pod, ctr, observed.get(ctr["name"]) or [], infra, pod_ip,
-                                        "OnFailure" if policy == "Always" else policy, now, prev_cs, waiting,
-                                        run_once=True)
+                result = self._sync_one(
+                    pod,
+                    ctr,
+                    observed.get(ctr["name"]) or [],
+                    infra,
+                    pod_ip,
+                    "OnFailure" if policy == "Always" else policy,
+                    now,
+                    prev_cs,
+                    waiting,
+                    run_once=True,
+                )
                 if result != "done":
                     init_done = False
                     break
@@ -418,10 +461,19 @@ class PodRuntime:
         fresh = self._observed(meta["uid"])
         return self._status(pod, fresh, pod_ip, waiting, infra)
 
-    def _sync_one(self, pod: dict[str, Any], ctr: dict[str, Any], attempts: list[dict[str, Any]],
-                  infra: dict[str, Any], pod_ip: str, policy: str, now: float,
-                  prev_cs: dict[str, dict[str, Any]], waiting: dict[str, tuple[str, str]],
-                  run_once: bool = False) -> str:
+    def _sync_one(
+        self,
+        pod: dict[str, Any],
+        ctr: dict[str, Any],
+        attempts: list[dict[str, Any]],
+        infra: dict[str, Any],
+        pod_ip: str,
+        policy: str,
+        now: float,
+        prev_cs: dict[str, dict[str, Any]],
+        waiting: dict[str, tuple[str, str]],
+        run_once: bool = False,
+    ) -> str:
         """Converge one container; returns "running", "waiting" or "done" (exited, not to restart)."""
         name = ctr["name"]
         current = attempts[0] if attempts else None
@@ -429,8 +481,10 @@ class PodRuntime:
             # The infra container was replaced: this one holds a dead network namespace.
             self.docker.remove(current["Id"])
             attempts = attempts[1:]
-            prev_cs = {**prev_cs, name: {"containerID": current["Id"],
-                                         "restartCount": int(current["Labels"].get(L + "attempt", 0))}}
+            prev_cs = {
+                **prev_cs,
+                name: {"containerID": current["Id"], "restartCount": int(current["Labels"].get(L + "attempt", 0))},
+            }
             current = None
         if current is not None and current["State"] == "running":
             return "running"
@@ -456,10 +510,18 @@ class PodRuntime:
             delay = podplan.back_off(restart_count + 1)
             if now < finished + delay:
                 self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + (finished + delay - now)
-                waiting[name] = ("CrashLoopBackOff", f"back-off {int(delay)}s restarting failed container={name} "
-                                 f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}")
-                self.reg.record_event(pod, "BackOff", "Back-off restarting failed container "
-                                      f"{name} in pod {pod['metadata']['name']}", "Warning", "kubelet")
+                waiting[name] = (
+                    "CrashLoopBackOff",
+                    f"back-off {int(delay)}s restarting failed container={name} "
+                    f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}",
+                )
+                self.reg.record_event(
+                    pod,
+                    "BackOff",
+                    f"Back-off restarting failed container {name} in pod {pod['metadata']['name']}",
+                    "Warning",
+                    "kubelet",
+                )
                 return "waiting"
             restart_count += 1
         ready, reason, message = self._ensure_image(pod, ctr)
@@ -489,10 +551,19 @@ class PodRuntime:
             self.docker.remove(old["Id"])
         return "running"
 
-    def _container_status(self, ctr: dict[str, Any], attempts: list[dict[str, Any]],
-                          waiting: tuple[str, str] | None) -> dict[str, Any]:
-        cs: dict[str, Any] = {"name": ctr["name"], "image": ctr["image"], "imageID": "", "ready": False,
-                              "restartCount": 0, "started": False, "state": {}, "lastState": {}}
+    def _container_status(
+        self, ctr: dict[str, Any], attempts: list[dict[str, Any]], waiting: tuple[str, str] | None
+    ) -> dict[str, Any]:
+        cs: dict[str, Any] = {
+            "name": ctr["name"],
+            "image": ctr["image"],
+            "imageID": "",
+            "ready": False,
+            "restartCount": 0,
+            "started": False,
+            "state": {},
+            "lastState": {},
+        }
         infos = [self.docker.inspect(c["Id"]) or {} for c in attempts[:2]]
         if attempts:
             cs["restartCount"] = int(attempts[0]["Labels"].get(L + "attempt", 0))
@@ -523,17 +594,32 @@ class PodRuntime:
         state = info.get("State") or {}
         code = int(state.get("ExitCode", 0))
         reason = "OOMKilled" if state.get("OOMKilled") else ("Completed" if code == 0 else "Error")
-        return {"exitCode": code, "reason": reason, "startedAt": docker_time(state.get("StartedAt")),
-                "finishedAt": docker_time(state.get("FinishedAt")), "containerID": "docker://" + info.get("Id", "")}
+        return {
+            "exitCode": code,
+            "reason": reason,
+            "startedAt": docker_time(state.get("StartedAt")),
+            "finishedAt": docker_time(state.get("FinishedAt")),
+            "containerID": "docker://" + info.get("Id", ""),
+        }
 
-    def _status(self, pod: dict[str, Any], observed: dict[str, list[dict[str, Any]]], pod_ip: str,
-                waiting: dict[str, tuple[str, str]], infra: dict[str, Any] | None) -> dict[str, Any]:
+    def _status(
+        self,
+        pod: dict[str, Any],
+        observed: dict[str, list[dict[str, Any]]],
+        pod_ip: str,
+        waiting: dict[str, tuple[str, str]],
+        infra: dict[str, Any] | None,
+    ) -> dict[str, Any]:
         spec = pod.get("spec") or {}
         prev = pod.get("status") or {}
-        statuses = [self._container_status(c, observed.get(c["name"]) or [], waiting.get(c["name"]))
-                    for c in spec.get("containers") or []]
-        init_statuses = [self._container_status(c, observed.get(c["name"]) or [], waiting.get(c["name"]))
-                         for c in spec.get("initContainers") or []]
+        statuses = [
+            self._container_status(c, observed.get(c["name"]) or [], waiting.get(c["name"]))
+            for c in spec.get("containers") or []
+        ]
+        init_statuses = [
+            self._container_status(c, observed.get(c["name"]) or [], waiting.get(c["name"]))
+            for c in spec.get("initContainers") or []
+        ]
         for cs in init_statuses:
             cs["ready"] = "terminated" in cs["state"] and cs["state"]["terminated"]["exitCode"] == 0
         running = [cs for cs in statuses if "running" in cs["state"]]
@@ -553,25 +639,36 @@ class PodRuntime:
         def cond(ctype: str, ok: bool, reason: str | None = None) -> dict[str, Any]:
             status = "True" if ok else "False"
             prev_c = old_conditions.get(ctype)
-            out = {"type": ctype, "status": status, "lastProbeTime": None,
-                   "lastTransitionTime": prev_c["lastTransitionTime"] if prev_c and prev_c["status"] == status else stamp}
+            out = {
+                "type": ctype,
+                "status": status,
+                "lastProbeTime": None,
+                "lastTransitionTime": prev_c["lastTransitionTime"] if prev_c and prev_c["status"] == status else stamp,
+            }
             if reason and not ok:
                 out["reason"] = reason
             return out
 
         not_ready = [cs["name"] for cs in statuses if not cs["ready"]]
-        conditions = [cond("PodReadyToStartContainers", infra is not None),
-                      cond("Initialized", init_ready, "ContainersNotInitialized"),
-                      cond("Ready", all_ready, "ContainersNotReady"),
-                      cond("ContainersReady", all_ready, "ContainersNotReady"),
-                      cond("PodScheduled", True)]
+        conditions = [
+            cond("PodReadyToStartContainers", infra is not None),
+            cond("Initialized", init_ready, "ContainersNotInitialized"),
+            cond("Ready", all_ready, "ContainersNotReady"),
+            cond("ContainersReady", all_ready, "ContainersNotReady"),
+            cond("PodScheduled", True),
+        ]
         for c in conditions:
             if c["type"] in ("Ready", "ContainersReady") and not_ready and c["status"] == "False":
                 c["message"] = f"containers with unready status: [{' '.join(not_ready)}]"
-        status: dict[str, Any] = {"phase": phase, "conditions": conditions, "hostIP": self.ctx.host_ip,
-                                  "hostIPs": [{"ip": self.ctx.host_ip}],
-                                  "startTime": prev.get("startTime") or stamp,
-                                  "containerStatuses": statuses, "qosClass": prev.get("qosClass", "BestEffort")}
+        status: dict[str, Any] = {
+            "phase": phase,
+            "conditions": conditions,
+            "hostIP": self.ctx.host_ip,
+            "hostIPs": [{"ip": self.ctx.host_ip}],
+            "startTime": prev.get("startTime") or stamp,
+            "containerStatuses": statuses,
+            "qosClass": prev.get("qosClass", "BestEffort"),
+        }
         if init_statuses:
             status["initContainerStatuses"] = init_statuses
         if pod_ip:
@@ -591,14 +688,16 @@ class PodRuntime:
 
     def _terminate(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
-        grace = int(meta.get("deletionGracePeriodSeconds",
-                             (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30)))
+        grace = int(
+            meta.get("deletionGracePeriodSeconds", (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+        )
         containers = self.docker.containers(kind="pod", uid=meta["uid"])
         apps = [c for c in containers if c["Labels"].get(L + "container") != INFRA]
         for c in apps:
             if c["State"] == "running":
-                self.reg.record_event(pod, "Killing", f"Stopping container {c['Labels'].get(L + 'container')}",
-                                      component="kubelet")
+                self.reg.record_event(
+                    pod, "Killing", f"Stopping container {c['Labels'].get(L + 'container')}", component="kubelet"
+                )
         with ThreadPoolExecutor(max_workers=max(len(apps), 1)) as pool:
             list(pool.map(lambda c: self.docker.stop(c["Id"], grace) if c["State"] == "running" else None, apps))
         for c in containers:
@@ -618,14 +717,23 @@ class PodRuntime:
         index = 1 if previous else 0
         if len(attempts) <= index:
             if previous:
-                raise ApiError(400, f'previous terminated container "{name}" in pod "{pod["metadata"]["name"]}" '
-                               "not found")
-            raise ApiError(400, f'container "{name}" in pod "{pod["metadata"]["name"]}" is waiting to start: '
-                           "ContainerCreating")
+                raise ApiError(
+                    400, f'previous terminated container "{name}" in pod "{pod["metadata"]["name"]}" not found'
+                )
+            raise ApiError(
+                400, f'container "{name}" in pod "{pod["metadata"]["name"]}" is waiting to start: ContainerCreating'
+            )
         return attempts[index]
 
-    def logs(self, pod: dict[str, Any], container: str | None, follow: bool, previous: bool,
-             tail: int | None, timestamps: bool) -> Iterator[bytes]:
+    def logs(
+        self,
+        pod: dict[str, Any],
+        container: str | None,
+        follow: bool,
+        previous: bool,
+        tail: int | None,
+        timestamps: bool,
+    ) -> Iterator[bytes]:
         c = self._container_for(pod, container, previous)
         try:
             stream = self.docker.logs(c["Id"], follow=follow and not previous, tail=tail, timestamps=timestamps)

@@ -184,8 +184,7 @@ class Store:
                 if new == current:
                     return current
                 return self._commit(res, new, "MODIFIED")
-            for field in ("uid", "creationTimestamp", "generation", "deletionTimestamp",
-                          "deletionGracePeriodSeconds"):
+            for field in ("uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds"):
                 if field in cmeta:
                     meta[field] = cmeta[field]
                 else:
@@ -202,8 +201,9 @@ class Store:
                 return self._commit(res, obj, "DELETED", delete=True)
             return self._commit(res, obj, "MODIFIED")
 
-    def delete(self, res: Resource, namespace: str, name: str, graceful: bool = False,
-               grace_seconds: int | None = None) -> dict[str, Any]:
+    def delete(
+        self, res: Resource, namespace: str, name: str, graceful: bool = False, grace_seconds: int | None = None
+    ) -> dict[str, Any]:
         """Delete an object, or mark it for deletion (deletionTimestamp) when it has finalizers
         or `graceful` asks for a two-step delete (Pods: the runtime stops containers first)."""
         with self.lock:

@@ -21,8 +21,22 @@ ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
 
 SUFFIX_FACTORS = {
-    "": 1, "n": 1e-9, "u": 1e-6, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15,
-    "E": 1e18, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60,
+    "": 1,
+    "n": 1e-9,
+    "u": 1e-6,
+    "m": 1e-3,
+    "k": 1e3,
+    "M": 1e6,
+    "G": 1e9,
+    "T": 1e12,
+    "P": 1e15,
+    "E": 1e18,
+    "Ki": 2**10,
+    "Mi": 2**20,
+    "Gi": 2**30,
+    "Ti": 2**40,
+    "Pi": 2**50,
+    "Ei": 2**60,
 }
 
 # Kinds whose names are DNS-1123 labels rather than subdomains.
@@ -41,9 +55,13 @@ class FieldError:
 
     @property
     def cause_type(self) -> str:
-        return "Field" + {"Required": "ValueRequired", "Invalid": "ValueInvalid",
-                          "Unsupported": "ValueNotSupported", "Duplicate": "ValueDuplicate",
-                          "Forbidden": "ValueForbidden"}.get(self.reason, "ValueInvalid")
+        return "Field" + {
+            "Required": "ValueRequired",
+            "Invalid": "ValueInvalid",
+            "Unsupported": "ValueNotSupported",
+            "Duplicate": "ValueDuplicate",
+            "Forbidden": "ValueForbidden",
+        }.get(self.reason, "ValueInvalid")
 
 
 def parse_quantity(value: Any) -> float:
@@ -123,16 +141,23 @@ class _Checker:
             if not LABEL_NAME.match(name) or len(name) > 63:
                 self.invalid(f"{path}", key, "name part must consist of alphanumeric characters, '-', '_' or '.'")
             if value is not None and (not isinstance(value, str) or not LABEL_VALUE.match(value) or len(value) > 63):
-                self.invalid(f"{path}.{key}", value, "a valid label must be an empty string or consist of "
-                             "alphanumeric characters, '-', '_' or '.', at most 63 characters")
+                self.invalid(
+                    f"{path}.{key}",
+                    value,
+                    "a valid label must be an empty string or consist of "
+                    "alphanumeric characters, '-', '_' or '.', at most 63 characters",
+                )
 
     def quantity(self, value: Any, path: str) -> None:
         try:
             if parse_quantity(value) < 0:
                 self.invalid(path, value, "must be greater than or equal to 0")
         except ValueError:
-            self.invalid(path, value, "quantities must match the regular expression "
-                         "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+            self.invalid(
+                path,
+                value,
+                "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+            )
 
 
 def validate(obj: dict[str, Any]) -> list[FieldError]:
@@ -179,13 +204,21 @@ def _metadata(c: _Checker, meta: dict[str, Any], kind: str, path: str) -> None:
         pattern = DNS1123_LABEL if kind in LABEL_NAMED_KINDS else DNS1123_SUBDOMAIN
         limit = 63 if kind in LABEL_NAMED_KINDS else 253
         if not isinstance(name, str) or not pattern.match(name) or len(name) > limit:
-            c.invalid(f"{path}.name", name, "a lowercase RFC 1123 " + ("label" if limit == 63 else "subdomain")
-                      + " must consist of lower case alphanumeric characters, '-' or '.', and must start "
-                      "and end with an alphanumeric character")
+            c.invalid(
+                f"{path}.name",
+                name,
+                "a lowercase RFC 1123 "
+                + ("label" if limit == 63 else "subdomain")
+                + " must consist of lower case alphanumeric characters, '-' or '.', and must start "
+                "and end with an alphanumeric character",
+            )
     ns = meta.get("namespace")
     if ns is not None and (not isinstance(ns, str) or not DNS1123_LABEL.match(ns)):
-        c.invalid(f"{path}.namespace", ns, "a lowercase RFC 1123 label must consist of lower case "
-                  "alphanumeric characters or '-'")
+        c.invalid(
+            f"{path}.namespace",
+            ns,
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'",
+        )
     c.labels(meta.get("labels"), f"{path}.labels")
     for key, value in c.mapping(meta.get("annotations"), f"{path}.annotations").items():
         if not isinstance(value, str):
@@ -238,15 +271,22 @@ def _workload(c: _Checker, kind: str, spec: dict[str, Any]) -> None:
             c.unsupported("spec.strategy.type", stype, ["Recreate", "RollingUpdate"])
         rolling = c.mapping(strategy.get("rollingUpdate"), "spec.strategy.rollingUpdate")
         if stype == "Recreate" and rolling:
-            c.errors.append(FieldError("spec.strategy.rollingUpdate", "Forbidden",
-                                       "Forbidden: may not be specified when strategy `type` is 'Recreate'"))
+            c.errors.append(
+                FieldError(
+                    "spec.strategy.rollingUpdate",
+                    "Forbidden",
+                    "Forbidden: may not be specified when strategy `type` is 'Recreate'",
+                )
+            )
         for field in ("maxSurge", "maxUnavailable"):
             value = rolling.get(field)
             if value is None:
                 continue
             if isinstance(value, str):
                 if not re.match(r"^\d+%$", value):
-                    c.invalid(f"spec.strategy.rollingUpdate.{field}", value, "must be an integer or percentage (e.g '5%')")
+                    c.invalid(
+                        f"spec.strategy.rollingUpdate.{field}", value, "must be an integer or percentage (e.g '5%')"
+                    )
             else:
                 c.integer(value, f"spec.strategy.rollingUpdate.{field}", low=0)
         c.integer(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit", low=0)
@@ -263,8 +303,7 @@ def _template(c: _Checker, spec: dict[str, Any], path: str, restart_policies: li
     _pod_spec(c, pod, f"{path}.template.spec", restart_policies)
 
 
-def _pod_spec(c: _Checker, spec: dict[str, Any], path: str,
-              restart_policies: list[str] | None = None) -> None:
+def _pod_spec(c: _Checker, spec: dict[str, Any], path: str, restart_policies: list[str] | None = None) -> None:
     allowed = restart_policies or ["Always", "OnFailure", "Never"]
     policy = spec.get("restartPolicy")
     if policy is not None and policy not in allowed:
@@ -293,8 +332,9 @@ def _container(c: _Checker, ctr: dict[str, Any], path: str, names: set[str]) -> 
     if not name:
         c.required(f"{path}.name")
     elif not isinstance(name, str) or not DNS1123_LABEL.match(name):
-        c.invalid(f"{path}.name", name, "a lowercase RFC 1123 label must consist of lower case "
-                  "alphanumeric characters or '-'")
+        c.invalid(
+            f"{path}.name", name, "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-'"
+        )
     elif name in names:
         c.duplicate(f"{path}.name", name)
     else:
@@ -324,8 +364,11 @@ def _container(c: _Checker, ctr: dict[str, Any], path: str, names: set[str]) -> 
         pname = port.get("name")
         if pname is not None:
             if not isinstance(pname, str) or not IANA_SVC_NAME.match(pname):
-                c.invalid(f"{path}.ports[{j}].name", pname, "must be no more than 15 characters, lower case "
-                          "alphanumeric or '-'")
+                c.invalid(
+                    f"{path}.ports[{j}].name",
+                    pname,
+                    "must be no more than 15 characters, lower case alphanumeric or '-'",
+                )
             elif pname in port_names:
                 c.duplicate(f"{path}.ports[{j}].name", pname)
             port_names.add(str(pname))
@@ -335,8 +378,12 @@ def _container(c: _Checker, ctr: dict[str, Any], path: str, names: set[str]) -> 
         if not ename:
             c.required(f"{path}.env[{j}].name")
         elif not isinstance(ename, str) or not ENV_NAME.match(ename):
-            c.invalid(f"{path}.env[{j}].name", ename, "a valid environment variable name must consist of "
-                      "alphabetic characters, digits, '_', '-', or '.', and must not start with a digit")
+            c.invalid(
+                f"{path}.env[{j}].name",
+                ename,
+                "a valid environment variable name must consist of "
+                "alphabetic characters, digits, '_', '-', or '.', and must not start with a digit",
+            )
         if "value" in env and env["value"] is not None and not isinstance(env["value"], str):
             c.invalid(f"{path}.env[{j}].value", env["value"], "must be a string")
     resources = c.mapping(ctr.get("resources"), f"{path}.resources")
@@ -384,11 +431,15 @@ def _service(c: _Checker, spec: dict[str, Any]) -> None:
         node_port = port.get("nodePort")
         if node_port is not None:
             if stype not in ("NodePort", "LoadBalancer"):
-                c.errors.append(FieldError(f"{path}.nodePort", "Forbidden",
-                                           "Forbidden: may not be used when `type` is 'ClusterIP'"))
+                c.errors.append(
+                    FieldError(f"{path}.nodePort", "Forbidden", "Forbidden: may not be used when `type` is 'ClusterIP'")
+                )
             elif isinstance(node_port, bool) or not isinstance(node_port, int) or not 30000 <= node_port <= 32767:
-                c.invalid(f"{path}.nodePort", node_port, "provided port is not in the valid range. "
-                          "The range of valid ports is 30000-32767")
+                c.invalid(
+                    f"{path}.nodePort",
+                    node_port,
+                    "provided port is not in the valid range. The range of valid ports is 30000-32767",
+                )
     selector = c.mapping(spec.get("selector"), "spec.selector")
     c.labels(selector, "spec.selector")
     cluster_ip = spec.get("clusterIP")
@@ -421,13 +472,18 @@ def _ingress(c: _Checker, spec: dict[str, Any]) -> None:
         _ingress_backend(c, c.mapping(spec["defaultBackend"], "spec.defaultBackend"), "spec.defaultBackend")
     rules = c.sequence(spec.get("rules"), "spec.rules")
     if not rules and not spec.get("defaultBackend"):
-        c.errors.append(FieldError("spec", "Invalid", "Invalid value: either `defaultBackend` or `rules` must be specified"))
+        c.errors.append(
+            FieldError("spec", "Invalid", "Invalid value: either `defaultBackend` or `rules` must be specified")
+        )
     for i, rule in enumerate(rules):
         rule = c.mapping(rule, f"spec.rules[{i}]")
         host = rule.get("host")
         if host is not None and (not isinstance(host, str) or not DNS1123_SUBDOMAIN.match(host.removeprefix("*."))):
-            c.invalid(f"spec.rules[{i}].host", host, "a lowercase RFC 1123 subdomain must consist of lower case "
-                      "alphanumeric characters, '-' or '.'")
+            c.invalid(
+                f"spec.rules[{i}].host",
+                host,
+                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
+            )
         http = c.mapping(rule.get("http"), f"spec.rules[{i}].http")
         paths = c.sequence(http.get("paths"), f"spec.rules[{i}].http.paths")
         if "http" in rule and not paths:

@@ -1,0 +1,107 @@
+"""Shared fixtures. Unit tests need nothing; tests marked `docker` drive the real `mikro`
+command against the real Docker engine, each module with its own cluster name and state
+directory, and remove everything carrying that cluster's label before and after."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLE_IMAGE = "hello-ip:1"
+
+
+def remove_cluster_leftovers(cluster: str) -> None:
+    """Every container, network and volume labelled with this (test) cluster's name."""
+    import docker
+
+    client = docker.from_env()
+    label = f"io.mikro/cluster={cluster}"
+    for c in client.api.containers(all=True, filters={"label": label}):
+        client.api.remove_container(c["Id"], force=True, v=True)
+    for v in client.volumes.list(filters={"label": label}):
+        v.remove(force=True)
+    for n in client.networks.list(filters={"label": label}):
+        n.remove()
+
+
+class Mikro:
+    """The real CLI against one test cluster."""
+
+    def __init__(self, home: Path, cluster: str) -> None:
+        self.home = home
+        self.cluster = cluster
+        self.env = {**os.environ, "MIKRO_HOME": str(home), "MIKRO_CLUSTER": cluster}
+
+    def run(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 300
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "mikro.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            input=input,
+            timeout=timeout,
+        )
+        if check and proc.returncode != 0:
+            raise AssertionError(f"mikro {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def kubectl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return self.run("kubectl", *args, check=check)
+
+    def json(self, *args: str) -> Any:
+        return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
+
+    def pods(self, selector: str | None = None, namespace: str = "default") -> list[dict[str, Any]]:
+        args = ["pods", "-n", namespace] + (["-l", selector] if selector else [])
+        return self.json(*args)["items"]
+
+    def log_tail(self) -> str:
+        try:
+            return "\n".join((self.home / "controlplane.log").read_text().splitlines()[-40:])
+        except OSError:
+            return ""
+
+
+def wait_for(check: Callable[[], Any], timeout: float = 60, interval: float = 0.2, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = check()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last value: {last!r}")
+
+
+@pytest.fixture(scope="session")
+def images() -> None:
+    """mikro's own images and the example app, built offline, once per run."""
+    env = {**os.environ}
+    subprocess.run([sys.executable, "-m", "mikro.cli", "images", "prepare"], check=True, env=env, timeout=900)
+    subprocess.run([str(ROOT / "examples" / "hello-ip" / "build"), EXAMPLE_IMAGE], check=True, timeout=300)
+    subprocess.run(["docker", "tag", EXAMPLE_IMAGE, "hello-ip:2"], check=True)
+
+
+@pytest.fixture(scope="module")
+def mikro(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, images: None) -> Iterator[Mikro]:
+    """A started cluster of this test module's own (cleaned up before and after)."""
+    cluster = "mkt-" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    remove_cluster_leftovers(cluster)
+    m = Mikro(tmp_path_factory.mktemp(cluster), cluster)
+    m.run("start")
+    try:
+        yield m
+    finally:
+        m.run("stop", check=False)
+        remove_cluster_leftovers(cluster)
