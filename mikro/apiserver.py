@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import ssl
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -66,6 +67,12 @@ class ApiHTTPServer(ThreadingHTTPServer):
         self.runtime = runtime
         self.ready = threading.Event()
         self.stopping = threading.Event()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # A client that hangs up (kubectl does, after a watch) is not an error worth a traceback.
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, (ConnectionError, ssl.SSLError, TimeoutError)):
+            log.exception("error serving %s", client_address)
 
 
 def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
@@ -373,7 +380,7 @@ class Handler(BaseHTTPRequestHandler):
         items, rv = self.server.registry.list(res, ns)
         items = [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
         if res.kind == "Event":
-            items.sort(key=lambda e: e.get("lastTimestamp") or "")
+            items.sort(key=lambda e: (e.get("lastTimestamp") or "", e.get("eventTime") or ""))
         if self._wants_table():
             self._send_json(200, printers.table(res.kind, items, str(rv)))
             return

@@ -340,9 +340,9 @@ def describe_text(client: Client, res: Resource, obj: dict[str, Any]) -> str:
                 for e in env:
                     lines.append(f"      {e['name']}:  {e.get('value', '<set from a reference>')}")
         lines.append("Conditions:")
-        lines.append("  Type              Status")
+        lines.append("  Type                        Status")
         for c in status.get("conditions") or []:
-            lines.append(f"  {c['type']:<18}{c['status']}")
+            lines.append(f"  {c['type']:<28}{c['status']}")
     elif res.kind in ("Deployment", "ReplicaSet"):
         lines.append(_kv("Selector", printers._selector(spec.get("selector"))))
         if res.kind == "Deployment":
@@ -424,7 +424,7 @@ def events_text(client: Client, obj: dict[str, Any]) -> str:
         events = []
     if not events:
         return "Events:  <none>"
-    events.sort(key=lambda e: e.get("lastTimestamp") or "")
+    events.sort(key=lambda e: (e.get("lastTimestamp") or "", e.get("eventTime") or ""))
     rows = [
         [
             e.get("type", ""),

@@ -7,8 +7,10 @@ created by a controller gets exactly what one created by kubectl gets.
 from __future__ import annotations
 
 import copy
+import hashlib
 import ipaddress
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 from . import defaults, patch, validation
@@ -341,12 +343,15 @@ class Registry:
         meta = obj.get("metadata") or {}
         ns = meta.get("namespace") or "default"
         events = BY_KIND["Event"]
-        key = f"{meta.get('name')}.{abs(hash((meta.get('uid'), reason, message))) % 10**12:012x}"
+        digest = hashlib.sha1(f"{meta.get('uid')}|{reason}|{message}".encode()).hexdigest()[:12]
+        key = f"{meta.get('name')}.{digest}"
         stamp = now_rfc3339()
+        micro = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         existing = self.store.find(events, ns, key)
         if existing is not None:
             existing["count"] = existing.get("count", 1) + 1
             existing["lastTimestamp"] = stamp
+            existing["eventTime"] = micro
             self.store.update(events, existing)
             return
         if self.store.find(BY_KIND["Namespace"], "", ns) is None:
@@ -369,6 +374,7 @@ class Registry:
                 "count": 1,
                 "firstTimestamp": stamp,
                 "lastTimestamp": stamp,
+                "eventTime": micro,
                 "source": {"component": component, "host": self.node_name},
                 "reportingComponent": component,
                 "reportingInstance": self.node_name,

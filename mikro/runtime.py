@@ -31,6 +31,9 @@ from .store import Change, now_rfc3339
 log = logging.getLogger("mikro.runtime")
 POD = BY_KIND["Pod"]
 L = LABEL_PREFIX
+# `mikro stop` is the day's end, like a node shutdown: each container gets SIGTERM and at most
+# this long (less when its pod says so) before SIGKILL, as `docker stop` gives by default.
+CLUSTER_STOP_GRACE = 10
 
 
 def docker_time(stamp: str | None) -> str | None:
@@ -187,7 +190,8 @@ class PodRuntime:
         self.pool.shutdown(wait=True, cancel_futures=True)
         grace: dict[str, int] = {}
         for pod in self.store.list(POD)[0]:
-            grace[pod["metadata"]["uid"]] = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+            declared = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+            grace[pod["metadata"]["uid"]] = min(declared, CLUSTER_STOP_GRACE)
         containers = [c for c in self.docker.containers(kind="pod") if c["State"] == "running"]
         apps = [c for c in containers if c["Labels"].get(L + "container") != INFRA]
         infra = [c for c in containers if c["Labels"].get(L + "container") == INFRA]
@@ -624,10 +628,13 @@ class PodRuntime:
             cs["ready"] = "terminated" in cs["state"] and cs["state"]["terminated"]["exitCode"] == 0
         running = [cs for cs in statuses if "running" in cs["state"]]
         terminated = [cs for cs in statuses if "terminated" in cs["state"]]
-        if statuses and len(terminated) == len(statuses):
+        policy = spec.get("restartPolicy", "Always")
+        restarting = [cs for cs in statuses if (cs["state"].get("waiting") or {}).get("reason") == "CrashLoopBackOff"]
+        if statuses and len(terminated) == len(statuses) and policy != "Always":
+            # A pod ends only when none of its containers will be restarted.
             failed = any(cs["state"]["terminated"]["exitCode"] != 0 for cs in terminated)
-            phase = "Failed" if failed else "Succeeded"
-        elif running or terminated:
+            phase = "Succeeded" if not failed else ("Failed" if policy == "Never" else "Running")
+        elif running or terminated or restarting:
             phase = "Running"
         else:
             phase = "Pending"
