@@ -541,7 +541,8 @@ def delete_options(fn: Callable[..., Any]) -> Callable[..., Any]:
             click.option("--ignore-not-found", "ignore_missing", is_flag=True),
             click.option("--grace-period", "grace", type=int, default=None),
             click.option("--now", is_flag=True),
-            click.option("--wait/--no-wait", default=False),
+            click.option("--wait", type=click.BOOL, is_flag=False, flag_value=True, default=True,
+                     help="Wait for the objects to be gone (--wait=false to return at once)."),
             click.option("-l", "--selector", default=None),
         ]
     ):
