@@ -511,12 +511,12 @@ def _delete(
     code = 0
     if now:
         grace = 0 if grace is None else grace
+    deleted: kubectl.Deleted = []
+    batches: list[tuple[Any, str, list[str]]] = []
     if files:
-        documents = manifest.load(files, recursive, namespace)
-        for doc in documents:
+        for doc in manifest.load(files, recursive, namespace):
             res = BY_KIND[doc.obj["kind"]]
-            ns = doc.obj["metadata"].get("namespace") or namespace
-            code |= kubectl.delete(client, res, ns, [doc.obj["metadata"]["name"]], cascade, ignore_missing, grace, wait)
+            batches.append((res, doc.obj["metadata"].get("namespace") or namespace, [doc.obj["metadata"]["name"]]))
     else:
         for kinds, names in kubectl.parse_targets(targets):
             for res in kinds:
@@ -525,7 +525,13 @@ def _delete(
                         fail("resource(s) were provided, but no name was specified")
                     listing = client.list(res, namespace if res.namespaced else None, labelSelector=selector)
                     names = [o["metadata"]["name"] for o in listing["items"]]
-                code |= kubectl.delete(client, res, namespace, names, cascade, ignore_missing, grace, wait)
+                batches.append((res, namespace, names))
+    for res, ns, names in batches:
+        result, gone = kubectl.delete(client, res, ns, names, cascade, ignore_missing, grace)
+        code |= result
+        deleted += gone
+    if wait:
+        kubectl.wait_deleted(client, deleted)
     sys.exit(code)
 
 

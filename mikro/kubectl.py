@@ -234,6 +234,9 @@ def apply_documents(client: Client, documents: list[manifest.Document], namespac
     return results
 
 
+Deleted = list[tuple[Resource, str | None, str]]
+
+
 def delete(
     client: Client,
     res: Resource,
@@ -242,29 +245,35 @@ def delete(
     cascade: str,
     ignore_missing: bool,
     grace: int | None,
-    wait: bool,
-) -> int:
+) -> tuple[int, Deleted]:
+    """Delete by name, as kubectl prints it; returns the exit code and what was deleted."""
     propagation = {"orphan": "Orphan", "foreground": "Foreground", "background": "Background"}.get(cascade)
     code = 0
+    deleted: Deleted = []
+    scope = ns if res.namespaced else None
     for name in names:
         try:
-            client.delete(res, ns if res.namespaced else None, name, propagation, grace)
+            client.delete(res, scope, name, propagation, grace)
             out(f'{res.singular} "{name}" deleted' if res.group == "" else f'{res.qualified} "{name}" deleted')
+            deleted.append((res, scope, name))
         except ApiError as e:
             if e.code == 404 and ignore_missing:
                 continue
             err(f"Error from server (NotFound): {e.message}" if e.code == 404 else f"error: {e.message}")
             code = 1
-    if wait and res.kind in ("Pod", "Namespace"):
-        deadline = time.monotonic() + 120
-        for name in names:
-            while time.monotonic() < deadline:
-                try:
-                    client.get(res, ns, name)
-                    time.sleep(0.2)
-                except ApiError:
-                    break
-    return code
+    return code, deleted
+
+
+def wait_deleted(client: Client, deleted: Deleted, timeout: float = 120) -> None:
+    """kubectl's --wait: return once every deleted object is gone (pods stop, namespaces empty)."""
+    deadline = time.monotonic() + timeout
+    for res, ns, name in deleted:
+        while time.monotonic() < deadline:
+            try:
+                client.get(res, ns, name)
+            except ApiError:
+                break
+            time.sleep(0.1)
 
 
 # -- describe ------------------------------------------------------------------------------
