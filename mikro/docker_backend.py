@@ -170,6 +170,13 @@ class Docker:
             if "already in progress" not in str(exc):
                 raise
 
+    def set_aliases(self, ident: str, network: str, aliases: list[str]) -> None:
+        """Give a running container other DNS aliases on a network, keeping its address."""
+        info = self.api.inspect_container(ident)
+        ip = info["NetworkSettings"]["Networks"][network]["IPAddress"]
+        self.api.disconnect_container_from_network(ident, network)
+        self.api.connect_container_to_network(ident, network, ipv4_address=ip, aliases=aliases or None)
+
     def rename(self, ident: str, name: str) -> None:
         self.api.rename(ident, name)
 

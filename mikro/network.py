@@ -20,7 +20,7 @@ from .config import LABEL_PREFIX, Paths, write_private
 from .docker_backend import Docker, DockerError, host_port_free
 from .docker_types import ContainerSpec
 from .errors import ApiError
-from .podplan import spec_hash
+from .podplan import dns_aliases, headless_aliases, spec_hash
 from .registry import Registry
 from .resources import BY_KIND
 from .store import Change
@@ -32,10 +32,6 @@ SECRET, CM, IC = BY_KIND["Secret"], BY_KIND["ConfigMap"], BY_KIND["IngressClass"
 ADDONS_NS, ADDONS_CM = "kube-system", "mikro-addons"
 NGINX_COMMAND = ["nginx", "-c", "/etc/mikro/nginx.conf", "-g", "daemon off;"]
 DEFAULT_CERT = ("/etc/ssl/mikro/default.crt", "/etc/ssl/mikro/default.key")
-
-
-def dns_aliases(name: str, namespace: str) -> list[str]:
-    return [f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"]
 
 
 class Network:
@@ -61,6 +57,7 @@ class Network:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.reported: set[tuple[str, str, str]] = set()
+        self.aliases_set: dict[str, list[str]] = {}  # infra container id -> headless DNS names it carries
 
     def start(self) -> None:
         kinds = {"Service", "Endpoints", "Ingress", "Secret", "ConfigMap", "IngressClass"}
@@ -112,6 +109,7 @@ class Network:
             services = self.store.list(SVC)[0]
             endpoints = {(e["metadata"]["namespace"], e["metadata"]["name"]): e for e in self.store.list(EP)[0]}
             wanted = set()
+            proxies = {c["Names"][0].lstrip("/"): c for c in self.docker.containers(kind="proxy")}
             for svc in services:
                 spec = svc.get("spec") or {}
                 if spec.get("clusterIP") in (None, "", "None") or spec.get("type") == "ExternalName":
@@ -119,18 +117,44 @@ class Network:
                 key = (svc["metadata"]["namespace"], svc["metadata"]["name"])
                 wanted.add(self._proxy_name(*key))
                 try:
-                    self.sync_proxy(svc, endpoints.get(key))
+                    self.sync_proxy(svc, endpoints.get(key), proxies.get(self._proxy_name(*key)))
                 except DockerError as exc:
                     log.warning("service proxy %s/%s: %s", *key, exc)
-            for c in self.docker.containers(kind="proxy"):
-                if c["Names"][0].lstrip("/") not in wanted:
+            for name, c in proxies.items():
+                if name not in wanted:
                     self.docker.remove(c["Id"])
+            self.sync_headless(services)
             addons = self.addons()
             if addons.get("ingress") == "enabled":
                 self.sync_ingress(services, list(endpoints.values()), addons)
             else:
                 for c in self.docker.containers(kind="ingress"):
                     self.docker.remove(c["Id"])
+
+    def sync_headless(self, services: list[dict[str, Any]]) -> None:
+        """Headless Services resolve to their pods: each selected pod's infra container
+        carries the Service's DNS names as network aliases (changed by reconnecting it)."""
+        prefix = L + "label."
+        for c in self.docker.containers(kind="pod", container="POD"):
+            if c["State"] != "running":
+                continue
+            labels = {k[len(prefix):]: v for k, v in c["Labels"].items() if k.startswith(prefix)}
+            want = headless_aliases(c["Labels"].get(L + "namespace", ""), labels, services)
+            have = self.aliases_set.get(c["Id"])
+            if have is None:
+                if not want:
+                    continue
+                info = self.docker.inspect(c["Id"]) or {}
+                net = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(self.network) or {}
+                have = sorted(a for a in net.get("Aliases") or [] if a.endswith(".svc.cluster.local")
+                              or a.endswith(".svc") or a.count(".") == 1)
+            if sorted(have) != want:
+                try:
+                    self.docker.set_aliases(c["Id"], self.network, want)
+                except DockerError as exc:
+                    log.warning("headless aliases of %s: %s", c["Names"][0], exc)
+                    continue
+            self.aliases_set[c["Id"]] = want
 
     def _proxy_name(self, ns: str, name: str) -> str:
         return f"{self.cluster}_svc_{ns}_{name}"
@@ -152,7 +176,8 @@ class Network:
         os.chmod(path, 0o644)
         return True
 
-    def sync_proxy(self, svc: dict[str, Any], endpoints: dict[str, Any] | None) -> None:
+    def sync_proxy(self, svc: dict[str, Any], endpoints: dict[str, Any] | None,
+                   current: dict[str, Any] | None) -> None:
         meta, spec = svc["metadata"], svc["spec"]
         ns, name = meta["namespace"], meta["name"]
         ports = []
@@ -181,7 +206,6 @@ class Network:
             stop_timeout=1,
         )
         cspec.labels[L + "spec-hash"] = spec_hash(cspec)
-        current = next(iter(self.docker.containers(kind="proxy", namespace=ns, name=name)), None)
         if current is not None and current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]:
             self.docker.remove(current["Id"])
             current = None

@@ -63,8 +63,28 @@ def spec_hash(spec: ContainerSpec) -> str:
     data = asdict(spec)
     data["format"] = 2
     data.pop("name")
+    # DNS aliases (headless Services) are changed on the running container, not by recreating it.
+    data.pop("aliases")
     data["labels"] = {k: v for k, v in data["labels"].items() if k != LABEL_PREFIX + "attempt"}
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def dns_aliases(name: str, namespace: str) -> list[str]:
+    """The names a Service answers to; the short name resolves through the search list."""
+    return [f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"]
+
+
+def headless_aliases(namespace: str, pod_labels: dict[str, str], services: list[dict[str, Any]]) -> list[str]:
+    """The DNS names a pod carries for the headless Services (clusterIP: None) selecting it."""
+    aliases: list[str] = []
+    for svc in services:
+        spec = svc.get("spec") or {}
+        selector = spec.get("selector")
+        if spec.get("clusterIP") != "None" or not selector or svc["metadata"].get("namespace") != namespace:
+            continue
+        if all(pod_labels.get(k) == v for k, v in selector.items()):
+            aliases += dns_aliases(svc["metadata"]["name"], namespace)
+    return sorted(aliases)
 
 
 def dns_search(namespace: str) -> list[str]:

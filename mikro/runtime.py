@@ -402,7 +402,9 @@ class PodRuntime:
         return True, None, None
 
     def _ensure_infra(self, pod: dict[str, Any], observed: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
-        spec = podplan.infra_spec(self.ctx, pod, [])
+        services = self.store.list(BY_KIND["Service"], pod["metadata"]["namespace"])[0]
+        aliases = podplan.headless_aliases(pod["metadata"]["namespace"], pod["metadata"].get("labels") or {}, services)
+        spec = podplan.infra_spec(self.ctx, pod, aliases)
         current = (observed.get(INFRA) or [None])[0]
         if current is not None and current["Labels"].get(L + "spec-hash") != spec.labels[L + "spec-hash"]:
             self.docker.remove(current["Id"])
