@@ -28,6 +28,8 @@ SVC, EP, NS = BY_KIND["Service"], BY_KIND["Endpoints"], BY_KIND["Namespace"]
 REVISION = "deployment.kubernetes.io/revision"
 HASH_LABEL = "pod-template-hash"
 SAFE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
+# Every change wakes the controllers; this full pass only catches what no change announced.
+RESYNC_SECONDS = 10.0
 
 
 def template_hash(template: dict[str, Any]) -> str:
@@ -90,7 +92,7 @@ class Controllers:
 
     def _loop(self) -> None:
         while not self.stop.is_set():
-            self.wake.wait(1.0)
+            self.wake.wait(RESYNC_SECONDS)
             self.wake.clear()
             self.stop.wait(0.02)  # debounce a burst of writes into one pass
             try:

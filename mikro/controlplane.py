@@ -20,7 +20,7 @@ from typing import Any
 from . import config, pki
 from .apiserver import serve
 from .controllers import Controllers
-from .docker_backend import Docker
+from .docker_backend import Docker, DockerUnavailable
 from .errors import ApiError
 from .images import INFRA_IMAGE, NGINX_IMAGE
 from .network import ADDONS_CM, ADDONS_NS, Network
@@ -93,7 +93,11 @@ def main() -> int:
     settings = config.load_settings(paths)
     settings.setdefault("token", secrets.token_urlsafe(32))
     settings.setdefault("bind_address", "127.0.0.1")
-    docker = Docker(cluster)
+    try:
+        docker = Docker(cluster)
+    except DockerUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)  # `mikro start` shows this line
+        return 3
     subnet = ipaddress.ip_network(docker.ensure_network(settings.get("subnet")))
     settings["subnet"] = str(subnet)
     halves = list(subnet.subnets(new_prefix=subnet.prefixlen + 1))
@@ -117,6 +121,7 @@ def main() -> int:
     ca, cert, key = pki.ensure(paths.pki)
     server = serve(registry, settings["token"], runtime, settings["port"], (str(cert), str(key)))
     network = Network(registry, docker, paths, cluster, docker.network_name(), NGINX_IMAGE, settings["bind_address"])
+    runtime.wait_unrouted = network.wait_unrouted
     controllers = Controllers(registry)
 
     stopping = threading.Event()

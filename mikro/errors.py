@@ -20,6 +20,10 @@ REASONS = {
 }
 
 
+class ManifestError(Exception):
+    """A manifest cannot be applied; the message names file, document and field."""
+
+
 class ApiError(Exception):
     def __init__(
         self, code: int, message: str, reason: str | None = None, details: dict[str, Any] | None = None

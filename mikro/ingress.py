@@ -13,8 +13,6 @@ from importlib import resources as pkg_resources
 from pathlib import Path
 from typing import Any
 
-import jinja2
-
 CLASS_NAME = "public"
 CLASS_ALIASES = {"public", "nginx"}
 
@@ -206,8 +204,11 @@ def build(
 
 
 @cache
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)  # noqa: S701 - NGINX configuration, not HTML
+def _environment() -> Any:
+    import jinja2  # loaded on the first rendering, not at the control plane's start
+
+    # NGINX configuration, not HTML: nothing to escape.
+    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
 
 
 def addons_root() -> Path:

@@ -8,14 +8,15 @@ import json
 import sys
 import time
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
-from . import manifest, printers, resources
+from . import printers, resources
 from .client import Client
 from .errors import ApiError
 from .resources import BY_KIND, Resource
+
+if TYPE_CHECKING:
+    from . import manifest
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 ALL_KINDS = ["Pod", "Service", "Deployment", "ReplicaSet"]
@@ -63,6 +64,8 @@ def parse_targets(args: Iterable[str]) -> list[tuple[list[Resource], list[str]]]
 def dump(obj: Any, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(obj, indent=4)
+    import yaml
+
     return yaml.safe_dump(obj, sort_keys=True, default_flow_style=False).rstrip()
 
 
@@ -416,7 +419,7 @@ def describe_text(client: Client, res: Resource, obj: dict[str, Any]) -> str:
     else:
         body = {k: v for k, v in obj.items() if k not in ("metadata", "apiVersion", "kind")}
         if body:
-            lines.append(yaml.safe_dump(body, default_flow_style=False).rstrip())
+            lines.append(dump(body, "yaml"))
     lines.append(events_text(client, obj))
     return "\n".join(lines)
 

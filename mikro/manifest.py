@@ -5,7 +5,6 @@ Pure: text in, documents (or one `ManifestError` naming file, document and field
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ from typing import Any
 import yaml
 
 from . import resources, validation
+from .errors import ManifestError
 
 # A manifest larger than this is refused before it is parsed: etcd itself caps an object
 # at 1.5 MiB, so a file of many megabytes is a mistake, and parsing it would cost memory.
@@ -23,10 +23,6 @@ MAX_FILE_BYTES = 8 * 1024 * 1024
 # nodes and give up past this many.
 MAX_EXPANDED_NODES = 200_000
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
-
-
-class ManifestError(Exception):
-    """A manifest cannot be applied; the message names file, document and field."""
 
 
 class _Loader(yaml.SafeLoader):
@@ -211,7 +207,3 @@ def check_document(doc: Document) -> None:
     errors = validation.validate(obj)
     if errors:
         raise ManifestError(f"{doc.where}: " + "; ".join(str(e) for e in errors))
-
-
-def describe_source(path: str) -> str:
-    return "standard input" if path == "-" else os.path.basename(path)

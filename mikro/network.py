@@ -11,6 +11,8 @@ import base64
 import logging
 import os
 import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +33,10 @@ SVC, EP, ING = BY_KIND["Service"], BY_KIND["Endpoints"], BY_KIND["Ingress"]
 SECRET, CM, IC = BY_KIND["Secret"], BY_KIND["ConfigMap"], BY_KIND["IngressClass"]
 ADDONS_NS, ADDONS_CM = "kube-system", "mikro-addons"
 NGINX_COMMAND = ["nginx", "-c", "/etc/mikro/nginx.conf", "-g", "daemon off;"]
+RELOAD_IF_VALID = (
+    "nginx -q -t -c /etc/mikro/nginx.conf.next && mv /etc/mikro/nginx.conf.next /etc/mikro/nginx.conf "
+    "&& nginx -c /etc/mikro/nginx.conf -s reload"
+)
 DEFAULT_CERT = ("/etc/ssl/mikro/default.crt", "/etc/ssl/mikro/default.key")
 
 
@@ -58,6 +64,10 @@ class Network:
         self.lock = threading.Lock()
         self.reported: set[tuple[str, str, str]] = set()
         self.aliases_set: dict[str, list[str]] = {}  # infra container id -> headless DNS names it carries
+        # Pod addresses in the configurations NGINX runs now, by configuration ("ingress",
+        # "ns/service"): a terminating pod is stopped only once no proxy sends it traffic.
+        self.routed: dict[str, set[str]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="proxysync")
 
     def start(self) -> None:
         kinds = {"Service", "Endpoints", "Ingress", "Secret", "ConfigMap", "IngressClass"}
@@ -72,7 +82,7 @@ class Network:
 
     def _loop(self) -> None:
         while not self.stop.is_set():
-            self.wake.wait(2.0)
+            self.wake.wait(10.0)  # changes wake it at once; this only catches missed ones
             self.wake.clear()
             if self.stop.wait(0.02):
                 return
@@ -80,6 +90,15 @@ class Network:
                 self.sync()
             except Exception:  # noqa: BLE001 - keep serving; the next pass retries
                 log.exception("network sync failed")
+
+    def is_routed(self, ip: str) -> bool:
+        return any(ip in ips for ips in list(self.routed.values()))
+
+    def wait_unrouted(self, ip: str, timeout: float) -> None:
+        """Block until no running proxy configuration sends traffic to `ip` (or timeout)."""
+        deadline = time.monotonic() + timeout
+        while self.is_routed(ip) and time.monotonic() < deadline:
+            time.sleep(0.02)
 
     def on_docker_event(self, event: dict[str, Any]) -> None:
         attrs = (event.get("Actor") or {}).get("Attributes") or {}
@@ -108,28 +127,38 @@ class Network:
         with self.lock:
             services = self.store.list(SVC)[0]
             endpoints = {(e["metadata"]["namespace"], e["metadata"]["name"]): e for e in self.store.list(EP)[0]}
-            wanted = set()
             proxies = {c["Names"][0].lstrip("/"): c for c in self.docker.containers(kind="proxy")}
+            addons = self.addons()
+            jobs: list[tuple[str, Any, tuple[Any, ...]]] = []
+            wanted = set()
             for svc in services:
                 spec = svc.get("spec") or {}
                 if spec.get("clusterIP") in (None, "", "None") or spec.get("type") == "ExternalName":
                     continue
                 key = (svc["metadata"]["namespace"], svc["metadata"]["name"])
                 wanted.add(self._proxy_name(*key))
+                jobs.append(
+                    ("/".join(key), self.sync_proxy, (svc, endpoints.get(key), proxies.get(self._proxy_name(*key))))
+                )
+            if addons.get("ingress") == "enabled":
+                jobs.append(("ingress", self.sync_ingress, (services, list(endpoints.values()), addons)))
+            # Each proxy and the ingress is a Docker round trip or three: do them side by side,
+            # so that one change reaches every proxy at once.
+            for name, future in [(name, self.pool.submit(fn, *args)) for name, fn, args in jobs]:
                 try:
-                    self.sync_proxy(svc, endpoints.get(key), proxies.get(self._proxy_name(*key)))
+                    future.result()
                 except DockerError as exc:
-                    log.warning("service proxy %s/%s: %s", *key, exc)
+                    log.warning("%s: %s", name, exc)
             for name, c in proxies.items():
                 if name not in wanted:
                     self.docker.remove(c["Id"])
+            for key in [k for k in self.routed if k != "ingress" and self._proxy_name(*k.split("/")) not in wanted]:
+                del self.routed[key]
             self.sync_headless(services)
-            addons = self.addons()
-            if addons.get("ingress") == "enabled":
-                self.sync_ingress(services, list(endpoints.values()), addons)
-            else:
+            if addons.get("ingress") != "enabled":
                 for c in self.docker.containers(kind="ingress"):
                     self.docker.remove(c["Id"])
+                self.routed.pop("ingress", None)
 
     def sync_headless(self, services: list[dict[str, Any]]) -> None:
         """Headless Services resolve to their pods: each selected pod's infra container
@@ -138,7 +167,7 @@ class Network:
         for c in self.docker.containers(kind="pod", container="POD"):
             if c["State"] != "running":
                 continue
-            labels = {k[len(prefix):]: v for k, v in c["Labels"].items() if k.startswith(prefix)}
+            labels = {k[len(prefix) :]: v for k, v in c["Labels"].items() if k.startswith(prefix)}
             want = headless_aliases(c["Labels"].get(L + "namespace", ""), labels, services)
             have = self.aliases_set.get(c["Id"])
             if have is None:
@@ -146,8 +175,11 @@ class Network:
                     continue
                 info = self.docker.inspect(c["Id"]) or {}
                 net = ((info.get("NetworkSettings") or {}).get("Networks") or {}).get(self.network) or {}
-                have = sorted(a for a in net.get("Aliases") or [] if a.endswith(".svc.cluster.local")
-                              or a.endswith(".svc") or a.count(".") == 1)
+                have = sorted(
+                    a
+                    for a in net.get("Aliases") or []
+                    if a.endswith(".svc.cluster.local") or a.endswith(".svc") or a.count(".") == 1
+                )
             if sorted(have) != want:
                 try:
                     self.docker.set_aliases(c["Id"], self.network, want)
@@ -176,8 +208,7 @@ class Network:
         os.chmod(path, 0o644)
         return True
 
-    def sync_proxy(self, svc: dict[str, Any], endpoints: dict[str, Any] | None,
-                   current: dict[str, Any] | None) -> None:
+    def sync_proxy(self, svc: dict[str, Any], endpoints: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         meta, spec = svc["metadata"], svc["spec"]
         ns, name = meta["namespace"], meta["name"]
         ports = []
@@ -225,6 +256,7 @@ class Network:
             self.docker.start(current["Id"])
         elif changed:
             self.docker.exec(current["Id"], ["nginx", "-c", "/etc/mikro/nginx.conf", "-s", "reload"])
+        self.routed[f"{ns}/{name}"] = {ep.rsplit(":", 1)[0] for p in ports for ep in p["endpoints"]}
         if spec.get("type") == "LoadBalancer":
             lb = {"ingress": [{"ip": self.bind if self.bind != "0.0.0.0" else "127.0.0.1"}]}
             if (svc.get("status") or {}).get("loadBalancer") != lb:
@@ -270,6 +302,7 @@ class Network:
         for problem in problems:
             self._event_once(problem.ingress, problem.reason, problem.message)
         text = ingress_model.render_ingress(model)
+        routed = {ep.rsplit(":", 1)[0] for up in model["upstreams"] for ep in up["endpoints"]}
         directory = self.paths.ingress
         directory.mkdir(parents=True, exist_ok=True)
         conf = directory / "nginx.conf"
@@ -280,7 +313,7 @@ class Network:
             command=NGINX_COMMAND,
             network=self.network,
             ports={"80/tcp": (self.bind, http_port), "443/tcp": (self.bind, https_port)},
-            binds={str(directory): {"bind": "/etc/mikro", "mode": "ro"}},
+            binds={str(directory): {"bind": "/etc/mikro", "mode": "rw"}},
             stop_timeout=2,
         )
         cspec.labels[L + "spec-hash"] = spec_hash(cspec)
@@ -309,11 +342,14 @@ class Network:
             if current["State"] != "running":
                 self.docker.start(ident)
             if conf.exists() and conf.read_text() == text:
+                self.routed["ingress"] = routed
                 self._set_served(ingresses)
                 self._set_addon_status("ingress", "running")
                 return
             self._write_if_changed(directory / "nginx.conf.next", text)
-            code, output = self.docker.exec(ident, ["nginx", "-t", "-c", "/etc/mikro/nginx.conf.next"])
+            # One round trip: check the new configuration, and only if NGINX accepts it, put it
+            # in place and reload (old workers finish their requests).
+            code, output = self.docker.exec(ident, ["sh", "-c", RELOAD_IF_VALID])
             if code != 0:
                 message = output.decode(errors="replace").strip().splitlines()
                 for ing in ingresses:
@@ -325,8 +361,7 @@ class Network:
                             "previous one is kept: " + " ".join(message[-2:]),
                         )
                 return
-            os.replace(directory / "nginx.conf.next", conf)
-            self.docker.exec(ident, ["nginx", "-c", "/etc/mikro/nginx.conf", "-s", "reload"])
+        self.routed["ingress"] = routed
         self._set_served(ingresses)
         self._set_addon_status("ingress", "running")
 

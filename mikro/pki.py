@@ -10,20 +10,24 @@ from __future__ import annotations
 import datetime
 import ipaddress
 from pathlib import Path
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from typing import Any
 
 from .config import write_private
 
+# cryptography is imported only when a certificate is made or checked: a restart with the
+# certificates in place does not pay for loading it.
 
-def _name(common: str) -> x509.Name:
+
+def _name(common: str) -> Any:
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> str:
+def _key_pem(key: Any) -> str:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     ).decode()
@@ -35,6 +39,10 @@ def ensure(directory: Path) -> tuple[Path, Path, Path]:
     ca_crt, crt, key_path = directory / "ca.crt", directory / "apiserver.crt", directory / "apiserver.key"
     if ca_crt.exists() and crt.exists() and key_path.exists():
         return ca_crt, crt, key_path
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
     now = datetime.datetime.now(datetime.UTC)
     start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=3650)
     ca_key = ec.generate_private_key(ec.SECP256R1())
@@ -93,6 +101,9 @@ def ensure(directory: Path) -> tuple[Path, Path, Path]:
 
 def valid_key_pair(cert_pem: bytes, key_pem: bytes) -> bool:
     """Whether a TLS Secret holds a PEM certificate and the private key that matches it."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
     try:
         cert = x509.load_pem_x509_certificate(cert_pem)
         key = serialization.load_pem_private_key(key_pem, password=None)

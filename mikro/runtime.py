@@ -13,7 +13,7 @@ import os
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -34,6 +34,11 @@ L = LABEL_PREFIX
 # `mikro stop` is the day's end, like a node shutdown: each container gets SIGTERM and at most
 # this long (less when its pod says so) before SIGKILL, as `docker stop` gives by default.
 CLUSTER_STOP_GRACE = 10
+# Docker events and back-off timers drive the syncs; a full pass (and the sweep of orphaned
+# containers) only catches what they missed.
+RESYNC_SECONDS = 30.0
+# How long a terminating pod waits for the proxies to stop routing to it.
+UNROUTE_TIMEOUT = 3.0
 
 
 def docker_time(stamp: str | None) -> str | None:
@@ -66,7 +71,8 @@ class PodRuntime:
         self.wakeups: dict[str, float] = {}  # uid -> monotonic time of a due back-off
         self.pull_backoff: dict[tuple[str, str], tuple[int, float]] = {}
         self.stop_event = threading.Event()
-        self.booting = True
+        self.wait_unrouted: Callable[[str, float], None] | None = None
+        self.last_resync = time.monotonic()
         self.capacity = (float(os.cpu_count() or 1), host_memory())
 
     # -- scheduling of syncs ---------------------------------------------------------------
@@ -131,7 +137,8 @@ class PodRuntime:
                 if due <= now:
                     self.wakeups.pop(uid, None)
                     self.enqueue(uid)
-            if int(now) % 5 == 0:
+            if now - self.last_resync >= RESYNC_SECONDS:
+                self.last_resync = now
                 self.resync_all()
 
     def resync_all(self) -> None:
@@ -173,7 +180,6 @@ class PodRuntime:
             list(pool.map(lambda c: self._quiet(self.docker.start, c["Id"]), apps))
         started = infra + apps
         log.info("boot: started %d containers", len(started))
-        self.booting = False
         for uid in known:
             self.enqueue(uid)
 
@@ -697,6 +703,11 @@ class PodRuntime:
 
     def _terminate(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]
+        ip = (pod.get("status") or {}).get("podIP")
+        if ip and self.wait_unrouted is not None:
+            # Like a preStop hook every pod gets: no proxy may still send traffic here when the
+            # containers receive SIGTERM, so that a rolling update drops no request.
+            self.wait_unrouted(ip, UNROUTE_TIMEOUT)
         grace = int(
             meta.get("deletionGracePeriodSeconds", (pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
         )

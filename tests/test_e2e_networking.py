@@ -97,7 +97,7 @@ def test_hosts_paths_tls_nodeport_and_dns(ingress: Mikro) -> None:
     assert get("http://127.0.0.1/", "api.shop.local")[1].startswith("backend from")
     assert get("http://127.0.0.1/", "unknown.local")[0] == 404
     assert get("http://127.0.0.1/api-docs/", "shop.local")[1].startswith("frontend")  # /api is element-wise
-    assert get("http://127.0.0.1:30080/api/")[1].startswith("backend from")
+    wait_for(lambda: get("http://127.0.0.1:30080/api/")[1].startswith("backend from"), 10, what="the NodePort")
 
     context = ssl.create_default_context()
     context.check_hostname = False
