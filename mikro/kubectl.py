@@ -92,6 +92,7 @@ def get(
     groups = parse_targets(targets)
     many_kinds = sum(len(kinds) for kinds, _ in groups) > 1
     objects: list[tuple[Resource, list[dict[str, Any]]]] = []
+    list_versions: dict[str, str] = {}
     for kinds, names in groups:
         for res in kinds:
             if names:
@@ -105,6 +106,7 @@ def get(
                     res, ns if res.namespaced else None, labelSelector=selector, fieldSelector=field_selector
                 )
                 items = listing["items"]
+                list_versions[res.kind] = listing["metadata"]["resourceVersion"]
                 for item in items:
                     item.setdefault("apiVersion", res.api_version)
                     item.setdefault("kind", res.kind)
@@ -142,20 +144,16 @@ def get(
         where = "" if all_namespaces else f" in {namespace} namespace"
         err(f"No resources found{where}.")
     if watch:
-        res = objects[0][0]
-        for line in client.stream(
-            res.base_path(ns if res.namespaced else None),
-            {
-                "watch": "true",
-                "resourceVersion": "0"
-                if not objects[0][1]
-                else max(o["metadata"]["resourceVersion"] for o in objects[0][1]),
-                **({"labelSelector": selector} if selector else {}),
-            },
-        ):
+        res, items = objects[0]
+        headers, rows = printers.rows(res.kind, items, output == "wide")
+        widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+        query = {"watch": "true", "resourceVersion": list_versions.get(res.kind, "0")}
+        if selector:
+            query["labelSelector"] = selector
+        for line in client.stream(res.base_path(ns if res.namespaced else None), query):
             event = json.loads(line)
             _, rows = printers.rows(res.kind, [event["object"]], output == "wide")
-            out("   ".join(rows[0]))
+            out("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(rows[0])).rstrip())
             sys.stdout.flush()
     return 0
 
