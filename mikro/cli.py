@@ -148,6 +148,14 @@ def stop(timeout: float) -> None:
     click.echo("Stopped.")
 
 
+def confirm(question: str) -> bool:
+    try:
+        return click.confirm(question)
+    except click.Abort:  # no terminal to answer (or ^C): that is a no
+        click.echo("", err=True)
+        return False
+
+
 def spawn_control_plane(log_path: Any) -> int:
     """Fork the control plane into a session of its own, its output in the log file. A fork
     instead of a new interpreter: the start is shorter by a whole Python start-up."""
@@ -261,7 +269,7 @@ def status(fmt: str, wait_ready: bool, timeout: float) -> None:
 @handled
 def reset(yes: bool) -> None:
     """Remove every container, network, volume and object of the cluster."""
-    if not yes and not click.confirm(
+    if not yes and not confirm(
         f"This removes every object, container, network and volume of cluster {config.cluster_name()!r}. Continue?"
     ):
         fail("reset cancelled")
@@ -447,12 +455,21 @@ def images() -> None:
 @handled
 def images_prepare(force: bool) -> None:
     """Make the images mikro needs available, without a registry."""
+    from rich.console import Console
+
     from .images import ImageError, prepare
 
     docker = docker_side()
     started = time.monotonic()
+    console = Console(highlight=False)
     try:
-        built = prepare(docker, lambda line: click.echo(f"  {line}"), force)
+        with console.status("preparing mikro's images") as progress:
+
+            def report(line: str) -> None:
+                progress.update(line)
+                console.print(f"  {line}")
+
+            built = prepare(docker, report, force)
     except ImageError as exc:
         fail(str(exc))
     click.echo(f"Images ready ({len(built)} built) in {time.monotonic() - started:.1f}s")

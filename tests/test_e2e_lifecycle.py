@@ -48,6 +48,16 @@ def test_start_status_stop_status(tmp_path: Path, images: None) -> None:
         m.run("stop")
         m.run("start")
         assert m.json("configmap", "kept")["data"] == {"a": "1"}
+        refused = m.run("reset", check=False, input="n\n")
+        assert refused.returncode == 1 and "reset cancelled" in refused.stderr
+        assert m.run("reset", "--yes").stdout.strip() == "Cluster mkt-day reset."
+        import docker
+
+        client = docker.from_env()
+        label = {"label": "io.mikro/cluster=mkt-day"}
+        assert client.api.containers(all=True, filters=label) == [] and client.networks.list(filters=label) == []
+        m.run("start")
+        assert m.kubectl("get", "configmap", "kept", check=False).returncode == 1  # the objects are gone too
     finally:
         m.run("stop", check=False)
         remove_cluster_leftovers(m.cluster)
