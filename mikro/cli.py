@@ -645,21 +645,9 @@ def get_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @kubectl_group.command("get")
 @get_options
 @handled
-def kubectl_get(
-    targets: tuple[str, ...],
-    namespace: str,
-    all_namespaces: bool,
-    selector: str | None,
-    field_selector: str | None,
-    output: str | None,
-    watch: bool,
-) -> None:
+def kubectl_get(targets: tuple[str, ...], **options: Any) -> None:
     """Display one or many resources."""
-    sys.exit(
-        kubectl.get(
-            Client.from_state(), list(targets), namespace, all_namespaces, selector, field_selector, output, watch
-        )
-    )
+    sys.exit(kubectl.get(Client.from_state(), list(targets), **options))
 
 
 @kubectl_group.command("describe")

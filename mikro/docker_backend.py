@@ -11,7 +11,6 @@ import ipaddress
 import logging
 import os
 import socket
-import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -177,9 +176,6 @@ class Docker:
         self.api.disconnect_container_from_network(ident, network)
         self.api.connect_container_to_network(ident, network, ipv4_address=ip, aliases=aliases or None)
 
-    def rename(self, ident: str, name: str) -> None:
-        self.api.rename(ident, name)
-
     def logs(self, ident: str, follow: bool, tail: int | None, timestamps: bool) -> Iterator[bytes]:
         return self.api.logs(
             ident, stream=True, follow=follow, tail=tail if tail is not None else "all", timestamps=timestamps
@@ -190,15 +186,6 @@ class Docker:
         output = self.api.exec_start(exec_id)
         code = self.api.exec_inspect(exec_id).get("ExitCode")
         return (code if code is not None else -1), output
-
-    def put_file(self, ident: str, directory: str, name: str, data: bytes) -> None:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            info.mode = 0o644
-            tar.addfile(info, io.BytesIO(data))
-        self.api.put_archive(ident, directory, buf.getvalue())
 
     def events(self, on_event: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
         """Call `on_event` for each container event of this cluster until `stop` is set."""
@@ -252,10 +239,6 @@ class Docker:
     def import_image(self, stream: Any, tag: str, changes: list[str]) -> None:
         repo, _, version = tag.rpartition(":")
         self.api.import_image_from_stream(stream, repository=repo, tag=version, changes=changes)
-
-    def tag(self, source: str, target: str) -> None:
-        repo, _, version = target.rpartition(":")
-        self.api.tag(source, repo, version)
 
     # -- volumes ---------------------------------------------------------------------------
 

@@ -164,7 +164,3 @@ def prepare(docker: Docker, progress: Progress, force: bool = False) -> list[str
         progress(f"{image}: ready")
         built.append(image)
     return built
-
-
-def missing(docker: Docker) -> list[str]:
-    return [image for image in (INFRA_IMAGE, NGINX_IMAGE) if docker.image(image) is None]

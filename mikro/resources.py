@@ -95,10 +95,6 @@ def lookup(name: str) -> Resource | None:
     return None
 
 
-def kinds_for_api_version(api_version: str) -> list[str]:
-    return [r.kind for r in RESOURCES if r.api_version == api_version]
-
-
 def groups() -> dict[str, list[str]]:
     """group -> versions, for discovery (the core group is not listed under /apis)."""
     out: dict[str, list[str]] = {}
