@@ -225,8 +225,14 @@ class Docker:
         return self.api.images()
 
     def load(self, data: bytes) -> list[str]:
-        loaded = self.client.images.load(data)
-        return [t for image in loaded for t in image.tags]
+        """Load a `docker save` archive; return the names it held, as `docker load` says them."""
+        names = []
+        for message in self.api.load_image(data):
+            text = str(message.get("stream", "")).strip()
+            for prefix in ("Loaded image: ", "Loaded image ID: "):
+                if text.startswith(prefix):
+                    names.append(text[len(prefix):])
+        return names
 
     def build(self, context: bytes, tag: str, labels: dict[str, str] | None = None) -> None:
         for _ in self.api.build(

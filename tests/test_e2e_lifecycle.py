@@ -79,9 +79,11 @@ def test_api_needs_the_token(mikro: Mikro) -> None:
 
 def test_bad_input_is_refused_whole(mikro: Mikro, tmp_path: Path) -> None:
     good = CM.format(name="good-one")
-    bad = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: -1\n" \
-          "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: other}}\n" \
-          "    spec:\n      containers: [{name: web, image: hello-ip:1}]\n"
+    bad = (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: -1\n"
+        "  selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: other}}\n"
+        "    spec:\n      containers: [{name: web, image: hello-ip:1}]\n"
+    )
     path = tmp_path / "stack.yml"
     path.write_text(good + "---\n" + bad)
     result = mikro.run("apply", "-f", str(path), check=False)
@@ -123,14 +125,17 @@ def test_apply_configured_unchanged_and_delete(mikro: Mikro, tmp_path: Path) -> 
 def test_real_kubectl_and_python_client(mikro: Mikro, tmp_path: Path) -> None:
     kubeconfig = tmp_path / "kubeconfig"
     kubeconfig.write_text(mikro.run("config").stdout)
-    deploy = ("apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: kc}\nspec:\n  replicas: 1\n"
-              "  selector: {matchLabels: {app: kc}}\n  template:\n    metadata: {labels: {app: kc}}\n"
-              "    spec: {containers: [{name: web, image: 'hello-ip:1'}]}\n")
+    deploy = (
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: kc}\nspec:\n  replicas: 1\n"
+        "  selector: {matchLabels: {app: kc}}\n  template:\n    metadata: {labels: {app: kc}}\n"
+        "    spec: {containers: [{name: web, image: 'hello-ip:1'}]}\n"
+    )
     mikro.run("apply", "-f", "-", input=deploy)
 
     def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["kubectl", "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True,
-                              timeout=60)
+        return subprocess.run(
+            ["kubectl", "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, timeout=60
+        )
 
     ns = kubectl("get", "namespaces")
     assert ns.returncode == 0 and re.search(r"^default\s+Active", ns.stdout, re.M), ns.stderr

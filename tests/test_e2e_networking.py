@@ -54,9 +54,11 @@ def test_the_seed_walkthrough(ingress: Mikro, tmp_path: Path) -> None:
     # The blog's stack.yml with only the image changed to the offline hello-ip image.
     stack.write_text(STACK.replace("image: clmntlxndr/ruby-hello-ip", "image: hello-ip:1"))
     applied = m.run("apply", "-f", str(stack))
-    assert applied.stdout.splitlines() == ["deployment.apps/mon-app-deployment created",
-                                           "service/mon-app-service created",
-                                           "ingress.networking.k8s.io/mon-app-http-ingress created"]
+    assert applied.stdout.splitlines() == [
+        "deployment.apps/mon-app-deployment created",
+        "service/mon-app-service created",
+        "ingress.networking.k8s.io/mon-app-http-ingress created",
+    ]
     m.kubectl("rollout", "status", "deployment/mon-app-deployment", "--timeout", "120")
     deployments = m.kubectl("get", "deployments").stdout.splitlines()
     assert deployments[0].split() == ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"]
@@ -64,7 +66,9 @@ def test_the_seed_walkthrough(ingress: Mikro, tmp_path: Path) -> None:
     pods = m.kubectl("get", "pods").stdout.splitlines()[1:]
     assert len(pods) == 2 and all(re.match(r"mon-app-deployment-\w{10}-\w{5}\s+1/1\s+Running\s+0", p) for p in pods)
     svc = m.kubectl("get", "services").stdout.splitlines()[1].split()
-    assert svc[:2] == ["mon-app-service", "ClusterIP"] and svc[2].startswith("10.") and svc[3:5] == ["<none>", "8080/TCP"]
+    assert (
+        svc[:2] == ["mon-app-service", "ClusterIP"] and svc[2].startswith("10.") and svc[3:5] == ["<none>", "8080/TCP"]
+    )
     ing = m.kubectl("get", "ingress").stdout.splitlines()[1].split()
     assert ing[:5] == ["mon-app-http-ingress", "<none>", "*", "127.0.0.1", "80"]
     wait_for(lambda: get("http://127.0.0.1/")[0] == 200, 20, what="the ingress to answer")
@@ -114,8 +118,12 @@ def test_hosts_paths_tls_nodeport_and_dns(ingress: Mikro) -> None:
 
     # From a Pod: a Service by every DNS form, port 8000 -> targetPort 9000.
     pod = m.pods("app=frontend", "shop")[0]["metadata"]["name"]
-    for url in ("http://backend:8000/api/", "http://backend.shop:8000/api/", "http://backend.shop.svc:8000/api/",
-                "http://backend.shop.svc.cluster.local:8000/api/"):
+    for url in (
+        "http://backend:8000/api/",
+        "http://backend.shop:8000/api/",
+        "http://backend.shop.svc:8000/api/",
+        "http://backend.shop.svc.cluster.local:8000/api/",
+    ):
         out = m.kubectl("exec", "-n", "shop", pod, "--", "wget", "-qO-", url).stdout
         assert out.startswith("backend from"), url
     # ...and frontend by its ClusterIP, port 80 -> named targetPort http (8080)
@@ -161,3 +169,46 @@ def test_enable_with_a_taken_port_fails_clearly(ingress: Mikro) -> None:
 def test_unknown_addon(mikro: Mikro) -> None:
     result = mikro.run("enable", "nosuch", check=False)
     assert result.returncode == 1 and "known addons: ingress" in result.stderr
+
+
+def test_headless_service_resolves_to_pods_and_load_balancer(mikro: Mikro) -> None:
+    stack = """apiVersion: apps/v1
+kind: Deployment
+metadata: {name: peers}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: peers}}
+  template:
+    metadata: {labels: {app: peers}}
+    spec:
+      containers: [{name: web, image: "hello-ip:1", ports: [{containerPort: 8080}]}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: peers}
+spec:
+  clusterIP: None
+  selector: {app: peers}
+  ports: [{port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: front}
+spec:
+  type: LoadBalancer
+  selector: {app: peers}
+  ports: [{port: 18088, targetPort: 8080}]
+"""
+    mikro.run("apply", "-f", "-", "--wait", input=stack, timeout=180)
+    pods = mikro.pods("app=peers")
+    ips = sorted(p["status"]["podIP"] for p in pods)
+
+    def resolved() -> list[str]:
+        out = mikro.kubectl("exec", pods[0]["metadata"]["name"], "--", "nslookup", "peers", check=False).stdout
+        return sorted(set(re.findall(r"Address:\s+(\d+\.\d+\.\d+\.\d+)", out)) - {"127.0.0.11"})
+
+    assert wait_for(lambda: resolved() == ips, 20, what="the headless name to resolve to both pods")
+    svc = mikro.kubectl("get", "svc", "front").stdout.splitlines()[1].split()
+    assert svc[1] == "LoadBalancer" and svc[3] == "127.0.0.1" and svc[4].startswith("18088:")
+    wait_for(lambda: get("http://127.0.0.1:18088/")[1].startswith("Hello from peers-"), 20, what="the LoadBalancer port")
+    mikro.run("delete", "-f", "-", input=stack)

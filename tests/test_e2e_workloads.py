@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -40,8 +41,9 @@ spec:
 
 def running_containers(m: Mikro, app: str) -> list[dict[str, Any]]:
     client = docker.from_env()
-    return client.api.containers(filters={"label": [f"io.mikro/cluster={m.cluster}", f"io.mikro/label.app={app}"],
-                                          "status": "running"})
+    return client.api.containers(
+        filters={"label": [f"io.mikro/cluster={m.cluster}", f"io.mikro/label.app={app}"], "status": "running"}
+    )
 
 
 def app_containers(m: Mikro, app: str) -> list[dict[str, Any]]:
@@ -58,16 +60,20 @@ def test_replicas_scale_in_docker(mikro: Mikro) -> None:
     assert line[:4] == ["three", "3/3", "3", "3"]
     assert len(app_containers(mikro, "three")) == 3
     pods = mikro.pods("app=three")
-    assert all(p["metadata"]["name"].startswith(p["metadata"]["labels"]["pod-template-hash"], len("three-"))
-               for p in pods)
+    assert all(
+        p["metadata"]["name"].startswith(p["metadata"]["labels"]["pod-template-hash"], len("three-")) for p in pods
+    )
     names = {c["Labels"]["io.mikro/name"] for c in app_containers(mikro, "three")}
     assert names == {p["metadata"]["name"] for p in pods}
     assert mikro.kubectl("scale", "deployment/three", "--replicas=5").stdout.strip() == "deployment.apps/three scaled"
     wait_for(lambda: len(app_containers(mikro, "three")) == 5, 60, what="5 containers")
     wait_for(lambda: ready_line(mikro, "three").split()[1] == "5/5", 60, what="READY 5/5")
     mikro.kubectl("scale", "deployment", "three", "--replicas=1")
-    wait_for(lambda: len(app_containers(mikro, "three")) == 1 and len(running_containers(mikro, "three")) == 2, 60,
-             what="1 pod left in Docker")
+    wait_for(
+        lambda: len(app_containers(mikro, "three")) == 1 and len(running_containers(mikro, "three")) == 2,
+        60,
+        what="1 pod left in Docker",
+    )
     wait_for(lambda: ready_line(mikro, "three").split()[1] == "1/1", 30)
     # pods run with their pod's name as hostname and share the infra's network
     pod = mikro.pods("app=three")[0]
@@ -85,9 +91,14 @@ def test_rolling_update_and_undo(mikro: Mikro) -> None:
 
     def watch_running() -> None:
         while not stop.is_set():
-            ready = sum(1 for p in mikro.pods("app=roll") if p["metadata"].get("deletionTimestamp") is None
-                        and any(c["type"] == "Ready" and c["status"] == "True"
-                                for c in p.get("status", {}).get("conditions", [])))
+            ready = sum(
+                1
+                for p in mikro.pods("app=roll")
+                if p["metadata"].get("deletionTimestamp") is None
+                and any(
+                    c["type"] == "Ready" and c["status"] == "True" for c in p.get("status", {}).get("conditions", [])
+                )
+            )
             lowest[0] = min(lowest[0], ready)
             time.sleep(0.1)
 
@@ -123,8 +134,14 @@ def test_container_removed_behind_our_back_is_replaced(mikro: Mikro) -> None:
     # a pod deleted through the API is replaced by its ReplicaSet
     mikro.kubectl("delete", "pod", pod["metadata"]["name"], "--wait=false")
     deleted = time.monotonic()
-    wait_for(lambda: any(p["metadata"]["name"] != pod["metadata"]["name"] and not p["metadata"].get("deletionTimestamp")
-                         for p in mikro.pods("app=keep")), 10, interval=0.05)
+    wait_for(
+        lambda: any(
+            p["metadata"]["name"] != pod["metadata"]["name"] and not p["metadata"].get("deletionTimestamp")
+            for p in mikro.pods("app=keep")
+        ),
+        10,
+        interval=0.05,
+    )
     assert time.monotonic() - deleted < 2.0
 
 
@@ -158,8 +175,10 @@ spec:
 
 
 def test_missing_image_reports_pull_errors(mikro: Mikro) -> None:
-    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: ghost}\nspec:\n  containers:\n" \
-          "  - {name: main, image: 'mikro-test/does-not-exist:1'}\n"
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: ghost}\nspec:\n  containers:\n"
+        "  - {name: main, image: 'mikro-test/does-not-exist:1'}\n"
+    )
     failed = mikro.run("apply", "-f", "-", "--wait", "--timeout", "60", input=pod, check=False, timeout=120)
     assert failed.returncode == 1
     assert "ErrImagePull" in failed.stderr or "ImagePullBackOff" in failed.stderr
@@ -177,7 +196,9 @@ def test_missing_image_reports_pull_errors(mikro: Mikro) -> None:
 
 
 def test_validation_refused_before_storing(mikro: Mikro) -> None:
-    bad = deployment("bad", 1).replace("image: hello-ip:1", "image: hello-ip:1\n        resources: {limits: {cpu: 2 cores}}")
+    bad = deployment("bad", 1).replace(
+        "image: hello-ip:1", "image: hello-ip:1\n        resources: {limits: {cpu: 2 cores}}"
+    )
     result = mikro.run("apply", "-f", "-", input=bad, check=False)
     assert result.returncode == 1 and "resources.limits.cpu" in result.stderr
     assert mikro.kubectl("get", "deploy", "bad", check=False).returncode == 1
@@ -198,3 +219,65 @@ def test_stop_and_start_restore_the_same_pods(mikro: Mikro) -> None:
     mikro.run("delete", "deployment", "durable")
     wait_for(lambda: not running_containers(mikro, "durable"), 60, what="containers gone")
     assert mikro.json("rs", "-l", "app=durable")["items"] == []
+
+
+def test_pod_that_does_not_fit_stays_pending(mikro: Mikro) -> None:
+    pod = """apiVersion: v1
+kind: Pod
+metadata: {name: huge}
+spec:
+  containers:
+  - name: main
+    image: hello-ip:1
+    resources: {requests: {cpu: "1000", memory: 64Mi}}
+"""
+    mikro.run("apply", "-f", "-", input=pod)
+    wait_for(lambda: "FailedScheduling" in mikro.kubectl("get", "events").stdout, 20, what="FailedScheduling")
+    assert mikro.kubectl("get", "pod", "huge").stdout.splitlines()[1].split()[2] == "Pending"
+    described = mikro.kubectl("describe", "pod", "huge").stdout
+    assert "0/1 nodes are available: 1 Insufficient cpu." in described
+    client = docker.from_env()
+    assert client.api.containers(all=True, filters={"label": [f"io.mikro/cluster={mikro.cluster}",
+                                                              "io.mikro/name=huge"]}) == []
+    mikro.kubectl("delete", "pod", "huge")
+
+
+def test_images_import_and_ls(mikro: Mikro, tmp_path: Path) -> None:
+    client = docker.from_env()
+    client.api.tag("hello-ip:1", "mikro-test/imported", "7")
+    archive = tmp_path / "image.tar"
+    with archive.open("wb") as fh:
+        for chunk in client.api.get_image("mikro-test/imported:7"):
+            fh.write(chunk)
+    client.api.remove_image("mikro-test/imported:7")
+    try:
+        assert mikro.run("images", "import", str(archive)).stdout.strip() == "Imported mikro-test/imported:7"
+        listing = mikro.run("images", "ls").stdout
+        assert listing.splitlines()[0].split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+        assert any(line.split()[:2] == ["mikro-test/imported", "7"] for line in listing.splitlines())
+    finally:
+        client.api.remove_image("mikro-test/imported:7")
+
+
+def test_control_plane_killed_comes_back_without_duplicates(mikro: Mikro) -> None:
+    import json
+    import os
+    import signal
+
+    mikro.run("apply", "-f", "-", "--wait", input=deployment("phoenix", 2), timeout=120)
+    before = sorted(p["metadata"]["name"] for p in mikro.pods("app=phoenix"))
+    containers_before = len(app_containers(mikro, "phoenix"))
+    pid = json.loads((mikro.home / "apiserver.json").read_text())["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: mikro.run("status", check=False).returncode == 1, 10, what="the control plane to be gone")
+    assert len(app_containers(mikro, "phoenix")) == containers_before  # pods keep running meanwhile
+    mikro.run("start")
+    wait_for(lambda: ready_line(mikro, "phoenix").split()[1] == "2/2", 60)
+    assert sorted(p["metadata"]["name"] for p in mikro.pods("app=phoenix")) == before
+    time.sleep(1)
+    assert len(app_containers(mikro, "phoenix")) == containers_before
+    restarted = mikro.kubectl("rollout", "restart", "deployment/phoenix")
+    assert restarted.stdout.strip() == "deployment.apps/phoenix restarted"
+    mikro.kubectl("rollout", "status", "deployment/phoenix", "--timeout", "120")
+    wait_for(lambda: set(p["metadata"]["name"] for p in mikro.pods("app=phoenix")).isdisjoint(before), 60)
+    mikro.run("delete", "deployment", "phoenix")
