@@ -231,7 +231,7 @@ class Docker:
             text = str(message.get("stream", "")).strip()
             for prefix in ("Loaded image: ", "Loaded image ID: "):
                 if text.startswith(prefix):
-                    names.append(text[len(prefix):])
+                    names.append(text[len(prefix) :])
         return names
 
     def build(self, context: bytes, tag: str, labels: dict[str, str] | None = None) -> None:

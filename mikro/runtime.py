@@ -24,6 +24,7 @@ from .docker_backend import Docker, DockerError, NotFound
 from .errors import ApiError
 from .podplan import INFRA, PodContext
 from .printers import parse_time
+from .prober import Prober
 from .registry import Registry
 from .resources import BY_KIND
 from .store import Change, now_rfc3339
@@ -72,6 +73,7 @@ class PodRuntime:
         self.pull_backoff: dict[tuple[str, str], tuple[int, float]] = {}
         self.stop_event = threading.Event()
         self.wait_unrouted: Callable[[str, float], None] | None = None
+        self.prober = Prober(lambda ident, argv: self.docker.exec(ident, argv), self.enqueue, self._probe_failed)
         self.last_resync = time.monotonic()
         self.capacity = (float(os.cpu_count() or 1), host_memory())
 
@@ -104,6 +106,7 @@ class PodRuntime:
             self.index[pod["metadata"]["uid"]] = (pod["metadata"]["namespace"], pod["metadata"]["name"])
         self.store.watch(self._on_change)
         self.boot()
+        self.prober.start()
         threading.Thread(
             target=self.docker.events, args=(self._on_docker_event, self.stop_event), name="docker-events", daemon=True
         ).start()
@@ -220,11 +223,13 @@ class PodRuntime:
         where = self.index.get(uid)
         pod = self.store.find(POD, *where) if where else None
         if pod is None or pod["metadata"]["uid"] != uid:
+            self.prober.forget(uid)
             for c in self.docker.containers(kind="pod", uid=uid):
                 self.docker.remove(c["Id"])
             self._remove_pod_dir(uid)
             return
         if pod["metadata"].get("deletionTimestamp"):
+            self.prober.forget(uid)
             self._terminate(pod)
             return
         if not (pod.get("spec") or {}).get("nodeName"):
@@ -471,6 +476,11 @@ class PodRuntime:
                 continue
             self._sync_one(pod, ctr, observed.get(ctr["name"]) or [], infra, pod_ip, policy, now, prev_cs, waiting)
         fresh = self._observed(meta["uid"])
+        if infra is not None:
+            for ctr in spec.get("containers") or []:
+                latest = (fresh.get(ctr["name"]) or [None])[0]
+                running = latest is not None and latest["State"] == "running"
+                self.prober.track(meta["uid"], ctr, latest["Id"] if running else None, infra["Id"])
         return self._status(pod, fresh, pod_ip, waiting, infra)
 
     def _sync_one(
@@ -564,7 +574,7 @@ class PodRuntime:
         return "running"
 
     def _container_status(
-        self, ctr: dict[str, Any], attempts: list[dict[str, Any]], waiting: tuple[str, str] | None
+        self, uid: str, ctr: dict[str, Any], attempts: list[dict[str, Any]], waiting: tuple[str, str] | None
     ) -> dict[str, Any]:
         cs: dict[str, Any] = {
             "name": ctr["name"],
@@ -594,7 +604,8 @@ class PodRuntime:
         state = infos[0].get("State") or {}
         if state.get("Running"):
             cs["state"] = {"running": {"startedAt": docker_time(state.get("StartedAt"))}}
-            cs["ready"] = cs["started"] = True
+            cs["started"] = True
+            cs["ready"] = self.prober.ready(uid, ctr["name"], attempts[0]["Id"])
         elif docker_time(state.get("StartedAt")):
             cs["state"] = {"terminated": self._terminated(infos[0])}
         else:
@@ -624,12 +635,13 @@ class PodRuntime:
     ) -> dict[str, Any]:
         spec = pod.get("spec") or {}
         prev = pod.get("status") or {}
+        uid = pod["metadata"]["uid"]
         statuses = [
-            self._container_status(c, observed.get(c["name"]) or [], waiting.get(c["name"]))
+            self._container_status(uid, c, observed.get(c["name"]) or [], waiting.get(c["name"]))
             for c in spec.get("containers") or []
         ]
         init_statuses = [
-            self._container_status(c, observed.get(c["name"]) or [], waiting.get(c["name"]))
+            self._container_status(uid, c, observed.get(c["name"]) or [], waiting.get(c["name"]))
             for c in spec.get("initContainers") or []
         ]
         for cs in init_statuses:
@@ -700,6 +712,21 @@ class PodRuntime:
         except ApiError as err:
             if err.code != 404:
                 raise
+
+    def _probe_failed(self, uid: str, name: str, kind: str, message: str, restart: bool) -> None:
+        where = self.index.get(uid)
+        pod = self.store.find(POD, *where) if where else None
+        if pod is None:
+            return
+        self.reg.record_event(pod, "Unhealthy", f"{kind.capitalize()} probe failed: {message}", "Warning", "kubelet")
+        if not restart:
+            return
+        self.reg.record_event(
+            pod, "Killing", f"Container {name} failed liveness probe, will be restarted", component="kubelet"
+        )
+        grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
+        for c in (self._observed(uid).get(name) or [])[:1]:
+            self.docker.stop(c["Id"], grace)
 
     def _terminate(self, pod: dict[str, Any]) -> None:
         meta = pod["metadata"]

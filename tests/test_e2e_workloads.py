@@ -281,3 +281,48 @@ def test_control_plane_killed_comes_back_without_duplicates(mikro: Mikro) -> Non
     mikro.kubectl("rollout", "status", "deployment/phoenix", "--timeout", "120")
     wait_for(lambda: set(p["metadata"]["name"] for p in mikro.pods("app=phoenix")).isdisjoint(before), 60)
     mikro.run("delete", "deployment", "phoenix")
+
+
+def test_readiness_and_liveness_probes(mikro: Mikro) -> None:
+    pods = """apiVersion: v1
+kind: Pod
+metadata: {name: probed}
+spec:
+  containers:
+  - name: web
+    image: hello-ip:1
+    ports: [{name: http, containerPort: 8080}]
+    readinessProbe:
+      httpGet: {path: /ready/, port: http}
+      periodSeconds: 1
+      failureThreshold: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {name: dying}
+spec:
+  containers:
+  - name: web
+    image: hello-ip:1
+    livenessProbe:
+      exec: {command: [cat, /tmp/alive]}
+      initialDelaySeconds: 1
+      periodSeconds: 1
+      failureThreshold: 2
+"""
+
+    def row(name: str) -> list[str]:
+        return mikro.kubectl("get", "pod", name).stdout.splitlines()[1].split()
+
+    mikro.run("apply", "-f", "-", input=pods)
+    wait_for(lambda: row("probed")[2] == "Running", 30, what="probed running")
+    time.sleep(2)
+    assert row("probed")[1] == "0/1"  # /ready/ does not exist: running, not ready
+    assert "Readiness probe failed" in mikro.kubectl("describe", "pod", "probed").stdout
+    mikro.kubectl("exec", "probed", "--", "sh", "-c", "mkdir -p /www/ready && echo ok > /www/ready/index.html")
+    wait_for(lambda: row("probed")[1] == "1/1", 30, what="ready once the probe passes")
+
+    wait_for(lambda: row("dying")[3] != "0", 30, what="a restart after the liveness probe failed")
+    described = mikro.kubectl("describe", "pod", "dying").stdout
+    assert "Liveness probe failed" in described and "failed liveness probe, will be restarted" in described
+    mikro.kubectl("delete", "pod", "probed", "dying", "--now")
