@@ -160,3 +160,29 @@ def test_real_kubectl_and_python_client(mikro: Mikro, tmp_path: Path) -> None:
             break
         time.sleep(0.3)
     assert dep.status.ready_replicas == 1
+
+
+def test_two_clusters_do_not_touch_each_other(mikro: Mikro, tmp_path: Path) -> None:
+    import docker
+
+    other = Mikro(tmp_path / "other", "mkt-other")
+    remove_cluster_leftovers(other.cluster)
+    pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: mine}\nspec:\n  containers: [{name: c, image: 'hello-ip:1'}]\n"
+    try:
+        other.run("start")
+        mikro.run("apply", "-f", "-", "--wait", input=pod, timeout=120)
+        other.run("apply", "-f", "-", "--wait", input=pod.replace("mine", "theirs"), timeout=120)
+        assert [p["metadata"]["name"] for p in mikro.pods()] == ["mine"]
+        assert [p["metadata"]["name"] for p in other.pods()] == ["theirs"]
+        first = json.loads((mikro.home / "cluster.json").read_text())
+        second = json.loads((other.home / "cluster.json").read_text())
+        assert first["subnet"] != second["subnet"] and first["port"] != second["port"]
+        other.run("reset", "--yes")
+        client = docker.from_env()
+        ours = client.api.containers(filters={"label": f"io.mikro/cluster={mikro.cluster}"})
+        assert {c["Labels"]["io.mikro/name"] for c in ours} == {"mine"} and len(ours) == 2
+        assert mikro.kubectl("get", "pod", "mine").stdout.splitlines()[1].split()[2] == "Running"
+    finally:
+        other.run("stop", check=False)
+        remove_cluster_leftovers(other.cluster)
+        mikro.kubectl("delete", "pod", "mine", "--now", check=False)
