@@ -121,16 +121,24 @@ class Docker:
             mem_limit=spec.mem_limit,
             nano_cpus=spec.nano_cpus,
             binds=spec.binds or None,
-            tmpfs=spec.tmpfs or None,
             dns_search=spec.dns_search or None,
             dns_opt=spec.dns_opt or None,
-            restart_policy={"Name": "unless-stopped"} if spec.restart_always else None,
             init=False,
         )
         networking = None
         if spec.network and not spec.network_mode:
             endpoint = self.api.create_endpoint_config(aliases=spec.aliases or None, ipv4_address=spec.ip)
             networking = self.api.create_networking_config({spec.network: endpoint})
+        try:
+            return self._create(spec, labels, host_config, networking)
+        except docker.errors.APIError as exc:
+            if exc.status_code != 409:
+                raise
+        # A container of that name survived an interrupted sync: replace it.
+        self.remove(spec.name)
+        return self._create(spec, labels, host_config, networking)
+
+    def _create(self, spec: ContainerSpec, labels: dict[str, str], host_config: Any, networking: Any) -> str:
         created = self.api.create_container(
             image=spec.image,
             command=spec.command,

@@ -27,10 +27,8 @@ class ContainerSpec:
     mem_limit: int | None = None
     nano_cpus: int | None = None
     binds: dict[str, dict[str, str]] = field(default_factory=dict)
-    tmpfs: dict[str, str] = field(default_factory=dict)
     stop_signal: str | None = None
     stop_timeout: int | None = None
     tty: bool = False
     stdin_open: bool = False
     user: str | None = None
-    restart_always: bool = False

@@ -249,7 +249,6 @@ class Network:
                         "PortInUse",
                         f"host port {ip}:{port} is already in use: service port {key} is not published on the host",
                     )
-            self.docker.remove(cspec.name)
             ident = self.docker.create(cspec)
             self.docker.start(ident)
         elif current["State"] != "running":

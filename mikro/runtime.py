@@ -559,7 +559,6 @@ class PodRuntime:
             self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + 5
             return "waiting"
         cspec = podplan.app_spec(self.ctx, pod, ctr, infra["Id"], restart_count, env, mounts)
-        self.docker.remove(cspec.name)  # a leftover of an interrupted sync
         try:
             ident = self.docker.create(cspec)
             self.reg.record_event(pod, "Created", f"Created container {name}", component="kubelet")
