@@ -52,8 +52,8 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         except kubectl.UsageError as exc:
             fail(str(exc))
         except ApiError as exc:
-            prefix = {404: "NotFound", 409: exc.reason, 422: "Invalid", 401: "Unauthorized"}.get(exc.code)
-            fail(f"{exc.message}" if prefix is None else f"({prefix}): {exc.message}")
+            # kubectl's "Error from server (NotFound): ...", with mikro's "error:" first
+            fail(f"from server ({exc.reason}): {exc.message}")
         except KeyboardInterrupt:
             sys.exit(130)
         except BrokenPipeError:
