@@ -73,7 +73,8 @@ def test_the_seed_walkthrough(ingress: Mikro, tmp_path: Path) -> None:
     assert ing[:5] == ["mon-app-http-ingress", "<none>", "*", "127.0.0.1", "80"]
     wait_for(lambda: get("http://127.0.0.1/")[0] == 200, 20, what="the ingress to answer")
     pod_ips = {p["status"]["podIP"] for p in m.pods("projet=mon-app")}
-    assert answering_addresses() == pod_ips and len(pod_ips) == 2
+    assert len(pod_ips) == 2
+    wait_for(lambda: answering_addresses() == pod_ips, 10, what="20 requests answered by both pods")
 
     m.kubectl("scale", "deployment/mon-app-deployment", "--replicas=3")
     m.kubectl("rollout", "status", "deployment/mon-app-deployment", "--timeout", "120")
