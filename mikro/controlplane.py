@@ -1,7 +1,8 @@
 """The control plane process: store, API server, controllers, pod runtime and proxies.
 
-`mikro start` runs `python -m mikro.controlplane` in the background; SIGTERM (`mikro stop`)
-stops every container of the cluster, then the process. State stays in the state directory.
+`mikro start` forks it into a session of its own (`python -m mikro.controlplane` runs it in the
+foreground, for debugging); SIGTERM (`mikro stop`) stops every container of the cluster, then
+the process. State stays in the state directory.
 """
 
 from __future__ import annotations
