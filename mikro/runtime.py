@@ -156,15 +156,18 @@ class PodRuntime:
 
     def boot(self) -> None:
         """Bring back what `mikro stop` stopped: start existing containers in place (in
-        parallel), then let the normal sync take over."""
-        started = []
-        known = {uid for uid in self.index}
-        containers = self.docker.containers(kind="pod")
+        parallel), then let the normal sync take over. Pods that had ended (Succeeded, Failed)
+        stay ended."""
+        ended = {
+            p["metadata"]["uid"]
+            for p in self.store.list(POD)[0]
+            if (p.get("status") or {}).get("phase") in ("Succeeded", "Failed")
+        }
         latest: dict[tuple[str, str], dict[str, Any]] = {}
-        for c in containers:
+        for c in self.docker.containers(kind="pod"):
             labels = c["Labels"]
             uid = labels.get(L + "uid")
-            if uid not in known:
+            if uid not in self.index:
                 self.docker.remove(c["Id"])
                 continue
             key = (uid, labels.get(L + "container", ""))
@@ -172,18 +175,14 @@ class PodRuntime:
                 latest[key]["Labels"].get(L + "attempt", 0)
             ):
                 latest[key] = c
-        infra = [c for (uid, name), c in latest.items() if name == INFRA and c["State"] != "running"]
-        apps = [
-            c
-            for (uid, name), c in latest.items()
-            if name != INFRA and c["State"] != "running" and c["Labels"].get(L + "stopped-by") != "pod"
-        ]
+        stopped = [(name, c) for (uid, name), c in latest.items() if c["State"] != "running" and uid not in ended]
+        infra = [c for name, c in stopped if name == INFRA]
+        apps = [c for name, c in stopped if name != INFRA]
         with ThreadPoolExecutor(max_workers=16) as pool:
             list(pool.map(lambda c: self._quiet(self.docker.start, c["Id"]), infra))
             list(pool.map(lambda c: self._quiet(self.docker.start, c["Id"]), apps))
-        started = infra + apps
-        log.info("boot: started %d containers", len(started))
-        for uid in known:
+        log.info("boot: started %d containers", len(stopped))
+        for uid in list(self.index):
             self.enqueue(uid)
 
     @staticmethod

@@ -326,3 +326,26 @@ spec:
     described = mikro.kubectl("describe", "pod", "dying").stdout
     assert "Liveness probe failed" in described and "failed liveness probe, will be restarted" in described
     mikro.kubectl("delete", "pod", "probed", "dying", "--now")
+
+
+def test_completed_pod_stays_completed_after_stop_and_start(mikro: Mikro) -> None:
+    pod = """apiVersion: v1
+kind: Pod
+metadata: {name: once}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: main, image: "hello-ip:1", command: [sh, -c, "echo ran once"]}
+"""
+    mikro.run("apply", "-f", "-", input=pod)
+
+    def status() -> str:
+        return mikro.kubectl("get", "pod", "once").stdout.splitlines()[1].split()[2]
+
+    wait_for(lambda: status() == "Completed", 30, what="Completed")
+    mikro.run("stop")
+    mikro.run("start")
+    time.sleep(2)
+    assert status() == "Completed"
+    assert mikro.kubectl("logs", "once").stdout == "ran once\n"  # one run, not two
+    mikro.kubectl("delete", "pod", "once")
