@@ -263,8 +263,10 @@ class Docker:
             self.client.volumes.create(name, labels={LABEL_CLUSTER: self.cluster, **labels})
         return name
 
-    def volumes(self) -> list[Any]:
-        return self.client.volumes.list(filters={"label": f"{LABEL_CLUSTER}={self.cluster}"})
+    def volumes(self, **labels: str) -> list[Any]:
+        """This cluster's volumes matching the labels (as `containers`)."""
+        filters = [f"{LABEL_CLUSTER}={self.cluster}"] + [f"{LABEL_PREFIX}{k}={v}" for k, v in labels.items()]
+        return self.client.volumes.list(filters={"label": filters})
 
 
 def host_port_free(ip: str, port: int) -> bool:

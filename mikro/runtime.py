@@ -310,12 +310,11 @@ class PodRuntime:
 
     def _remove_pod_dir(self, uid: str) -> None:
         shutil.rmtree(self._pod_dir(uid), ignore_errors=True)
-        for vol in self.docker.volumes():
-            if (vol.attrs.get("Labels") or {}).get(L + "uid") == uid:
-                try:
-                    vol.remove(force=True)
-                except DockerError:
-                    pass
+        for vol in self.docker.volumes(uid=uid):
+            try:
+                vol.remove(force=True)
+            except DockerError:
+                pass
 
     def _mounts(self, pod: dict[str, Any], ctr: dict[str, Any]) -> dict[str, dict[str, str]]:
         """Docker binds for a container's volumeMounts: emptyDir and PVCs become Docker
