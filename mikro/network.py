@@ -63,6 +63,8 @@ class Network:
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.reported: set[tuple[str, str, str]] = set()
+        # Secret uid -> (resourceVersion, its PEM pair or None when not a valid key pair)
+        self.checked_secrets: dict[str, tuple[str, tuple[str, str] | None]] = {}
         self.aliases_set: dict[str, list[str]] = {}  # infra container id -> headless DNS names it carries
         # Pod addresses in the configurations NGINX runs now, by configuration ("ingress",
         # "ns/service"): a terminating pod is stopped only once no proxy sends it traffic.
@@ -197,7 +199,7 @@ class Network:
             self.reported.add(key)
             self.reg.record_event(obj, reason, message, "Warning", "mikro-network")
 
-    def _write_if_changed(self, path: Path, text: str) -> bool:
+    def _write_if_changed(self, path: Path, text: str, mode: int = 0o644) -> bool:
         try:
             if path.read_text() == text:
                 return False
@@ -205,7 +207,7 @@ class Network:
             pass
         path.parent.mkdir(parents=True, exist_ok=True)
         write_private(path, text)
-        os.chmod(path, 0o644)
+        os.chmod(path, mode)
         return True
 
     def sync_proxy(self, svc: dict[str, Any], endpoints: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
@@ -273,20 +275,31 @@ class Network:
                 secret = self.store.find(SECRET, ns, name or "") if name else None
                 if secret is None:
                     continue
-                data = secret.get("data") or {}
-                try:
-                    cert = base64.b64decode(data.get("tls.crt", ""))
-                    key = base64.b64decode(data.get("tls.key", ""))
-                except ValueError:
-                    continue
-                if not pki.valid_key_pair(cert, key):
+                # The key-pair check parses both PEMs: done once per version of the Secret.
+                uid, version = secret["metadata"]["uid"], secret["metadata"]["resourceVersion"]
+                if self.checked_secrets.get(uid, ("", None))[0] != version:
+                    self.checked_secrets[uid] = (version, self._tls_pair(secret))
+                pair = self.checked_secrets[uid][1]
+                if pair is None:
                     continue
                 directory = self.paths.ingress / "certs"
-                directory.mkdir(parents=True, exist_ok=True)
-                write_private(directory / f"{ns}_{name}.crt", cert.decode())
-                write_private(directory / f"{ns}_{name}.key", key.decode())
+                self._write_if_changed(directory / f"{ns}_{name}.crt", pair[0], 0o600)
+                self._write_if_changed(directory / f"{ns}_{name}.key", pair[1], 0o600)
                 out[(ns, name)] = (f"/etc/mikro/certs/{ns}_{name}.crt", f"/etc/mikro/certs/{ns}_{name}.key")
         return out
+
+    @staticmethod
+    def _tls_pair(secret: dict[str, Any]) -> tuple[str, str] | None:
+        """The PEM certificate and key of a TLS Secret, or None when they are not a key pair."""
+        data = secret.get("data") or {}
+        try:
+            cert = base64.b64decode(data.get("tls.crt", ""))
+            key = base64.b64decode(data.get("tls.key", ""))
+        except ValueError:
+            return None
+        if not pki.valid_key_pair(cert, key):
+            return None
+        return cert.decode(), key.decode()
 
     def ingress_ports(self, addons: dict[str, str]) -> tuple[int, int]:
         return int(addons.get("ingress.httpPort", 80)), int(addons.get("ingress.httpsPort", 443))
