@@ -102,8 +102,7 @@ class Controllers:
 
     def sync_all(self) -> None:
         with self.lock:
-            pods, _ = self.store.list(POD)
-            self.sync_namespaces(pods)
+            self.sync_namespaces()
             self.collect_garbage()
             for deploy in self.store.list(DEPLOY)[0]:
                 self._guard(self.sync_deployment, deploy)
@@ -197,7 +196,7 @@ class Controllers:
         ns = meta["namespace"]
         rss = self._owned_replicasets(deploy)
         template = spec.get("template") or {}
-        new_rs = next((rs for rs in rss if template_without_hash(rs["spec"]["template"]) == template), None)
+        new_rs = current_replicaset(template, rss)
         old = [rs for rs in rss if rs is not new_rs]
         replicas = int(spec.get("replicas", 1))
         max_revision = max([int(rs["metadata"].get("annotations", {}).get(REVISION, "0")) for rs in rss] + [0])
@@ -347,7 +346,7 @@ class Controllers:
         meta, spec = deploy["metadata"], deploy["spec"]
         rss = self._owned_replicasets(deploy)
         template = spec.get("template") or {}
-        new_rs = next((rs for rs in rss if template_without_hash(rs["spec"]["template"]) == template), None)
+        new_rs = current_replicaset(template, rss)
         statuses = [rs.get("status") or {} for rs in rss]
         replicas = int(spec.get("replicas", 1))
         total = sum(s.get("replicas", 0) for s in statuses)
@@ -498,7 +497,7 @@ class Controllers:
             if (ep["metadata"]["namespace"], ep["metadata"]["name"]) not in services:
                 self.reg.delete(EP, ep["metadata"]["namespace"], ep["metadata"]["name"])
 
-    def sync_namespaces(self, pods: list[dict[str, Any]]) -> None:
+    def sync_namespaces(self) -> None:
         for ns in self.store.list(NS)[0]:
             if not ns["metadata"].get("deletionTimestamp"):
                 continue
@@ -516,6 +515,11 @@ class Controllers:
                         self.reg.delete(res, name, obj["metadata"]["name"])
             if not remaining:
                 self.store.delete(NS, "", name)
+
+
+def current_replicaset(template: dict[str, Any], rss: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The ReplicaSet whose pod template is the Deployment's (its hash label aside)."""
+    return next((rs for rs in rss if template_without_hash(rs["spec"]["template"]) == template), None)
 
 
 def rs_sorted_key(rs: dict[str, Any]) -> tuple[int, str]:
