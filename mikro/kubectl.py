@@ -205,25 +205,25 @@ def apply_documents(client: Client, documents: list[manifest.Document], namespac
             if e.code != 404:
                 raise
             current = None
+        patch: Any = None
+        if current is not None:
+            last = json.loads((current["metadata"].get("annotations") or {}).get(LAST_APPLIED) or "{}")
+            patch = merge_diff(last, annotated)
         try:
             if current is None:
                 if not (ns in creating_ns and res.namespaced):
                     client.create(res, ns, annotated, dry_run=True)
             else:
-                last = json.loads((current["metadata"].get("annotations") or {}).get(LAST_APPLIED) or "{}")
-                patch = merge_diff(last, annotated) if last else merge_diff({}, annotated)
                 client.patch(res, ns, name, patch, dry_run=True)
         except ApiError as e:
             raise ApiError(e.code, f"{doc.where}: {e.message}", e.reason, e.details) from None
-        plans.append((doc, res, ns, name, annotated, current))
+        plans.append((res, ns, name, annotated, current, patch))
     results = []
-    for _doc, res, ns, name, annotated, current in plans:
+    for res, ns, name, annotated, current, patch in plans:
         if current is None:
             obj = client.create(res, ns, annotated)
             verb = "created"
         else:
-            last = json.loads((current["metadata"].get("annotations") or {}).get(LAST_APPLIED) or "{}")
-            patch = merge_diff(last, annotated) if last else merge_diff({}, annotated)
             obj = client.patch(res, ns, name, patch) if patch else current
             verb = (
                 "unchanged"
