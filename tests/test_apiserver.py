@@ -213,12 +213,14 @@ def test_table_output_for_kubectl(api: PlainClient) -> None:
 def test_watch_streams_changes(api: PlainClient) -> None:
     cm = BY_KIND["ConfigMap"]
     events: list[dict[str, Any]] = []
-    ready = threading.Event()
+    # Watching from the list's version makes the stream independent of when the reader
+    # thread connects: changes made before it did are replayed from the store's history.
+    since = api.list(cm, "default")["metadata"]["resourceVersion"]
 
     def reader() -> None:
-        for line in api.stream("/api/v1/namespaces/default/configmaps", {"watch": "true", "timeoutSeconds": "3"}):
+        query = {"watch": "true", "timeoutSeconds": "3", "resourceVersion": since}
+        for line in api.stream("/api/v1/namespaces/default/configmaps", query):
             events.append(json.loads(line))
-            ready.set()
             if len(events) == 3:
                 return
 
