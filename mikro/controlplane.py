@@ -18,18 +18,19 @@ import sys
 import threading
 from typing import Any
 
-from . import config, pki
-from .apiserver import serve
-from .controllers import Controllers
-from .docker_backend import Docker, DockerUnavailable
-from .errors import ApiError
-from .images import INFRA_IMAGE, NGINX_IMAGE
-from .network import ADDONS_CM, ADDONS_NS, Network
-from .podplan import PodContext
-from .registry import Registry
-from .resources import BY_KIND
-from .runtime import PodRuntime
-from .store import Store
+from mikro import config
+from mikro.api import pki
+from mikro.api.registry import Registry
+from mikro.api.resources import BY_KIND
+from mikro.api.server import serve
+from mikro.api.store import Store
+from mikro.controllers.manager import Controllers
+from mikro.errors import ApiError
+from mikro.net.network import ADDONS_CM, ADDONS_NS, Network
+from mikro.node.docker_backend import Docker, DockerUnavailable
+from mikro.node.images import INFRA_IMAGE, NGINX_IMAGE
+from mikro.node.podplan import PodContext
+from mikro.node.runtime import PodRuntime
 
 log = logging.getLogger("mikro.controlplane")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from mikro.apiserver import serve
-from mikro.client import Client
+from mikro.api.registry import Registry
+from mikro.api.resources import BY_KIND
+from mikro.api.server import serve
+from mikro.api.store import Store
+from mikro.cli.client import Client
 from mikro.controlplane import bootstrap
 from mikro.errors import ApiError
-from mikro.registry import Registry
-from mikro.resources import BY_KIND
-from mikro.store import Store
 
 TOKEN = "test-token"
 DEPLOY = {

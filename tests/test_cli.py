@@ -69,7 +69,7 @@ def test_bad_file_before_any_cluster(tmp_path: Path) -> None:
 
 def test_mikro_kubectl_entry_point_and_unknown_type(tmp_path: Path) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", "from mikro.cli import kubectl_main; kubectl_main()", "--help"],
+        [sys.executable, "-c", "from mikro.cli.main import kubectl_main; kubectl_main()", "--help"],
         capture_output=True,
         text=True,
     )

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
-from mikro.controllers import Controllers, template_hash
+from mikro.api.registry import Registry
+from mikro.api.resources import BY_KIND
+from mikro.api.store import Store
+from mikro.controllers.manager import Controllers, template_hash
 from mikro.controlplane import bootstrap
-from mikro.registry import Registry
-from mikro.resources import BY_KIND
-from mikro.store import Store
 
 POD, RS, DEPLOY, EP = BY_KIND["Pod"], BY_KIND["ReplicaSet"], BY_KIND["Deployment"], BY_KIND["Endpoints"]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from mikro.ingress import build, matches_for, render_ingress, render_service_proxy, serves
+from mikro.net.ingress import build, matches_for, render_ingress, render_service_proxy, serves
 
 CERT = ("/etc/ssl/mikro/default.crt", "/etc/ssl/mikro/default.key")
 

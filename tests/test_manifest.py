@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mikro import manifest
+from mikro.cli import manifest
 
 CORPUS = Path(__file__).resolve().parent / "corpus"  # a copy of shared/corpus, see its SOURCES.md
 DEPLOY = """apiVersion: apps/v1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mikro.patch import json_patch, merge_patch, strategic_merge_patch
+from mikro.api.patch import json_patch, merge_patch, strategic_merge_patch
 
 POD_SPEC = {
     "containers": [{"name": "a", "image": "a:1", "env": [{"name": "X", "value": "1"}]}, {"name": "b", "image": "b:1"}],

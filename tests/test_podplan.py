@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from mikro.defaults import image_pull_policy
-from mikro.podplan import (
+from mikro.api.defaults import image_pull_policy
+from mikro.node.podplan import (
     MissingReference,
     PodContext,
     app_spec,

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from mikro.printers import format_table, human_duration, pod_status, rows
+from mikro.cli.printers import format_table, human_duration, pod_status, rows
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from mikro.prober import Prober, probe_command
+from mikro.node.prober import Prober, probe_command
 
 CTR = {"name": "web", "ports": [{"name": "http", "containerPort": 8080}]}
 

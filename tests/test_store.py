@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from mikro.api.resources import BY_KIND
+from mikro.api.store import Store
 from mikro.errors import ApiError
-from mikro.resources import BY_KIND
-from mikro.store import Store
 
 CM = BY_KIND["ConfigMap"]
 DEPLOY = BY_KIND["Deployment"]
@@ -67,8 +67,8 @@ def test_watch_replays_from_a_version(tmp_path: Path) -> None:
 WRITER = """
 import os, sys
 from pathlib import Path
-from mikro.store import Store
-from mikro.resources import BY_KIND
+from mikro.api.store import Store
+from mikro.api.resources import BY_KIND
 store = Store(Path(sys.argv[1]))
 for i in range(50):
     store.create(BY_KIND["ConfigMap"], {"metadata": {"name": f"cm{i}", "namespace": "default"}})

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from mikro.validation import parse_quantity, validate
+from mikro.api.validation import parse_quantity, validate
 
 DEPLOYMENT: dict[str, Any] = {
     "apiVersion": "apps/v1",

@@ -18,16 +18,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import podplan
-from .config import LABEL_PREFIX
-from .docker_backend import Docker, DockerError, NotFound
-from .errors import ApiError
-from .podplan import INFRA, PodContext
-from .printers import parse_time
-from .prober import Prober
-from .registry import Registry
-from .resources import BY_KIND
-from .store import Change, now_rfc3339
+from mikro.api.registry import Registry
+from mikro.api.resources import BY_KIND
+from mikro.api.store import Change, now_rfc3339
+from mikro.cli.printers import parse_time
+from mikro.config import LABEL_PREFIX
+from mikro.errors import ApiError
+from mikro.node import podplan
+from mikro.node.docker_backend import Docker, DockerError, NotFound
+from mikro.node.podplan import INFRA, PodContext
+from mikro.node.prober import Prober
 
 log = logging.getLogger("mikro.runtime")
 POD = BY_KIND["Pod"]

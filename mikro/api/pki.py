@@ -12,7 +12,7 @@ import ipaddress
 from pathlib import Path
 from typing import Any
 
-from .config import write_private
+from mikro.config import write_private
 
 # cryptography is imported only when a certificate is made or checked: a restart with the
 # certificates in place does not pay for loading it.

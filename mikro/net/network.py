@@ -16,16 +16,16 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from . import ingress as ingress_model
-from . import pki
-from .config import LABEL_PREFIX, Paths, write_private
-from .docker_backend import Docker, DockerError, host_port_free
-from .docker_types import ContainerSpec
-from .errors import ApiError
-from .podplan import dns_aliases, headless_aliases, spec_hash
-from .registry import Registry
-from .resources import BY_KIND
-from .store import Change
+from mikro.api import pki
+from mikro.api.registry import Registry
+from mikro.api.resources import BY_KIND
+from mikro.api.store import Change
+from mikro.config import LABEL_PREFIX, Paths, write_private
+from mikro.errors import ApiError
+from mikro.net import ingress as ingress_model
+from mikro.node.docker_backend import Docker, DockerError, host_port_free
+from mikro.node.docker_types import ContainerSpec
+from mikro.node.podplan import dns_aliases, headless_aliases, spec_hash
 
 log = logging.getLogger("mikro.network")
 L = LABEL_PREFIX

@@ -216,7 +216,7 @@ def addons_root() -> Path:
     try:
         return Path(str(pkg_resources.files("mikro.addons")))
     except ModuleNotFoundError:
-        return Path(__file__).resolve().parent.parent / "addons"
+        return Path(__file__).resolve().parents[2] / "addons"
 
 
 def render_ingress(model: dict[str, Any]) -> str:

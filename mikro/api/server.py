@@ -17,11 +17,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
-from . import __version__, printers, resources, selectors
-from .errors import ApiError
-from .registry import Registry, scale_of
-from .resources import Resource
-from .store import Change
+from mikro import __version__
+from mikro.api import resources, selectors
+from mikro.api.registry import Registry, scale_of
+from mikro.api.resources import Resource
+from mikro.api.store import Change
+from mikro.cli import printers
+from mikro.errors import ApiError
 
 log = logging.getLogger("mikro.apiserver")
 

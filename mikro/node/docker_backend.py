@@ -19,8 +19,8 @@ import docker
 import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 
-from .config import LABEL_PREFIX
-from .docker_types import ContainerSpec
+from mikro.config import LABEL_PREFIX
+from mikro.node.docker_types import ContainerSpec
 
 log = logging.getLogger("mikro.docker")
 

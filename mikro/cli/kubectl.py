@@ -10,13 +10,14 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
-from . import printers, resources
-from .client import Client
-from .errors import ApiError
-from .resources import BY_KIND, Resource
+from mikro.api import resources
+from mikro.api.resources import BY_KIND, Resource
+from mikro.cli import printers
+from mikro.cli.client import Client
+from mikro.errors import ApiError
 
 if TYPE_CHECKING:
-    from . import manifest
+    from mikro.cli import manifest
 
 LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 ALL_KINDS = ["Pod", "Service", "Deployment", "ReplicaSet"]

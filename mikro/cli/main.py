@@ -18,10 +18,11 @@ from typing import Any
 
 import click
 
-from . import config, kubectl
-from .client import Client, NotRunning
-from .errors import ApiError, ManifestError
-from .resources import BY_KIND
+from mikro import config
+from mikro.api.resources import BY_KIND
+from mikro.cli import kubectl
+from mikro.cli.client import Client, NotRunning
+from mikro.errors import ApiError, ManifestError
 
 ADDONS_NS, ADDONS_CM = "kube-system", "mikro-addons"
 NOT_RUNNING_HINT = "mikro is not running; start it with `mikro start`"
@@ -64,7 +65,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def docker_side() -> Any:
     """Import the Docker side only for the commands that need it (start, stop, reset, images)."""
-    from . import docker_backend
+    from mikro.node import docker_backend
 
     try:
         return docker_backend.Docker(config.cluster_name())
@@ -170,7 +171,7 @@ def spawn_control_plane(log_path: Any) -> int:
         os.dup2(null, 0)
         os.dup2(log, 1)
         os.dup2(log, 2)
-        from . import controlplane
+        from mikro import controlplane
 
         code = controlplane.main()
     except BaseException:  # noqa: BLE001 - the child must never return into the CLI
@@ -198,7 +199,7 @@ def _alive(pid: int) -> bool:
 
 
 def addon_catalog() -> dict[str, dict[str, Any]]:
-    from .ingress import addons_root
+    from mikro.net.ingress import addons_root
 
     catalog = {}
     for descriptor in sorted(addons_root().glob("*/addon.yaml")):
@@ -347,7 +348,7 @@ def enable(addon: str, http_port: int, https_port: int, timeout: float) -> None:
     if addon not in catalog:
         fail(f"unknown addon {addon!r}; known addons: {', '.join(catalog)}")
     client = Client.from_state()
-    from .images import NGINX_IMAGE
+    from mikro.node.images import NGINX_IMAGE
 
     cm = client.get(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM)
     data = cm.get("data") or {}
@@ -457,7 +458,7 @@ def images_prepare(force: bool) -> None:
     """Make the images mikro needs available, without a registry."""
     from rich.console import Console
 
-    from .images import ImageError, prepare
+    from mikro.node.images import ImageError, prepare
 
     docker = docker_side()
     started = time.monotonic()
@@ -491,7 +492,7 @@ def images_import(archive: str) -> None:
 @handled
 def images_ls() -> None:
     """List the images the host's Docker has."""
-    from .printers import format_table, human_duration
+    from mikro.cli.printers import format_table, human_duration
 
     docker = docker_side()
     rows = []
@@ -516,7 +517,7 @@ def images_ls() -> None:
 def _apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float) -> None:
     if not files:
         fail("must specify one of -f and -k")
-    from . import manifest
+    from mikro.cli import manifest
 
     documents = manifest.load(files, recursive, namespace)
     if not documents:
@@ -560,7 +561,7 @@ def _delete(
     deleted: kubectl.Deleted = []
     batches: list[tuple[Any, str, list[str]]] = []
     if files:
-        from . import manifest
+        from mikro.cli import manifest
 
         for doc in manifest.load(files, recursive, namespace):
             res = BY_KIND[doc.obj["kind"]]

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from .docker_backend import Docker, DockerError
+from mikro.node.docker_backend import Docker, DockerError
 
 INFRA_IMAGE = "mikro/pause:1"
 NGINX_IMAGE = "mikro/nginx:1.22"

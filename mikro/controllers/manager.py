@@ -14,12 +14,12 @@ import logging
 import threading
 from typing import Any
 
-from .defaults import parse_int_or_percent
-from .errors import ApiError
-from .registry import Registry
-from .resources import BY_KIND
-from .store import now_rfc3339
-from .validation import selector_matches
+from mikro.api.defaults import parse_int_or_percent
+from mikro.api.registry import Registry
+from mikro.api.resources import BY_KIND
+from mikro.api.store import now_rfc3339
+from mikro.api.validation import selector_matches
+from mikro.errors import ApiError
 
 log = logging.getLogger("mikro.controllers")
 

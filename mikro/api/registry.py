@@ -13,10 +13,10 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from . import defaults, patch, validation
-from .errors import ApiError, already_exists, invalid
-from .resources import BY_KIND, Resource
-from .store import Store, now_rfc3339
+from mikro.api import defaults, patch, validation
+from mikro.api.resources import BY_KIND, Resource
+from mikro.api.store import Store, now_rfc3339
+from mikro.errors import ApiError, already_exists, invalid
 
 NODE_PORT_RANGE = (30000, 32767)
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}

@@ -20,8 +20,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from .errors import ApiError, already_exists, conflict, not_found
-from .resources import Resource
+from mikro.api.resources import Resource
+from mikro.errors import ApiError, already_exists, conflict, not_found
 
 HISTORY = 5000
 

@@ -11,9 +11,9 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-from . import config
-from .errors import ApiError
-from .resources import Resource
+from mikro import config
+from mikro.api.resources import Resource
+from mikro.errors import ApiError
 
 
 class NotRunning(Exception):

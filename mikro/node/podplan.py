@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from .config import LABEL_PREFIX
-from .docker_types import ContainerSpec
-from .validation import parse_quantity
+from mikro.api.validation import parse_quantity
+from mikro.config import LABEL_PREFIX
+from mikro.node.docker_types import ContainerSpec
 
 INFRA = "POD"  # the container name label of a Pod's infra (network namespace holder)
 BACKOFF_INITIAL = 10.0

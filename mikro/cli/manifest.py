@@ -13,8 +13,8 @@ from typing import Any
 
 import yaml
 
-from . import resources, validation
-from .errors import ManifestError
+from mikro.api import resources, validation
+from mikro.errors import ManifestError
 
 # A manifest larger than this is refused before it is parsed: etcd itself caps an object
 # at 1.5 MiB, so a file of many megabytes is a mistake, and parsing it would cost memory.

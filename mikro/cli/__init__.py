@@ -1,0 +1,1 @@
+"""The command line: click commands, the built-in kubectl verbs, the API client, printers."""

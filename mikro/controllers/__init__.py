@@ -1,0 +1,1 @@
+"""The kube-controller-manager part: level-triggered reconcile loops."""

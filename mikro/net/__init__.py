@@ -1,0 +1,1 @@
+"""The kube-proxy and ingress part: service proxies and the ingress renderer."""
