@@ -4,8 +4,11 @@ directory, and remove everything carrying that cluster's label before and after.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -17,6 +20,25 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE_IMAGE = "hello-ip:1"
+# A suffix of this run's own on every test cluster's name, so that two runs (two checkouts, a
+# developer's and CI's) never share a cluster, its containers or its network.
+RUN_SUFFIX = secrets.token_hex(2)
+HOST_PORTS_LOCK = Path("/tmp/mikro-e2e-host-ports.lock")
+
+
+def cluster_name(base: str) -> str:
+    return f"mkt-{base}-{RUN_SUFFIX}"
+
+
+@contextlib.contextmanager
+def host_ports() -> Iterator[None]:
+    """Hold the host's ports 80 and 443 (and NodePorts) for one module across concurrent runs."""
+    with open(HOST_PORTS_LOCK, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def remove_cluster_leftovers(cluster: str) -> None:
@@ -96,12 +118,15 @@ def images() -> None:
 @pytest.fixture(scope="module")
 def mikro(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, images: None) -> Iterator[Mikro]:
     """A started cluster of this test module's own (cleaned up before and after)."""
-    cluster = "mkt-" + request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-")
+    cluster = cluster_name(request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_").replace("_", "-"))
     remove_cluster_leftovers(cluster)
     m = Mikro(tmp_path_factory.mktemp(cluster), cluster)
-    m.run("start")
-    try:
-        yield m
-    finally:
-        m.run("stop", check=False)
-        remove_cluster_leftovers(cluster)
+    with contextlib.ExitStack() as stack:
+        if getattr(request.module, "USES_HOST_PORTS", False):
+            stack.enter_context(host_ports())
+        m.run("start")
+        try:
+            yield m
+        finally:
+            m.run("stop", check=False)
+            remove_cluster_leftovers(cluster)

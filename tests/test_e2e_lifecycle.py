@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Mikro, remove_cluster_leftovers
+from .conftest import Mikro, cluster_name, remove_cluster_leftovers
 
 pytestmark = pytest.mark.docker
 
@@ -21,11 +21,11 @@ CM = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: '1
 
 
 def test_start_status_stop_status(tmp_path: Path, images: None) -> None:
-    m = Mikro(tmp_path / "home", "mkt-day")
+    m = Mikro(tmp_path / "home", cluster_name("day"))
     remove_cluster_leftovers(m.cluster)
     try:
         started = m.run("start")
-        assert re.match(r"Started mikro \(mkt-day\) in \d+\.\d+s: API at https://127\.0\.0\.1:\d+", started.stdout)
+        assert re.match(rf"Started mikro \({m.cluster}\) in \d+\.\d+s: API at https://127\.0\.0\.1:\d+", started.stdout)
         assert (tmp_path / "home").stat().st_mode & 0o777 == 0o700
         assert (tmp_path / "home" / "cluster.json").stat().st_mode & 0o777 == 0o600
         assert m.run("start").stdout.strip() == "mikro is already running"
@@ -50,11 +50,11 @@ def test_start_status_stop_status(tmp_path: Path, images: None) -> None:
         assert m.json("configmap", "kept")["data"] == {"a": "1"}
         refused = m.run("reset", check=False, input="n\n")
         assert refused.returncode == 1 and "reset cancelled" in refused.stderr
-        assert m.run("reset", "--yes").stdout.strip() == "Cluster mkt-day reset."
+        assert m.run("reset", "--yes").stdout.strip() == f"Cluster {m.cluster} reset."
         import docker
 
         client = docker.from_env()
-        label = {"label": "io.mikro/cluster=mkt-day"}
+        label = {"label": f"io.mikro/cluster={m.cluster}"}
         assert client.api.containers(all=True, filters=label) == [] and client.networks.list(filters=label) == []
         m.run("start")
         assert m.kubectl("get", "configmap", "kept", check=False).returncode == 1  # the objects are gone too
@@ -165,7 +165,7 @@ def test_real_kubectl_and_python_client(mikro: Mikro, tmp_path: Path) -> None:
 def test_two_clusters_do_not_touch_each_other(mikro: Mikro, tmp_path: Path) -> None:
     import docker
 
-    other = Mikro(tmp_path / "other", "mkt-other")
+    other = Mikro(tmp_path / "other", cluster_name("other"))
     remove_cluster_leftovers(other.cluster)
     pod = "apiVersion: v1\nkind: Pod\nmetadata: {name: mine}\nspec:\n  containers: [{name: c, image: 'hello-ip:1'}]\n"
     try:

@@ -19,6 +19,9 @@ pytestmark = pytest.mark.docker
 STACK = (ROOT / "examples" / "stack.yml").read_text()
 SHOP = ROOT / "examples" / "multi-service.yml"
 
+# The ingress takes host ports 80 and 443: one module at a time across concurrent runs.
+USES_HOST_PORTS = True
+
 
 def get(url: str, host: str | None = None) -> tuple[int, str]:
     request = urllib.request.Request(url, headers={"Host": host} if host else {})
