@@ -212,11 +212,14 @@ def _environment() -> Any:
 
 
 def addons_root() -> Path:
-    """`addons/` of the source tree, installed as the package data `mikro.addons`."""
-    try:
-        return Path(str(pkg_resources.files("mikro.addons")))
-    except ModuleNotFoundError:
-        return Path(__file__).resolve().parents[2] / "addons"
+    """`addons/` of the source tree this module runs from, else the package data `mikro.addons`.
+
+    The source tree comes first so that a checkout (or a second worktree) never renders
+    another checkout's templates through an editable install."""
+    source = Path(__file__).resolve().parents[2] / "addons"
+    if (source / "ingress" / "addon.yaml").is_file():
+        return source
+    return Path(str(pkg_resources.files("mikro.addons")))
 
 
 def render_ingress(model: dict[str, Any]) -> str:
