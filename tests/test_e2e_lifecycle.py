@@ -189,3 +189,23 @@ def test_two_clusters_do_not_touch_each_other(mikro: Mikro, tmp_path: Path) -> N
         other.run("stop", check=False)
         remove_cluster_leftovers(other.cluster)
         mikro.kubectl("delete", "pod", "mine", "--now", check=False)
+
+
+def test_inspect_writes_an_archive_without_secret_values(mikro: Mikro, tmp_path: Path) -> None:
+    import base64
+    import tarfile
+
+    value = "s3cr3t-" + tmp_path.name
+    secret = f"apiVersion: v1\nkind: Secret\nmetadata: {{name: inspected}}\nstringData: {{password: {value}}}\n"
+    mikro.run("apply", "-f", "-", input=secret)
+    archive = tmp_path / "inspect.tar.gz"
+    result = mikro.run("inspect", "-o", str(archive))
+    assert result.stdout.startswith(f"Inspecting mikro ({mikro.cluster})")
+    assert result.stdout.rstrip().endswith(f"Report archive: {archive}")
+    with tarfile.open(archive) as tar:
+        contents = {m.name.split("/", 1)[1]: tar.extractfile(m).read() for m in tar.getmembers() if m.isfile()}  # type: ignore[union-attr]
+    assert {"controlplane.log", "objects.yaml", "containers.json", "versions.json", "report.txt"} <= set(contents)
+    assert b"name: inspected" in contents["objects.yaml"]  # the Secret is there, by name
+    for blob in contents.values():
+        assert value.encode() not in blob and base64.b64encode(value.encode()) not in blob
+    assert json.loads(contents["versions.json"])["docker"]["ApiVersion"]

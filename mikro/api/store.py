@@ -242,3 +242,13 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def snapshot(path: Path) -> list[dict[str, Any]]:
+    """Every stored object, read through a read-only connection (for `mikro inspect`, which must
+    work beside a running control plane, or without one, and never write)."""
+    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        return [json.loads(row[0]) for row in db.execute("SELECT data FROM objects ORDER BY resource, namespace, name")]
+    finally:
+        db.close()

@@ -424,6 +424,28 @@ def disable(addon: str) -> None:
     click.echo(f"Addon {addon} is disabled")
 
 
+@main.command("inspect")
+@click.option("--output", "-o", default=None, help="The archive to write (default mikro-inspect-<cluster>-<time>.tar.gz).")
+@handled
+def inspect_cmd(output: str | None) -> None:
+    """Collect logs, objects (Secrets redacted) and container states into one archive."""
+    from pathlib import Path
+
+    from mikro.cli import inspect as inspection
+
+    cluster = config.cluster_name()
+    target = Path(output or f"mikro-inspect-{cluster}-{time.strftime('%Y%m%d-%H%M%S')}.tar.gz")
+    click.echo(f"Inspecting mikro ({cluster})")
+    found = inspection.collect(target, cluster, running_client() is not None)
+    if found:
+        click.echo("Problems found:")
+        for problem in found:
+            click.echo(f"  - {problem}")
+    else:
+        click.echo("No problems found.")
+    click.echo(f"Report archive: {target}")
+
+
 @main.group()
 def addons() -> None:
     """Addons."""
