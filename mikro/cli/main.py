@@ -217,9 +217,10 @@ def addon_state(client: Client) -> dict[str, str]:
 @click.option("--format", "fmt", type=click.Choice(["pretty", "yaml", "short"]), default="pretty")
 @click.option("--wait-ready", is_flag=True, help="Wait until mikro is running.")
 @click.option("--timeout", default=30.0, help="Seconds --wait-ready waits.")
+@click.option("--watch", "-w", "live", is_flag=True, help="A live view of the workloads (one snapshot when piped).")
 @handled
-def status(fmt: str, wait_ready: bool, timeout: float) -> None:
-    """Whether mikro runs, its API address and its addons."""
+def status(fmt: str, wait_ready: bool, timeout: float, live: bool) -> None:
+    """Whether mikro runs, its API address and its addons (--watch: the workloads, live)."""
     deadline = time.monotonic() + timeout
     client = running_client()
     while client is None and wait_ready and time.monotonic() < deadline:
@@ -231,6 +232,9 @@ def status(fmt: str, wait_ready: bool, timeout: float) -> None:
         else:
             click.echo("mikro is not running. Use `mikro start` to start it.")
         sys.exit(1)
+    if live:
+        show_overview(client)
+        return
     state = addon_state(client)
     catalog = addon_catalog()
     enabled = [n for n in catalog if state.get(n) == "enabled"]
@@ -263,6 +267,37 @@ def status(fmt: str, wait_ready: bool, timeout: float) -> None:
     click.echo("  disabled:")
     for n in disabled:
         click.echo(f"    {n:<20} # {catalog[n]['description']}")
+
+
+def show_overview(client: Client) -> None:
+    """Each workload with its pods, what serves it and its last error; live on a terminal."""
+    import threading
+
+    from rich.console import Console
+    from rich.live import Live
+
+    from mikro.cli import overview
+
+    console = Console()
+
+    def header() -> str:
+        return f"mikro ({config.cluster_name()}) at {client.server}, {time.strftime('%H:%M:%S')}"
+
+    if not console.is_terminal:
+        snapshot = overview.fetch(client, None, {})
+        console.print(overview.render(overview.build(snapshot.objects, snapshot.log_tails), header()), soft_wrap=True)
+        return
+    stop = threading.Event()
+    with Live(console=console, auto_refresh=False, screen=False) as live:
+
+        def draw(snapshot: overview.Snapshot) -> None:
+            rows = overview.build(snapshot.objects, snapshot.log_tails)
+            live.update(overview.render(rows, header() + "  (Ctrl-C to quit)"), refresh=True)
+
+        try:
+            overview.watch(client, None, draw, stop)
+        except KeyboardInterrupt:
+            stop.set()
 
 
 @main.command()
