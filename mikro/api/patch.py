@@ -18,6 +18,8 @@ MERGE_KEYS = {
     "hostAliases": "ip",
     "tolerations": "key",
 }
+# Lists of scalars whose patch strategy is merge (a union), not replace.
+MERGED_PRIMITIVE_LISTS = {"finalizers"}
 
 
 def merge_patch(target: Any, patch: Any) -> Any:
@@ -63,20 +65,34 @@ def _merge_list(key: str, target: list[Any], patch: list[Any]) -> list[Any]:
 
 
 def strategic_merge_patch(target: Any, patch: Any) -> Any:
+    """Kubernetes' strategic merge, with the directives kubectl sends: `$patch` (merge,
+    replace, delete), `$retainKeys`, `$setElementOrder/<list>`, `$deleteFromPrimitiveList/<list>`."""
     if not isinstance(patch, dict):
         return copy.deepcopy(patch)
     if patch.get("$patch") == "replace":
         return {k: copy.deepcopy(v) for k, v in patch.items() if k != "$patch"}
     result = dict(target) if isinstance(target, dict) else {}
+    if isinstance(patch.get("$retainKeys"), list):
+        # The fields not listed are cleared first (a union type such as a Deployment's strategy).
+        keep = set(patch["$retainKeys"])
+        result = {k: v for k, v in result.items() if k in keep}
     order: dict[str, list[Any]] = {}
     for key, value in patch.items():
         if key.startswith("$setElementOrder/"):
             order[key.split("/", 1)[1]] = value
             continue
-        if key.startswith("$") or key.startswith("$deleteFromPrimitiveList/"):
+        if key.startswith("$deleteFromPrimitiveList/"):
+            name = key.split("/", 1)[1]
+            if isinstance(result.get(name), list) and isinstance(value, list):
+                result[name] = [item for item in result[name] if item not in value]
             continue
-        if value is None:
+        if key.startswith("$"):
+            continue
+        if value is None or (isinstance(value, dict) and value.get("$patch") == "delete"):
             result.pop(key, None)
+        elif key in MERGED_PRIMITIVE_LISTS and isinstance(value, list):
+            current = result.get(key) if isinstance(result.get(key), list) else []
+            result[key] = current + [v for v in value if v not in current]
         elif isinstance(value, list) and isinstance(result.get(key), list):
             result[key] = _merge_list(key, result[key], value)
         elif isinstance(value, list):
@@ -99,22 +115,58 @@ def _pointer(path: str) -> list[str]:
     return [p.replace("~1", "/").replace("~0", "~") for p in path.lstrip("/").split("/")]
 
 
-def json_patch(target: Any, operations: list[dict[str, Any]]) -> Any:
-    doc = copy.deepcopy(target)
-    for op in operations:
-        parts = _pointer(op.get("path", ""))
-        if not parts:
-            raise ValueError("JSON patch on the whole document is not supported")
-        parent: Any = doc
+def _resolve(doc: Any, path: str) -> tuple[Any, str]:
+    """The container holding a JSON pointer's last element, and that element's key."""
+    parts = _pointer(path)
+    if not parts:
+        raise ValueError("JSON patch on the whole document is not supported")
+    parent: Any = doc
+    try:
         for part in parts[:-1]:
             parent = parent[int(part)] if isinstance(parent, list) else parent[part]
-        last = parts[-1]
+    except (KeyError, IndexError, ValueError, TypeError):
+        raise ValueError(f"path {path} does not exist") from None
+    if not isinstance(parent, dict | list):
+        raise ValueError(f"path {path} does not exist")
+    return parent, parts[-1]
+
+
+def _value_at(doc: Any, path: str) -> Any:
+    parent, last = _resolve(doc, path)
+    try:
+        return copy.deepcopy(parent[int(last)] if isinstance(parent, list) else parent[last])
+    except (KeyError, IndexError, ValueError):
+        raise ValueError(f"path {path} does not exist") from None
+
+
+def json_patch(target: Any, operations: list[dict[str, Any]]) -> Any:
+    """RFC 6902: add, remove, replace, move, copy and test (a failed test fails the patch)."""
+    doc = copy.deepcopy(target)
+    for op in operations:
         kind = op.get("op")
+        if kind in ("move", "copy"):
+            value = _value_at(doc, op.get("from", ""))
+            if kind == "move":
+                _apply(doc, {"op": "remove", "path": op.get("from", "")})
+            _apply(doc, {"op": "add", "path": op.get("path", ""), "value": value})
+        else:
+            _apply(doc, op)
+    return doc
+
+
+def _apply(doc: Any, op: dict[str, Any]) -> None:
+    parent, last = _resolve(doc, op.get("path", ""))
+    kind = op.get("op")
+    try:
         if kind in ("add", "replace"):
+            if "value" not in op:
+                raise ValueError(f"{kind} operation at {op.get('path')} has no value")
             if isinstance(parent, list):
-                if last == "-":
+                if last == "-" and kind == "add":
                     parent.append(op["value"])
                 elif kind == "add":
+                    if not 0 <= int(last) <= len(parent):
+                        raise IndexError(last)
                     parent.insert(int(last), op["value"])
                 else:
                     parent[int(last)] = op["value"]
@@ -128,9 +180,12 @@ def json_patch(target: Any, operations: list[dict[str, Any]]) -> Any:
             else:
                 del parent[last]
         elif kind == "test":
-            current = parent[int(last)] if isinstance(parent, list) else parent.get(last)
+            current = parent[int(last)] if isinstance(parent, list) else parent[last]
             if current != op.get("value"):
-                raise ValueError(f"test failed at {op['path']}")
+                raise ValueError(f"testing value {op['path']} failed")
         else:
             raise ValueError(f"unsupported JSON patch operation {kind!r}")
-    return doc
+    except (KeyError, IndexError):
+        raise ValueError(f"path {op.get('path')} does not exist") from None
+    except TypeError as exc:
+        raise ValueError(f"invalid JSON patch operation at {op.get('path')}: {exc}") from None
