@@ -88,6 +88,16 @@ class Mikro:
         args = ["pods", "-n", namespace] + (["-l", selector] if selector else [])
         return self.json(*args)["items"]
 
+    def kill_control_plane(self) -> None:
+        """After a failed stop: end this cluster's control plane by the pid it recorded (never
+        by name: other clusters run the same program)."""
+        try:
+            pid = int(json.loads((self.home / "apiserver.json").read_text())["pid"])
+        except (OSError, ValueError, KeyError):
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, 9)
+
     def log_tail(self) -> str:
         try:
             return "\n".join((self.home / "controlplane.log").read_text().splitlines()[-40:])
@@ -129,4 +139,5 @@ def mikro(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
             yield m
         finally:
             m.run("stop", check=False)
+            m.kill_control_plane()
             remove_cluster_leftovers(cluster)
