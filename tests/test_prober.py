@@ -56,3 +56,49 @@ def test_thresholds_and_callbacks() -> None:
         assert prober.ready("other", "web", "c9") is True  # no readiness probe: ready when running
     finally:
         prober.stop.set()
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_liveness_restarts_only_after_failure_threshold_on_the_period() -> None:
+    clock = FakeClock()
+    probed: list[float] = []
+    failures: list[tuple[Any, ...]] = []
+
+    def run(ident: str, argv: list[str]) -> tuple[int, bytes]:
+        probed.append(clock.now - 1000)
+        return 1, b"connection refused"
+
+    prober = Prober(run, lambda uid: None, lambda *args: failures.append(args), clock=clock)
+    probe = {"tcpSocket": {"port": 8080}, "initialDelaySeconds": 5, "periodSeconds": 10, "failureThreshold": 3}
+    prober.track("uid", {**CTR, "livenessProbe": probe}, "c1", "infra")
+    for second in range(0, 60):
+        clock.now = 1000.0 + second
+        prober.tick()
+    # first at the initial delay, then every period; the restart comes with the third failure
+    assert probed == [5, 15, 25, 35, 45, 55]
+    assert [f[4] for f in failures] == [False, False, True, False, False, True]
+    assert all(f[:3] == ("uid", "web", "liveness") and f[3] == "connection refused" for f in failures)
+
+
+def test_readiness_follows_success_and_failure_thresholds() -> None:
+    clock = FakeClock()
+    results = iter([0, 0, 1, 0, 1, 1, 0])
+    changes: list[str] = []
+    prober = Prober(lambda ident, argv: (next(results), b""), changes.append, lambda *args: None, clock=clock)
+    probe = {"tcpSocket": {"port": 8080}, "periodSeconds": 1, "successThreshold": 2, "failureThreshold": 2}
+    prober.track("uid", {**CTR, "readinessProbe": probe}, "c1", "infra")
+    seen = []
+    for second in range(7):
+        clock.now = 1000.0 + second
+        prober.tick()
+        seen.append(prober.ready("uid", "web", "c1"))
+    # ready after two successes; one failure is not enough to lose it, two are; one success back is not enough
+    assert seen == [False, True, True, True, True, False, False]
+    assert changes == ["uid", "uid"]

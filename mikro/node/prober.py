@@ -74,9 +74,14 @@ class ProbeState:
 
 class Prober:
     def __init__(
-        self, run: Exec, on_ready_change: Callable[[str], None], on_failure: Callable[[str, str, str, str, bool], None]
+        self,
+        run: Exec,
+        on_ready_change: Callable[[str], None],
+        on_failure: Callable[[str, str, str, str, bool], None],
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.run = run
+        self.clock = clock  # monotonic: a wall-clock jump (a laptop's sleep) never fires probes early
         self.on_ready_change = on_ready_change
         # (uid, container name, kind, message, restart): restart when liveness gave up on it
         self.on_failure = on_failure
@@ -109,7 +114,7 @@ class Prober:
                     command,
                     container_id,
                     infra_id,
-                    due=time.monotonic() + int(probe.get("initialDelaySeconds", 0)),
+                    due=self.clock() + int(probe.get("initialDelaySeconds", 0)),
                 )
 
     def forget(self, uid: str) -> None:
@@ -127,13 +132,21 @@ class Prober:
 
     def _loop(self) -> None:
         while not self.stop.wait(0.2):
-            now = time.monotonic()
-            with self.lock:
-                due = [(k, s) for k, s in self.states.items() if s.due <= now and not s.running]
-                for _, state in due:
-                    state.running = True
-            for key, state in due:
+            for key, state in self._take_due():
                 self.pool.submit(self._probe, key, state)
+
+    def _take_due(self) -> list[tuple[tuple[str, str, str], ProbeState]]:
+        now = self.clock()
+        with self.lock:
+            due = [(k, s) for k, s in self.states.items() if s.due <= now and not s.running]
+            for _, state in due:
+                state.running = True
+        return due
+
+    def tick(self) -> None:
+        """Run the probes due now, in this thread (tests drive the clock with it)."""
+        for key, state in self._take_due():
+            self._probe(key, state)
 
     def _probe(self, key: tuple[str, str, str], state: ProbeState) -> None:
         uid, name, kind = key
@@ -146,7 +159,7 @@ class Prober:
         probe = state.probe
         with self.lock:
             state.running = False
-            state.due = time.monotonic() + int(probe.get("periodSeconds", 10))
+            state.due = self.clock() + int(probe.get("periodSeconds", 10))
             if self.states.get(key) is not state:
                 return  # replaced or forgotten meanwhile
             if code == 0:
