@@ -24,11 +24,13 @@ from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
 from mikro.api.server import serve
 from mikro.api.store import Store
+from mikro.controllers.hpa import HPAController
 from mikro.controllers.manager import Controllers
 from mikro.errors import ApiError
 from mikro.net.network import ADDONS_CM, ADDONS_NS, Network
 from mikro.node.docker_backend import Docker, DockerUnavailable
 from mikro.node.images import INFRA_IMAGE, NGINX_IMAGE
+from mikro.node.metrics import METRICS_ADDON, MetricsSampler
 from mikro.node.podplan import PodContext
 from mikro.node.runtime import PodRuntime
 
@@ -56,6 +58,7 @@ def bootstrap(registry: Registry, cluster: str, node_name: str, host_ip: str) ->
     if store.find(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM) is None:
         registry.create(BY_KIND["ConfigMap"], ADDONS_NS, {"metadata": {"name": ADDONS_CM}, "data": {}})
     cpu = str(os.cpu_count() or 1)
+    memory = f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 1024}Ki"  # for kubectl top's MEMORY%
     node = {
         "metadata": {
             "name": node_name,
@@ -72,8 +75,8 @@ def bootstrap(registry: Registry, cluster: str, node_name: str, host_ip: str) ->
     else:
         node = store.get(BY_KIND["Node"], "", node_name)
     node["status"] = {
-        "capacity": {"cpu": cpu, "pods": "110"},
-        "allocatable": {"cpu": cpu, "pods": "110"},
+        "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
+        "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
         "addresses": [{"type": "InternalIP", "address": host_ip}, {"type": "Hostname", "address": node_name}],
         "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady", "message": "mikro is running"}],
         "nodeInfo": {
@@ -125,6 +128,10 @@ def main() -> int:
     network = Network(registry, docker, paths, cluster, docker.network_name(), NGINX_IMAGE, settings["bind_address"])
     runtime.wait_unrouted = network.wait_unrouted
     controllers = Controllers(registry)
+    metrics = MetricsSampler(docker, node_name, lambda: network.addons().get(METRICS_ADDON) == "enabled")
+    metrics.on_first_sample = lambda: network._set_addon_status(METRICS_ADDON, "running")
+    server.metrics = metrics
+    autoscaler = HPAController(registry, lambda ns, _: {m["metadata"]["name"]: m for m in metrics.list_pods(ns)})
 
     stopping = threading.Event()
 
@@ -141,6 +148,8 @@ def main() -> int:
     network.start()
     runtime.start()
     controllers.start()
+    metrics.start()
+    autoscaler.start()
     threading.Thread(target=docker.events, args=(network.on_docker_event, stopping), daemon=True).start()
     server.ready.set()
     log.info("mikro %s is ready on 127.0.0.1:%d", cluster, settings["port"])

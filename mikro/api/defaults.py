@@ -60,6 +60,10 @@ def apply(obj: dict[str, Any]) -> dict[str, Any]:
                 rolling.setdefault("maxUnavailable", "25%")
         if kind == "ReplicationController" and not spec.get("selector"):
             spec["selector"] = dict((template.get("metadata") or {}).get("labels") or {})
+    elif kind == "HorizontalPodAutoscaler" and isinstance(spec, dict):
+        spec.setdefault("minReplicas", 1)
+        spec.setdefault("metrics", [{"type": "Resource", "resource": {
+            "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}])
     elif kind == "Service":
         assert isinstance(spec, dict)
         spec.setdefault("type", "ClusterIP")

@@ -62,6 +62,7 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("Ingress", "networking.k8s.io", "v1", "ingresses", True, ("ing",)),
     Resource("IngressClass", "networking.k8s.io", "v1", "ingressclasses", False),
     Resource("StorageClass", "storage.k8s.io", "v1", "storageclasses", False, ("sc",)),
+    Resource("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers", True, ("hpa",)),
 )
 
 BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES}

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from mikro import __version__
-from mikro.api import resources, selectors
+from mikro.api import metrics, resources, selectors
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
 from mikro.api.store import Change
@@ -67,6 +67,7 @@ class ApiHTTPServer(ThreadingHTTPServer):
         self.registry = registry
         self.token = token
         self.runtime = runtime
+        self.metrics: metrics.MetricsSource | None = None  # the metrics-server addon, when the control plane has it
         self.ready = threading.Event()
         self.stopping = threading.Event()
 
@@ -203,7 +204,9 @@ class Handler(BaseHTTPRequestHandler):
             if url.path.rstrip("/") not in PUBLIC_PATHS and not self._authorized():
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 raise ApiError(401, "Unauthorized")
-            if not self._discovery(url.path):
+            if url.path.startswith(metrics.PREFIX) and method == "GET":
+                self._send_json(200, metrics.handle(self.server.metrics, url.path, query))
+            elif not self._discovery(url.path):
                 self._resource(method, url.path, query)
         except ApiError as err:
             self._send_error(err)
@@ -242,6 +245,8 @@ class Handler(BaseHTTPRequestHandler):
             for group, versions in resources.groups().items():
                 gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
                 groups.append({"name": group, "versions": gvs, "preferredVersion": gvs[0]})
+            if self.server.metrics is not None and self.server.metrics.serving():
+                groups.append(metrics.api_group())
             self._send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
         elif path == "/api/v1":
             self._send_json(

@@ -176,6 +176,8 @@ def validate(obj: dict[str, Any]) -> list[FieldError]:
         _template(c, job, "spec.jobTemplate.spec", restart_policies=["OnFailure", "Never"])
         if not spec.get("schedule"):
             c.required("spec.schedule")
+    elif kind == "HorizontalPodAutoscaler":
+        _hpa(c, spec)
     elif kind == "Service":
         _service(c, spec)
     elif kind == "Ingress":
@@ -507,3 +509,42 @@ def _ingress(c: _Checker, spec: dict[str, Any]) -> None:
         for j, host in enumerate(c.sequence(tls.get("hosts"), f"spec.tls[{i}].hosts")):
             if not isinstance(host, str):
                 c.invalid(f"spec.tls[{i}].hosts[{j}]", host, "must be a string")
+
+
+def _hpa(c: _Checker, spec: dict[str, Any]) -> None:
+    ref = c.mapping(spec.get("scaleTargetRef"), "spec.scaleTargetRef")
+    for key in ("kind", "name"):
+        if not ref.get(key):
+            c.required(f"spec.scaleTargetRef.{key}")
+    maximum = spec.get("maxReplicas")
+    if maximum is None:
+        c.required("spec.maxReplicas")
+    elif not isinstance(maximum, int) or isinstance(maximum, bool) or maximum < 1:
+        c.invalid("spec.maxReplicas", maximum, "must be greater than or equal to 1")
+    minimum = spec.get("minReplicas", 1)
+    if not isinstance(minimum, int) or isinstance(minimum, bool) or minimum < 1:
+        c.invalid("spec.minReplicas", minimum, "must be greater than or equal to 1")
+    elif isinstance(maximum, int) and minimum > maximum:
+        c.invalid("spec.maxReplicas", maximum, "must be greater than or equal to `minReplicas`")
+    for i, metric in enumerate(spec.get("metrics") or []):
+        path = f"spec.metrics[{i}]"
+        if metric.get("type") not in ("Resource", "Pods", "Object", "External", "ContainerResource"):
+            c.errors.append(FieldError(f"{path}.type", "NotSupported", f'Unsupported value: "{metric.get("type")}": '
+                                       'supported values: "ContainerResource", "External", "Object", "Pods", "Resource"'))
+            continue
+        if metric["type"] != "Resource":
+            continue
+        target = c.mapping((metric.get("resource") or {}).get("target"), f"{path}.resource.target")
+        if target.get("type") == "Utilization":
+            value = target.get("averageUtilization")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                c.invalid(f"{path}.resource.target.averageUtilization", value, "must be greater than 0")
+        elif target.get("type") == "AverageValue":
+            try:
+                parse_quantity(target.get("averageValue"))
+            except ValueError:
+                c.invalid(f"{path}.resource.target.averageValue", target.get("averageValue"), "must be a quantity")
+        else:
+            c.errors.append(FieldError(f"{path}.resource.target.type", "NotSupported",
+                                       f'Unsupported value: "{target.get("type")}": supported values: '
+                                       '"AverageValue", "Utilization", "Value"'))

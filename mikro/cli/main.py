@@ -431,7 +431,8 @@ def enable(addon: str, http_port: int, https_port: int, timeout: float) -> None:
     while time.monotonic() < deadline:
         state = addon_state(client).get(f"{addon}.status", "")
         if state == "running":
-            click.echo(f"Addon {addon} is enabled (HTTP on port {http_port}, HTTPS on port {https_port})")
+            where = f" (HTTP on port {http_port}, HTTPS on port {https_port})" if addon == "ingress" else ""
+            click.echo(f"Addon {addon} is enabled{where}")
             return
         if state.startswith("error:"):
             client.patch(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM, {"data": {addon: "disabled"}})

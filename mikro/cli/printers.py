@@ -295,6 +295,33 @@ COLUMNS: dict[str, list[Column]] = {
     ],
 }
 
+def _hpa_targets(o: dict[str, Any]) -> str:
+    """kubectl's TARGETS: `cpu: 12%/50%` for each Resource metric (`<unknown>` before a figure)."""
+    current = {m.get("resource", {}).get("name"): m.get("resource", {}).get("current", {})
+               for m in _status(o).get("currentMetrics") or []}
+    out = []
+    for metric in _spec(o).get("metrics") or []:
+        resource = metric.get("resource") or {}
+        name, target = resource.get("name"), resource.get("target") or {}
+        now = current.get(name) or {}
+        if target.get("type") == "Utilization":
+            seen = f"{now['averageUtilization']}%" if "averageUtilization" in now else "<unknown>"
+            out.append(f"{name}: {seen}/{target.get('averageUtilization')}%")
+        else:
+            out.append(f"{name}: {now.get('averageValue', '<unknown>')}/{target.get('averageValue')}")
+    return ", ".join(out) or "<none>"
+
+
+COLUMNS["HorizontalPodAutoscaler"] = [
+    ("NAME", 0, _name),
+    ("REFERENCE", 0, lambda o: f"{_spec(o).get('scaleTargetRef', {}).get('kind')}/{_spec(o).get('scaleTargetRef', {}).get('name')}"),
+    ("TARGETS", 0, _hpa_targets),
+    ("MINPODS", 0, lambda o: _spec(o).get("minReplicas", 1)),
+    ("MAXPODS", 0, lambda o: _spec(o).get("maxReplicas")),
+    ("REPLICAS", 0, lambda o: _status(o).get("currentReplicas", 0)),
+    ("AGE", 0, _age),
+]
+
 DEFAULT_COLUMNS: list[Column] = [("NAME", 0, _name), ("AGE", 0, _age)]
 
 

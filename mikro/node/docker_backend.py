@@ -189,6 +189,13 @@ class Docker:
             ident, stream=True, follow=follow, tail=tail if tail is not None else "all", timestamps=timestamps
         )
 
+    def stats(self, ident: str) -> dict[str, Any] | None:
+        """One sample of a container's CPU and memory figures (slow: about a second)."""
+        try:
+            return self.api.stats(ident, stream=False, one_shot=True)
+        except NotFound:
+            return None
+
     def exec(self, ident: str, command: list[str], tty: bool = False) -> tuple[int, bytes]:
         exec_id = self.api.exec_create(ident, command, tty=tty)["Id"]
         output = self.api.exec_start(exec_id)
