@@ -18,7 +18,7 @@ import sys
 import threading
 from typing import Any
 
-from mikro import config
+from mikro import addonstate, config
 from mikro.api import pki
 from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
@@ -27,6 +27,7 @@ from mikro.api.store import Store
 from mikro.controllers.hpa import HPAController
 from mikro.controllers.manager import Controllers
 from mikro.errors import ApiError
+from mikro.net.dashboard import DASHBOARD_ADDON, DashboardAddon
 from mikro.net.network import ADDONS_CM, ADDONS_NS, Network
 from mikro.node.docker_backend import Docker, DockerUnavailable
 from mikro.node.images import INFRA_IMAGE, NGINX_IMAGE
@@ -128,8 +129,15 @@ def main() -> int:
     network = Network(registry, docker, paths, cluster, docker.network_name(), NGINX_IMAGE, settings["bind_address"])
     runtime.wait_unrouted = network.wait_unrouted
     controllers = Controllers(registry)
-    metrics = MetricsSampler(docker, node_name, lambda: network.addons().get(METRICS_ADDON) == "enabled")
-    metrics.on_first_sample = lambda: network._set_addon_status(METRICS_ADDON, "running")
+    metrics = MetricsSampler(docker, node_name, lambda: addonstate.read(store).get(METRICS_ADDON) == "enabled")
+    metrics.on_first_sample = lambda: addonstate.set_values(store, {f"{METRICS_ADDON}.status": "running"})
+    dashboard = DashboardAddon(
+        lambda: addonstate.read(store),
+        lambda name, status: addonstate.set_values(store, {f"{name}.status": status}),
+        lambda port: addonstate.set_values(store, {f"{DASHBOARD_ADDON}.port": str(port)}),
+        settings["port"],
+        str(ca),
+    )
     server.metrics = metrics
     autoscaler = HPAController(registry, lambda ns, _: {m["metadata"]["name"]: m for m in metrics.list_pods(ns)})
 
@@ -150,6 +158,7 @@ def main() -> int:
     controllers.start()
     metrics.start()
     autoscaler.start()
+    dashboard.start()
     threading.Thread(target=docker.events, args=(network.on_docker_event, stopping), daemon=True).start()
     server.ready.set()
     log.info("mikro %s is ready on 127.0.0.1:%d", cluster, settings["port"])

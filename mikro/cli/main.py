@@ -432,6 +432,9 @@ def enable(addon: str, http_port: int, https_port: int, timeout: float) -> None:
         state = addon_state(client).get(f"{addon}.status", "")
         if state == "running":
             where = f" (HTTP on port {http_port}, HTTPS on port {https_port})" if addon == "ingress" else ""
+            if addon == "dashboard":
+                port = addon_state(client).get("dashboard.port")
+                where = f" at http://127.0.0.1:{port}/ (`mikro dashboard` opens it with the cluster's token)"
             click.echo(f"Addon {addon} is enabled{where}")
             return
         if state.startswith("error:"):
@@ -458,6 +461,25 @@ def disable(addon: str) -> None:
             except ApiError:
                 pass
     click.echo(f"Addon {addon} is disabled")
+
+
+@main.command("dashboard")
+@click.option("--url", "url_only", is_flag=True, help="Print the URL only; do not open a browser.")
+@handled
+def dashboard_cmd(url_only: bool) -> None:
+    """Open the dashboard (enable it first: mikro enable dashboard)."""
+    client = Client.from_state()
+    state = addon_state(client)
+    if state.get("dashboard") != "enabled" or state.get("dashboard.status") != "running":
+        fail("the dashboard addon is not enabled; run `mikro enable dashboard`")
+    # The token rides in the fragment: browsers never send it to a server, and the page moves
+    # it to its session storage at once.
+    url = f"http://127.0.0.1:{state['dashboard.port']}/#token={client.token}"
+    click.echo(url)
+    if not url_only:
+        import webbrowser
+
+        webbrowser.open(url)
 
 
 @main.command("inspect")
