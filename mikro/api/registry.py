@@ -13,7 +13,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from mikro.api import defaults, patch, validation
+from mikro.api import defaults, fieldvalidation, patch, validation
 from mikro.api.resources import BY_KIND, Resource
 from mikro.api.store import Store, now_rfc3339
 from mikro.errors import ApiError, already_exists, invalid
@@ -178,10 +178,14 @@ class Registry:
 
     # -- verbs -----------------------------------------------------------------------------
 
-    def create(self, res: Resource, ns: str, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+    def create(
+        self, res: Resource, ns: str, obj: dict[str, Any], dry_run: bool = False, field_validation: str | None = None
+    ) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
         if obj.get("kind") not in (None, res.kind):
             raise ApiError(400, f"the kind {obj.get('kind')!r} does not match the URL's {res.kind!r}")
+        if field_validation:
+            obj = fieldvalidation.decode(obj, res.kind, res.api_version, field_validation)
         obj["apiVersion"], obj["kind"] = res.api_version, res.kind
         meta = obj.setdefault("metadata", {})
         if res.namespaced:
@@ -216,8 +220,11 @@ class Registry:
         obj: dict[str, Any],
         subresource: str | None = None,
         dry_run: bool = False,
+        field_validation: str | None = None,
     ) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
+        if field_validation and subresource is None:
+            obj = fieldvalidation.decode(obj, res.kind, res.api_version, field_validation)
         meta = obj.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
             raise ApiError(400, "the name of the object does not match the name on the URL")
@@ -248,6 +255,7 @@ class Registry:
         body: Any,
         subresource: str | None = None,
         dry_run: bool = False,
+        field_validation: str | None = None,
     ) -> dict[str, Any]:
         current = self.store.get(res, ns, name)
         target = current
@@ -268,6 +276,8 @@ class Registry:
             return self.set_scale(res, ns, name, patched, dry_run)
         if not isinstance(patched, dict):
             raise ApiError(422, "the patch did not produce an object")
+        if field_validation and subresource is None:
+            patched = fieldvalidation.decode_patched(patched, res.kind, field_validation, body)
         # A patch applies to what was read, so only a resourceVersion the patch itself
         # carries makes it conditional.
         sent_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from mikro import __version__
-from mikro.api import resources, selectors
+from mikro.api import fieldvalidation, openapi, resources, selectors
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
 from mikro.api.store import Change
@@ -135,6 +135,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for warning in fieldvalidation.warnings():
+            self.send_header("Warning", '299 - "' + warning.replace("\\", "\\\\").replace('"', '\\"') + '"')
         self.end_headers()
         self.wfile.write(data)
 
@@ -196,6 +198,13 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
+        token = fieldvalidation.start_request()
+        try:
+            self._dispatch_request(method)
+        finally:
+            fieldvalidation.end_request(token)
+
+    def _dispatch_request(self, method: str) -> None:
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
@@ -278,10 +287,22 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 raise ApiError(404, "the server could not find the requested resource")
         elif path.startswith("/openapi/"):
-            raise ApiError(404, "mikro serves no OpenAPI document; use kubectl's --validate=false")
+            self._openapi(path)
         else:
             return False
         return True
+
+    def _openapi(self, path: str) -> None:
+        document = openapi.lookup(path)
+        if document is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(document)))
+        if "hash=" in (urlsplit(self.path).query or ""):
+            self.send_header("Cache-Control", "public, immutable")
+        self.end_headers()
+        self.wfile.write(document)
 
     # -- resources -------------------------------------------------------------------------
 
@@ -329,7 +350,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if method == "POST" and name is None:
             body = self._body()
-            obj = reg.create(res, ns or "", body, dry_run=dry_run)
+            obj = reg.create(res, ns or "", body, dry_run=dry_run, field_validation=fieldvalidation.directive(query))
             self._send_json(201, obj)
             return
         if name is None:
@@ -351,11 +372,19 @@ class Handler(BaseHTTPRequestHandler):
             if sub == "scale":
                 self._send_json(200, reg.set_scale(res, ns or "", name, body, dry_run))
             else:
-                self._send_json(200, reg.update(res, ns or "", name, body, subresource=sub, dry_run=dry_run))
+                validate = fieldvalidation.directive(query)
+                self._send_json(
+                    200,
+                    reg.update(res, ns or "", name, body, subresource=sub, dry_run=dry_run, field_validation=validate),
+                )
         elif method == "PATCH":
             body = self._body()
             ctype = self.headers.get("Content-Type", "application/merge-patch+json")
-            self._send_json(200, reg.patch(res, ns or "", name, ctype, body, subresource=sub, dry_run=dry_run))
+            validate = fieldvalidation.directive(query)
+            self._send_json(
+                200,
+                reg.patch(res, ns or "", name, ctype, body, subresource=sub, dry_run=dry_run, field_validation=validate),
+            )
         elif method == "DELETE":
             body = self._body() or {}
             propagation = body.get("propagationPolicy") or query.get("propagationPolicy")

@@ -1,0 +1,155 @@
+"""OpenAPI documents and field validation, over real HTTP against an in-process API server."""
+
+from __future__ import annotations
+
+import copy
+import http.client
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mikro.api import fieldvalidation, openapi
+from mikro.api.registry import Registry
+from mikro.api.resources import BY_KIND, RESOURCES
+from mikro.api.server import serve
+from mikro.api.store import Store
+from mikro.controlplane import bootstrap
+from mikro.errors import ApiError
+from tests.test_apiserver import DEPLOY, TOKEN, PlainClient, raw
+
+SERVICE = {
+    "apiVersion": "v1",
+    "kind": "Service",
+    "metadata": {"name": "web"},
+    "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetport": 8080}]},
+}
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[PlainClient]:
+    registry = Registry(Store(tmp_path / "db"), "10.152.128.0/17", "mikro")
+    bootstrap(registry, "mikro", "mikro", "10.152.0.1")
+    httpd = serve(registry, TOKEN, None)
+    httpd.ready.set()
+    yield PlainClient("127.0.0.1", httpd.server_address[1], TOKEN)
+    httpd.stopping.set()
+    httpd.shutdown()
+
+
+def send(
+    server: PlainClient, method: str, path: str, body: Any, content_type: str = "application/json"
+) -> tuple[int, Any, list[str]]:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+    data = body if isinstance(body, bytes) else json.dumps(body).encode()
+    conn.request(method, path, body=data, headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": content_type})
+    resp = conn.getresponse()
+    payload = resp.read()
+    return resp.status, json.loads(payload) if payload else None, resp.headers.get_all("Warning") or []
+
+
+def test_v3_index_lists_every_group_version(server: PlainClient) -> None:
+    code, index = raw(server, "GET", "/openapi/v3")
+    assert code == 200
+    assert {"api/v1", "apis/apps/v1", "apis/batch/v1", "apis/networking.k8s.io/v1", "apis/storage.k8s.io/v1"} == set(
+        index["paths"]
+    )
+    url = index["paths"]["apis/apps/v1"]["serverRelativeURL"]
+    assert url.startswith("/openapi/v3/apis/apps/v1?hash=")
+
+
+def test_v3_document_has_schemas_and_patch_operations_kubectl_looks_for(server: PlainClient) -> None:
+    code, doc = raw(server, "GET", "/openapi/v3/apis/apps/v1")
+    assert code == 200 and doc["openapi"].startswith("3.")
+    deployment = doc["components"]["schemas"]["io.k8s.api.apps.v1.Deployment"]
+    assert deployment["x-kubernetes-group-version-kind"] == [{"group": "apps", "kind": "Deployment", "version": "v1"}]
+    patch = doc["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
+    assert patch["x-kubernetes-group-version-kind"]["kind"] == "Deployment"
+    assert "fieldValidation" in {p["name"] for p in patch["parameters"] if p["in"] == "query"}
+    containers = doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"]
+    assert containers["x-kubernetes-patch-merge-key"] == "name" and containers["x-kubernetes-patch-strategy"] == "merge"
+    # every reference resolves inside the document
+    text = json.dumps(doc)
+    for ref in {part.split('"')[0] for part in text.split('"$ref": "#/components/schemas/')[1:]}:
+        assert ref in doc["components"]["schemas"], ref
+
+
+def test_every_served_kind_has_an_upstream_schema() -> None:
+    for res in RESOURCES:
+        assert openapi.schema_of(res.kind) is not None, res.kind
+
+
+def test_v2_document(server: PlainClient) -> None:
+    code, doc = raw(server, "GET", "/openapi/v2", headers={"Accept": "application/json"})
+    assert code == 200 and doc["swagger"] == "2.0"
+    assert doc["definitions"]["io.k8s.api.core.v1.Service"]["x-kubernetes-group-version-kind"][0]["kind"] == "Service"
+    assert "/api/v1/namespaces/{namespace}/services/{name}" in doc["paths"]
+    assert raw(server, "GET", "/openapi/v3/apis/nope/v1")[0] == 404
+
+
+def test_prune_reports_paths_as_upstream() -> None:
+    pruned, unknown = fieldvalidation.unknown_fields(copy.deepcopy(SERVICE), "Service")
+    assert unknown == ["spec.ports[0].targetport"]
+    assert pruned["spec"]["ports"] == [{"port": 80}]
+    deploy = copy.deepcopy(DEPLOY)
+    deploy["spec"]["strategy"] = {"maxSurge": 1}
+    deploy["metadata"]["labels"]["x"] = "free-form map values are fine"
+    _, unknown = fieldvalidation.unknown_fields(deploy, "Deployment")
+    assert unknown == ["spec.strategy.maxSurge"]
+
+
+def test_strict_refuses_unknown_field_on_create(server: PlainClient) -> None:
+    path = "/api/v1/namespaces/default/services?fieldValidation=Strict"
+    code, body, _ = send(server, "POST", path, SERVICE)
+    assert code == 400 and body["reason"] == "BadRequest"
+    assert body["message"] == (
+        'Service in version "v1" cannot be handled as a Service: '
+        'strict decoding error: unknown field "spec.ports[0].targetport"'
+    )
+    with pytest.raises(ApiError):
+        server.get(BY_KIND["Service"], "default", "web")
+
+
+def test_misplaced_max_surge_refused_under_strict(server: PlainClient) -> None:
+    deploy = copy.deepcopy(DEPLOY)
+    deploy["spec"]["strategy"] = {"maxSurge": 1}
+    code, body, _ = send(server, "POST", "/apis/apps/v1/namespaces/default/deployments?fieldValidation=Strict", deploy)
+    assert code == 400 and 'unknown field "spec.strategy.maxSurge"' in body["message"]
+
+
+def test_warn_is_the_default_and_drops_the_field(server: PlainClient) -> None:
+    code, body, warnings = send(server, "POST", "/api/v1/namespaces/default/services", SERVICE)
+    assert code == 201
+    assert warnings == ['299 - "unknown field \\"spec.ports[0].targetport\\""']
+    assert "targetport" not in json.dumps(server.get(BY_KIND["Service"], "default", "web"))
+
+
+def test_ignore_drops_silently(server: PlainClient) -> None:
+    code, body, warnings = send(server, "POST", "/api/v1/namespaces/default/services?fieldValidation=Ignore", SERVICE)
+    assert code == 201 and warnings == []
+    assert "targetport" not in json.dumps(body)
+
+
+def test_strict_patch_is_refused_and_warn_patch_drops(server: PlainClient) -> None:
+    server.create(BY_KIND["Deployment"], "default", DEPLOY)
+    path = "/apis/apps/v1/namespaces/default/deployments/web"
+    patch = {"spec": {"strategy": {"maxSurge": 1}}}
+    code, body, _ = send(server, "PATCH", path + "?fieldValidation=Strict", patch, "application/merge-patch+json")
+    assert code == 422 and body["message"].endswith('strict decoding error: unknown field "spec.strategy.maxSurge"')
+    code, body, warnings = send(
+        server, "PATCH", path + "?fieldValidation=Warn", patch, "application/strategic-merge-patch+json"
+    )
+    assert code == 200 and "maxSurge" not in body["spec"]["strategy"]
+    assert warnings == ['299 - "unknown field \\"spec.strategy.maxSurge\\""']
+
+
+def test_duplicate_fields_found_with_their_path() -> None:
+    raw_body = b'{"metadata": {"name": "a", "name": "b"}, "spec": {"ports": [{"port": 1, "port": 2}]}}'
+    assert fieldvalidation.find_duplicates(raw_body) == ["metadata.name", "spec.ports[0].port"]
+
+
+def test_bad_directive_is_a_bad_request(server: PlainClient) -> None:
+    code, body, _ = send(server, "POST", "/api/v1/namespaces/default/services?fieldValidation=Loose", SERVICE)
+    assert code == 400 and 'Unsupported value: "Loose"' in body["message"]
