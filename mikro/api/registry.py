@@ -179,8 +179,17 @@ class Registry:
     # -- verbs -----------------------------------------------------------------------------
 
     def create(
-        self, res: Resource, ns: str, obj: dict[str, Any], dry_run: bool = False, field_validation: str | None = None
+        self,
+        res: Resource,
+        ns: str,
+        obj: dict[str, Any],
+        dry_run: bool = False,
+        field_validation: str | None = None,
+        assume_namespace: bool = False,
     ) -> dict[str, Any]:
+        """`assume_namespace` (dry run only): a namespace that does not exist yet is taken as
+        created, so that `mikro apply` can try every object of a new namespace before it
+        changes anything."""
         obj = copy.deepcopy(obj)
         if obj.get("kind") not in (None, res.kind):
             raise ApiError(400, f"the kind {obj.get('kind')!r} does not match the URL's {res.kind!r}")
@@ -204,7 +213,8 @@ class Registry:
         if not res.namespaced:
             meta.pop("namespace", None)
         self._check(res, obj)
-        self._check_namespace(res, ns)
+        if not (dry_run and assume_namespace and self.store.find(BY_KIND["Namespace"], "", ns) is None):
+            self._check_namespace(res, ns)
         self._admit(res, obj, None)
         if dry_run:
             if self.store.find(res, ns, meta["name"]) is not None:

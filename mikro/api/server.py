@@ -350,7 +350,14 @@ class Handler(BaseHTTPRequestHandler):
             return
         if method == "POST" and name is None:
             body = self._body()
-            obj = reg.create(res, ns or "", body, dry_run=dry_run, field_validation=fieldvalidation.directive(query))
+            obj = reg.create(
+                res,
+                ns or "",
+                body,
+                dry_run=dry_run,
+                field_validation=fieldvalidation.directive(query),
+                assume_namespace=query.get("mikroAssumeNamespace") == "true",
+            )
             self._send_json(201, obj)
             return
         if name is None:
@@ -383,7 +390,9 @@ class Handler(BaseHTTPRequestHandler):
             validate = fieldvalidation.directive(query)
             self._send_json(
                 200,
-                reg.patch(res, ns or "", name, ctype, body, subresource=sub, dry_run=dry_run, field_validation=validate),
+                reg.patch(
+                    res, ns or "", name, ctype, body, subresource=sub, dry_run=dry_run, field_validation=validate
+                ),
             )
         elif method == "DELETE":
             body = self._body() or {}

@@ -16,6 +16,15 @@ from mikro.api.resources import Resource
 from mikro.errors import ApiError
 
 
+def parse_warning(header: str) -> str:
+    """The text of a `Warning: 299 - "text"` header, as kubectl prints it."""
+    code, _, rest = header.partition(" ")
+    agent, _, text = rest.partition(" ")
+    if code.isdigit() and len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return header
+
+
 class NotRunning(Exception):
     """The control plane does not answer."""
 
@@ -25,6 +34,7 @@ class Client:
         self.host, self.port, self.token = host, port, token
         self.ca_file = ca_file or str(config.paths().ca)
         self._context: ssl.SSLContext | None = None
+        self.warnings: list[str] = []  # the server's Warning headers, for the caller to show
 
     @classmethod
     def from_state(cls) -> Client:
@@ -80,6 +90,7 @@ class Client:
             payload = raw.decode(errors="replace")
         if resp.status >= 400:
             raise ApiError.from_status(resp.status, payload)
+        self.warnings.extend(parse_warning(w) for w in resp.headers.get_all("Warning") or [])
         return payload
 
     def stream(
@@ -131,8 +142,11 @@ class Client:
     def list(self, res: Resource, ns: str | None = None, **query: Any) -> dict[str, Any]:
         return self.request("GET", res.base_path(ns), query={k: v for k, v in query.items() if v})
 
-    def create(self, res: Resource, ns: str | None, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
-        return self.request("POST", res.base_path(ns), obj, query={"dryRun": "All"} if dry_run else None)
+    def create(
+        self, res: Resource, ns: str | None, obj: dict[str, Any], dry_run: bool = False, **params: str
+    ) -> dict[str, Any]:
+        query = {"dryRun": "All", **params} if dry_run else params
+        return self.request("POST", res.base_path(ns), obj, query=query or None)
 
     def patch(
         self,
@@ -143,9 +157,11 @@ class Client:
         kind: str = "application/merge-patch+json",
         dry_run: bool = False,
         sub: str = "",
+        **params: str,
     ) -> dict[str, Any]:
         path = f"{res.base_path(ns)}/{name}" + (f"/{sub}" if sub else "")
-        return self.request("PATCH", path, body, content_type=kind, query={"dryRun": "All"} if dry_run else None)
+        query = {"dryRun": "All", **params} if dry_run else params
+        return self.request("PATCH", path, body, content_type=kind, query=query or None)
 
     def delete(
         self, res: Resource, ns: str | None, name: str, propagation: str | None = None, grace: int | None = None
