@@ -153,3 +153,44 @@ def test_duplicate_fields_found_with_their_path() -> None:
 def test_bad_directive_is_a_bad_request(server: PlainClient) -> None:
     code, body, _ = send(server, "POST", "/api/v1/namespaces/default/services?fieldValidation=Loose", SERVICE)
     assert code == 400 and 'Unsupported value: "Loose"' in body["message"]
+
+
+def test_all_category_in_discovery(server: PlainClient) -> None:
+    listed = raw(server, "GET", "/api/v1")[1]["resources"] + raw(server, "GET", "/apis/apps/v1")[1]["resources"]
+    in_all = {r["name"] for r in listed if "all" in r.get("categories", [])}
+    assert {"pods", "services", "replicationcontrollers", "deployments", "replicasets", "statefulsets"} <= in_all
+    assert "configmaps" not in in_all and "secrets" not in in_all
+
+
+def test_access_reviews_allow_the_single_user(server: PlainClient) -> None:
+    body = {"spec": {"resourceAttributes": {"verb": "create", "group": "apps", "resource": "deployments"}}}
+    code, review, _ = send(server, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", body)
+    assert code == 201 and review["status"]["allowed"] is True
+    assert review["spec"] == body["spec"] and review["kind"] == "SelfSubjectAccessReview"
+    code, who, _ = send(server, "POST", "/apis/authentication.k8s.io/v1/selfsubjectreviews", {})
+    assert code == 201 and who["status"]["userInfo"]["username"] == "admin"
+    code, bad, _ = send(server, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {"spec": {}})
+    assert code == 422
+    # a protobuf body (what kubectl sends) is drained and answered
+    code, review, _ = send(
+        server,
+        "POST",
+        "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
+        b"k8s\x00\n\x00",
+        "application/vnd.kubernetes.protobuf",
+    )
+    assert code == 201 and review["status"]["allowed"] is True
+    groups = {g["name"] for g in raw(server, "GET", "/apis")[1]["groups"]}
+    assert {"authorization.k8s.io", "authentication.k8s.io"} <= groups
+
+
+def test_every_kind_with_a_status_has_the_key(server: PlainClient) -> None:
+    code, svc, _ = send(
+        server,
+        "POST",
+        "/api/v1/namespaces/default/services",
+        {"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}},
+    )
+    assert code == 201 and svc["status"] == {}
+    code, cm, _ = send(server, "POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "c"}})
+    assert code == 201 and "status" not in cm

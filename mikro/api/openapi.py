@@ -67,6 +67,7 @@ def definitions() -> dict[str, Any]:
     return json.loads(gzip.decompress(data))
 
 
+@functools.cache
 def definition_name(group: str, version: str, kind: str) -> str | None:
     """The upstream definition that carries this group/version/kind."""
     for name, schema in definitions().items():

@@ -13,7 +13,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from mikro.api import defaults, fieldvalidation, patch, validation
+from mikro.api import defaults, fieldvalidation, openapi, patch, validation
 from mikro.api.resources import BY_KIND, Resource
 from mikro.api.store import Store, now_rfc3339
 from mikro.errors import ApiError, already_exists, invalid
@@ -212,6 +212,8 @@ class Registry:
         defaults.apply(obj)
         if not res.namespaced:
             meta.pop("namespace", None)
+        if "status" in ((openapi.schema_of(res.kind) or {}).get("properties") or {}):
+            obj.setdefault("status", {})  # clients (kr8s, the official client) expect the key
         self._check(res, obj)
         if not (dry_run and assume_namespace and self.store.find(BY_KIND["Namespace"], "", ns) is None):
             self._check_namespace(res, ns)

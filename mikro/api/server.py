@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from mikro import __version__
-from mikro.api import fieldvalidation, openapi, resources, selectors
+from mikro.api import auth, fieldvalidation, openapi, resources, selectors
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
 from mikro.api.store import Change
@@ -77,6 +77,20 @@ class ApiHTTPServer(ThreadingHTTPServer):
             log.exception("error serving %s", client_address)
 
 
+# Kinds `kubectl get all` lists, as Kubernetes' "all" category has them.
+ALL_CATEGORY = {
+    "Pod",
+    "Service",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "ReplicationController",
+}
+
+
 def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
     out = []
     for r in resources.RESOURCES:
@@ -90,6 +104,7 @@ def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
                 "kind": r.kind,
                 "verbs": list(r.verbs),
                 "shortNames": list(r.short_names),
+                **({"categories": ["all"]} if r.kind in ALL_CATEGORY else {}),
             }
         )
         subresources = {
@@ -212,7 +227,9 @@ class Handler(BaseHTTPRequestHandler):
             if url.path.rstrip("/") not in PUBLIC_PATHS and not self._authorized():
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 raise ApiError(401, "Unauthorized")
-            if not self._discovery(url.path):
+            if method == "POST" and auth.review_path(url.path):
+                self._review(auth.review_path(url.path) or ("", ""))
+            elif not self._discovery(url.path):
                 self._resource(method, url.path, query)
         except ApiError as err:
             self._send_error(err)
@@ -251,7 +268,10 @@ class Handler(BaseHTTPRequestHandler):
             for group, versions in resources.groups().items():
                 gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
                 groups.append({"name": group, "versions": gvs, "preferredVersion": gvs[0]})
+            groups += auth.group_list_entries()
             self._send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+        elif auth.discovery(path) is not None:
+            self._send_json(200, auth.discovery(path))
         elif path == "/api/v1":
             self._send_json(
                 200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": discovery_resources("", "v1")}
@@ -291,6 +311,15 @@ class Handler(BaseHTTPRequestHandler):
         else:
             return False
         return True
+
+    def _review(self, key: tuple[str, str]) -> None:
+        if "protobuf" in self.headers.get("Content-Type", ""):
+            # Go clients send reviews as protobuf; the answer does not depend on what is asked.
+            self.rfile.read(min(int(self.headers.get("Content-Length") or 0), MAX_BODY))
+            body: Any = {"spec": {"resourceAttributes": {"verb": "*"}}}
+        else:
+            body = self._body()
+        self._send_json(201, auth.review(key, body))
 
     def _openapi(self, path: str) -> None:
         document = openapi.lookup(path)
