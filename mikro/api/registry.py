@@ -13,7 +13,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from mikro.api import defaults, fieldvalidation, openapi, patch, validation
+from mikro.api import defaults, fieldvalidation, managedfields, openapi, patch, validation
 from mikro.api.resources import BY_KIND, Resource
 from mikro.api.store import Store, now_rfc3339
 from mikro.errors import ApiError, already_exists, invalid
@@ -186,6 +186,7 @@ class Registry:
         dry_run: bool = False,
         field_validation: str | None = None,
         assume_namespace: bool = False,
+        manager: str | None = None,
     ) -> dict[str, Any]:
         """`assume_namespace` (dry run only): a namespace that does not exist yet is taken as
         created, so that `mikro apply` can try every object of a new namespace before it
@@ -218,6 +219,8 @@ class Registry:
         if not (dry_run and assume_namespace and self.store.find(BY_KIND["Namespace"], "", ns) is None):
             self._check_namespace(res, ns)
         self._admit(res, obj, None)
+        if manager:
+            managedfields.track_update(None, obj, manager, res.kind)
         if dry_run:
             if self.store.find(res, ns, meta["name"]) is not None:
                 raise already_exists(res.plural, meta["name"], res.group)
@@ -233,6 +236,7 @@ class Registry:
         subresource: str | None = None,
         dry_run: bool = False,
         field_validation: str | None = None,
+        manager: str | None = None,
     ) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
         if field_validation and subresource is None:
@@ -254,6 +258,10 @@ class Registry:
             meta.pop("namespace", None)
         self._check(res, obj)
         self._admit(res, obj, old)
+        if manager:
+            managedfields.track_update(old, obj, manager, res.kind)
+        elif "managedFields" not in meta and "managedFields" in old["metadata"]:
+            meta["managedFields"] = old["metadata"]["managedFields"]
         if dry_run:
             return obj
         return self.store.update(res, obj)
@@ -268,6 +276,7 @@ class Registry:
         subresource: str | None = None,
         dry_run: bool = False,
         field_validation: str | None = None,
+        manager: str | None = None,
     ) -> dict[str, Any]:
         current = self.store.get(res, ns, name)
         target = current
@@ -294,7 +303,7 @@ class Registry:
         # carries makes it conditional.
         sent_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
         patched.setdefault("metadata", {})["resourceVersion"] = sent_rv
-        return self.update(res, ns, name, patched, subresource=subresource, dry_run=dry_run)
+        return self.update(res, ns, name, patched, subresource=subresource, dry_run=dry_run, manager=manager)
 
     def set_scale(
         self, res: Resource, ns: str, name: str, scale: dict[str, Any], dry_run: bool = False

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from mikro import __version__
-from mikro.api import auth, fieldvalidation, openapi, resources, selectors
+from mikro.api import apply, auth, fieldvalidation, openapi, resources, selectors
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
 from mikro.api.store import Change
@@ -363,6 +363,15 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "the server could not find the requested resource")
         return res, ns, name, sub, watch
 
+    def _manager(self, query: dict[str, str]) -> str:
+        """The field manager of a write: the parameter, else the client's name from its
+        User-Agent, as kube-apiserver derives it."""
+        given = query.get("fieldManager")
+        if given:
+            return apply.check_manager(given)
+        agent = (self.headers.get("User-Agent") or "").split("/", 1)[0].strip()
+        return agent[: apply.MAX_MANAGER] or "unknown"
+
     def _wants_table(self) -> bool:
         accept = self.headers.get("Accept", "")
         return "as=Table" in accept
@@ -386,6 +395,7 @@ class Handler(BaseHTTPRequestHandler):
                 dry_run=dry_run,
                 field_validation=fieldvalidation.directive(query),
                 assume_namespace=query.get("mikroAssumeNamespace") == "true",
+                manager=self._manager(query),
             )
             self._send_json(201, obj)
             return
@@ -411,16 +421,41 @@ class Handler(BaseHTTPRequestHandler):
                 validate = fieldvalidation.directive(query)
                 self._send_json(
                     200,
-                    reg.update(res, ns or "", name, body, subresource=sub, dry_run=dry_run, field_validation=validate),
+                    reg.update(
+                        res,
+                        ns or "",
+                        name,
+                        body,
+                        subresource=sub,
+                        dry_run=dry_run,
+                        field_validation=validate,
+                        manager=self._manager(query),
+                    ),
                 )
         elif method == "PATCH":
             body = self._body()
             ctype = self.headers.get("Content-Type", "application/merge-patch+json")
             validate = fieldvalidation.directive(query)
+            if ctype.startswith("application/apply-patch") and sub is None:
+                force = query.get("force") in ("true", "1")
+                self._send_json(
+                    *apply.server_side_apply(
+                        reg, res, ns or "", name, body, query.get("fieldManager"), force, validate, dry_run
+                    )
+                )
+                return
             self._send_json(
                 200,
                 reg.patch(
-                    res, ns or "", name, ctype, body, subresource=sub, dry_run=dry_run, field_validation=validate
+                    res,
+                    ns or "",
+                    name,
+                    ctype,
+                    body,
+                    subresource=sub,
+                    dry_run=dry_run,
+                    field_validation=validate,
+                    manager=self._manager(query),
                 ),
             )
         elif method == "DELETE":
