@@ -194,3 +194,44 @@ def test_every_kind_with_a_status_has_the_key(server: PlainClient) -> None:
     assert code == 201 and svc["status"] == {}
     code, cm, _ = send(server, "POST", "/api/v1/namespaces/default/configmaps", {"metadata": {"name": "c"}})
     assert code == 201 and "status" not in cm
+
+
+def test_paging_with_limit_and_continue(server: PlainClient) -> None:
+    for i in range(5):
+        server.create(BY_KIND["ConfigMap"], "default", {"metadata": {"name": f"c{i}"}})
+    seen: list[str] = []
+    token = ""
+    pages = 0
+    while True:
+        query = "?limit=2" + (f"&continue={token}" if token else "")
+        code, body = raw(server, "GET", "/api/v1/namespaces/default/configmaps" + query)
+        assert code == 200 and len(body["items"]) <= 2
+        seen += [o["metadata"]["name"] for o in body["items"]]
+        pages += 1
+        token = body["metadata"].get("continue", "")
+        if not token:
+            break
+        assert body["metadata"]["remainingItemCount"] == 5 - len(seen)
+    assert seen == ["c0", "c1", "c2", "c3", "c4"] and pages == 3
+    code, body = raw(server, "GET", "/api/v1/namespaces/default/configmaps?continue=bogus")
+    assert code == 400 and "continue key is not valid" in body["message"]
+
+
+def test_tables_include_object_as_asked(server: PlainClient) -> None:
+    server.create(BY_KIND["ConfigMap"], "default", {"metadata": {"name": "t"}, "data": {"a": "1"}})
+    table_accept = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"}
+    path = "/api/v1/namespaces/default/configmaps"
+    _, table = raw(server, "GET", path, headers=table_accept)
+    assert table["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+    _, table = raw(server, "GET", path + "?includeObject=Object", headers=table_accept)
+    assert table["rows"][0]["object"]["data"] == {"a": "1"} and table["rows"][0]["object"]["kind"] == "ConfigMap"
+    _, table = raw(server, "GET", path + "?includeObject=None", headers=table_accept)
+    assert "object" not in table["rows"][0]
+    code, _ = raw(server, "GET", path + "?includeObject=All", headers=table_accept)
+    assert code == 400
+
+
+def test_openapi_v2_protobuf_only_is_not_acceptable(server: PlainClient) -> None:
+    proto = {"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}
+    code, body = raw(server, "GET", "/openapi/v2", headers=proto)
+    assert code == 406 and "JSON only" in body["message"]

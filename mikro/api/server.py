@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from mikro import __version__
-from mikro.api import apply, auth, fieldvalidation, openapi, resources, selectors
+from mikro.api import apply, auth, fieldvalidation, listing, openapi, resources, selectors
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
 from mikro.api.store import Change
@@ -325,6 +325,11 @@ class Handler(BaseHTTPRequestHandler):
         document = openapi.lookup(path)
         if document is None:
             raise ApiError(404, "the server could not find the requested resource")
+        accept = self.headers.get("Accept") or "*/*"
+        if not any(t in accept for t in ("json", "*/*")):
+            raise ApiError(
+                406, "mikro serves OpenAPI documents as JSON only (kubectl uses /openapi/v3)", "NotAcceptable"
+            )
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(document)))
@@ -411,7 +416,8 @@ class Handler(BaseHTTPRequestHandler):
             if sub == "scale":
                 obj = scale_of(obj)
             if self._wants_table():
-                obj = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", ""))
+                table = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", ""))
+                obj = listing.include_object(table, [obj], query.get("includeObject"))
             self._send_json(200, obj)
         elif method == "PUT":
             body = self._body()
@@ -488,15 +494,18 @@ class Handler(BaseHTTPRequestHandler):
         items = [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
         if res.kind == "Event":
             items.sort(key=lambda e: (e.get("lastTimestamp") or "", e.get("eventTime") or ""))
+        items, more = listing.page(items, query, rv)
         if self._wants_table():
-            self._send_json(200, printers.table(res.kind, items, str(rv)))
+            table = printers.table(res.kind, items, str(rv))
+            table["metadata"].update(more)
+            self._send_json(200, listing.include_object(table, items, query.get("includeObject")))
             return
         self._send_json(
             200,
             {
                 "kind": f"{res.kind}List",
                 "apiVersion": res.api_version,
-                "metadata": {"resourceVersion": str(rv)},
+                "metadata": {"resourceVersion": str(rv), **more},
                 "items": items,
             },
         )
