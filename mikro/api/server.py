@@ -13,12 +13,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from mikro import __version__
-from mikro.api import apply, auth, fieldvalidation, listing, openapi, resources, selectors
+from mikro.api import apply, auth, fieldvalidation, listing, logfilter, openapi, resources, selectors
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
 from mikro.api.store import Change
@@ -565,13 +566,17 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, f"container {container} is not valid for pod {name}")
         if sub == "log":
             tail = query.get("tailLines")
-            chunks = runtime.logs(
-                pod,
-                container,
-                follow=query.get("follow") == "true",
-                previous=query.get("previous") == "true",
-                tail=int(tail) if tail else None,
-                timestamps=query.get("timestamps") == "true",
+            opts = logfilter.options(query, datetime.now(UTC))
+            chunks = logfilter.apply(
+                runtime.logs(
+                    pod,
+                    container,
+                    follow=query.get("follow") == "true",
+                    previous=query.get("previous") == "true",
+                    tail=int(tail) if tail else None,
+                    timestamps=opts.runtime_timestamps,
+                ),
+                opts,
             )
             first = next(chunks, b"")  # errors (no previous run...) surface before the 200
             self._start_chunked("text/plain")
