@@ -235,3 +235,13 @@ def test_openapi_v2_protobuf_only_is_not_acceptable(server: PlainClient) -> None
     proto = {"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}
     code, body = raw(server, "GET", "/openapi/v2", headers=proto)
     assert code == 406 and "JSON only" in body["message"]
+
+
+def test_duplicate_field_in_a_json_body(server: PlainClient) -> None:
+    body = b'{"metadata": {"name": "dup", "name": "dup"}, "data": {"a": "1"}}'
+    code, status, _ = send(server, "POST", "/api/v1/namespaces/default/configmaps?fieldValidation=Strict", body)
+    assert code == 400 and status["message"] == (
+        'ConfigMap in version "v1" cannot be handled as a ConfigMap: strict decoding error: duplicate field "metadata.name"'
+    )
+    code, _, warnings = send(server, "POST", "/api/v1/namespaces/default/configmaps", body)
+    assert code == 201 and warnings == ['299 - "duplicate field \\"metadata.name\\""']

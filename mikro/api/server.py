@@ -180,6 +180,7 @@ class Handler(BaseHTTPRequestHandler):
         if length > MAX_BODY:
             raise ApiError(413, f"request body of {length} bytes is too large")
         raw = self.rfile.read(length) if length else b""
+        self.raw_body = raw  # for the duplicate-field check of fieldValidation
         if not raw:
             return {}
         try:
@@ -369,6 +370,21 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "the server could not find the requested resource")
         return res, ns, name, sub, watch
 
+    def _duplicates(self, res: Resource, query: dict[str, str]) -> None:
+        """A field given twice in a JSON body: refused under Strict, a warning under Warn."""
+        mode = fieldvalidation.directive(query)
+        if mode == "Ignore" or not getattr(self, "raw_body", b"").lstrip().startswith(b"{"):
+            return
+        found = fieldvalidation.find_duplicates(self.raw_body)
+        if found and mode == "Strict":
+            raise ApiError(
+                400,
+                f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
+                + fieldvalidation.decoding_error([], found),
+            )
+        for path in found:
+            fieldvalidation.warn(f'duplicate field "{path}"')
+
     def _manager(self, query: dict[str, str]) -> str:
         """The field manager of a write: the parameter, else the client's name from its
         User-Agent, as kube-apiserver derives it."""
@@ -394,6 +410,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         if method == "POST" and name is None:
             body = self._body()
+            self._duplicates(res, query)
             obj = reg.create(
                 res,
                 ns or "",
@@ -422,6 +439,7 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, obj)
         elif method == "PUT":
             body = self._body()
+            self._duplicates(res, query)
             if sub == "scale":
                 self._send_json(200, reg.set_scale(res, ns or "", name, body, dry_run))
             else:
