@@ -193,3 +193,32 @@ def test_updates_record_their_manager_and_keep_others(server: PlainClient) -> No
     assert set(managers) == {"kubectl-client-side-apply", "kubectl"}
     assert managers["kubectl"]["fieldsV1"] == {"f:spec": {"f:replicas": {}}}
     assert "f:replicas" not in managers["kubectl-client-side-apply"]["fieldsV1"]["f:spec"]
+
+
+def test_lightkube_apply(server: PlainClient, tmp_path: Path) -> None:
+    """lightkube's apply (PATCH apply-patch+yaml with fieldManager and force) creates, then
+    updates, over the same HTTP API."""
+    from lightkube import Client, KubeConfig
+    from lightkube.models.meta_v1 import ObjectMeta
+    from lightkube.resources.core_v1 import ConfigMap
+
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "m", "cluster": {"server": f"http://{server.host}:{server.port}"}}],
+                "users": [{"name": "u", "user": {"token": TOKEN}}],
+                "contexts": [{"name": "m", "context": {"cluster": "m", "user": "u", "namespace": "default"}}],
+                "current-context": "m",
+            }
+        )
+    )
+    client = Client(KubeConfig.from_file(str(kubeconfig)))
+    cm = ConfigMap(metadata=ObjectMeta(name="lk", namespace="default"), data={"a": "1"})
+    created = client.apply(cm, field_manager="lightkube")
+    assert created.data == {"a": "1"} and [m.manager for m in created.metadata.managedFields] == ["lightkube"]
+    cm.data = {"b": "2"}
+    updated = client.apply(cm, field_manager="lightkube")
+    assert updated.data == {"b": "2"}  # the field no longer applied is gone
