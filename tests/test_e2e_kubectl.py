@@ -214,6 +214,9 @@ def test_mikro_apply_then_kubectl_apply_is_unchanged(kubectl: Kubectl, mikro: Mi
     assert mine.stdout == "deployment.apps/km created\nservice/km created\n"
     theirs = kubectl("apply", "-f", path)
     assert (theirs.returncode, theirs.stdout) == (0, "deployment.apps/km unchanged\nservice/km unchanged\n")
+    # mikro's own get hides managedFields as kubectl does
+    shown = mikro.kubectl("get", "deployment", "km", "-o", "yaml").stdout
+    assert "kubectl.kubernetes.io/last-applied-configuration" in shown and "managedFields" not in shown
 
 
 def test_kubectl_apply_then_mikro_apply_is_unchanged(kubectl: Kubectl, mikro: Mikro) -> None:

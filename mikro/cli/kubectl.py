@@ -114,6 +114,8 @@ def get(
             objects.append((res, items))
     if output in ("json", "yaml"):
         flat = [o for _, items in objects for o in items]
+        for obj in flat:  # as kubectl: shown only with --show-managed-fields
+            (obj.get("metadata") or {}).pop("managedFields", None)
         single = len(flat) == 1 and all(names for _, names in groups) and not many_kinds
         out(dump(flat[0] if single else as_list(flat), output))
         return 0
