@@ -209,3 +209,9 @@ def test_new_namespace_and_a_refused_object_apply_nothing(
     server.delete(BY_KIND["Service"], "default", "taken")
     apply(server, tmp_path, NAMESPACED)
     assert capsys.readouterr().out == "namespace/x created\nservice/web created\n"
+
+
+def test_merge_diff_removes_fields_dropped_from_the_manifest() -> None:
+    old = {"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"replicas": 2}}
+    new = {"metadata": {"labels": {"a": "1"}}, "spec": {}}
+    assert kubectl.merge_diff(old, new) == {"metadata": {"labels": {"b": None}}, "spec": {"replicas": None}}

@@ -171,19 +171,11 @@ def _without_status(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge_diff(old: Any, new: Any) -> Any:
-    """The JSON merge patch that turns `old` (last applied) into `new` (the manifest)."""
+    """The JSON merge patch that turns `old` (last applied) into `new` (the manifest): the
+    three-way patch with the live object taken as the last applied."""
     if not isinstance(old, dict) or not isinstance(new, dict):
         return copy.deepcopy(new)
-    patch: dict[str, Any] = {}
-    for key in old:
-        if key not in new:
-            patch[key] = None
-    for key, value in new.items():
-        if key not in old:
-            patch[key] = copy.deepcopy(value)
-        elif old[key] != value:
-            patch[key] = merge_diff(old[key], value)
-    return patch
+    return applyplan.three_way(old, new, old)
 
 
 def apply_documents(
