@@ -231,10 +231,62 @@ def test_tables_include_object_as_asked(server: PlainClient) -> None:
     assert code == 400
 
 
-def test_openapi_v2_protobuf_only_is_not_acceptable(server: PlainClient) -> None:
-    proto = {"Accept": "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"}
-    code, body = raw(server, "GET", "/openapi/v2", headers=proto)
-    assert code == 406 and "JSON only" in body["message"]
+def _fields(data: bytes) -> list[tuple[int, Any]]:
+    """A minimal protobuf reader: (field number, value) pairs, length-delimited values as bytes."""
+    out: list[tuple[int, Any]] = []
+    i = 0
+
+    def varint() -> int:
+        nonlocal i
+        shift = value = 0
+        while True:
+            byte = data[i]
+            i += 1
+            value |= (byte & 0x7F) << shift
+            shift += 7
+            if not byte & 0x80:
+                return value
+
+    while i < len(data):
+        key = varint()
+        field, wire = key >> 3, key & 7
+        if wire == 0:
+            out.append((field, varint()))
+        elif wire == 2:
+            length = varint()
+            out.append((field, data[i : i + length]))
+            i += length
+        elif wire == 1:
+            out.append((field, data[i : i + 8]))
+            i += 8
+        else:
+            raise AssertionError(f"unexpected wire type {wire}")
+    return out
+
+
+def test_openapi_v2_as_protobuf_for_client_go(server: PlainClient) -> None:
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=10)
+    accept = "application/com.github.proto-openapi.spec.v2@v1.0+protobuf"  # what client-go sends
+    conn.request("GET", "/openapi/v2", headers={"Authorization": f"Bearer {TOKEN}", "Accept": accept})
+    resp = conn.getresponse()
+    body = resp.read()
+    assert resp.status == 200
+    assert resp.headers["Content-Type"] == "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    document = dict(_fields(body))
+    assert document[1] == b"2.0"  # Document.swagger
+    definitions = {}
+    for _, named in _fields(document[9]):  # Definitions.additional_properties: NamedSchema
+        pairs = dict(_fields(named))
+        definitions[pairs[1].decode()] = pairs[2]
+    deployment = _fields(definitions["io.k8s.api.apps.v1.Deployment"])
+    extensions = {}
+    for field, value in deployment:
+        if field == 31:  # Schema.vendor_extension: NamedAny{name, Any{yaml = 2}}
+            pairs = dict(_fields(value))
+            extensions[pairs[1].decode()] = json.loads(dict(_fields(pairs[2]))[2])
+    assert extensions["x-kubernetes-group-version-kind"] == [{"group": "apps", "kind": "Deployment", "version": "v1"}]
+    code, _ = raw(server, "GET", "/openapi/v3/apis/apps/v1", headers={"Accept": accept})
+    assert code == 406
 
 
 def test_duplicate_field_in_a_json_body(server: PlainClient) -> None:

@@ -267,6 +267,13 @@ def v2_bytes() -> bytes:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
+@functools.cache
+def v2_protobuf() -> bytes:
+    from mikro.api import openapi_pb
+
+    return openapi_pb.document(json.loads(v2_bytes()))
+
+
 def group_versions() -> list[tuple[str, str]]:
     seen: list[tuple[str, str]] = []
     for res in resources.RESOURCES:

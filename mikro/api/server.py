@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from mikro import __version__
-from mikro.api import apply, auth, fieldvalidation, listing, logfilter, openapi, resources, selectors
+from mikro.api import apply, auth, fieldvalidation, listing, logfilter, openapi, openapi_pb, resources, selectors
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
 from mikro.api.store import Change
@@ -328,12 +328,13 @@ class Handler(BaseHTTPRequestHandler):
         if document is None:
             raise ApiError(404, "the server could not find the requested resource")
         accept = self.headers.get("Accept") or "*/*"
+        content_type = "application/json"
         if not any(t in accept for t in ("json", "*/*")):
-            raise ApiError(
-                406, "mikro serves OpenAPI documents as JSON only (kubectl uses /openapi/v3)", "NotAcceptable"
-            )
+            if path.rstrip("/") != "/openapi/v2" or "protobuf" not in accept:
+                raise ApiError(406, "the OpenAPI document is served as JSON", "NotAcceptable")
+            document, content_type = openapi.v2_protobuf(), openapi_pb.CONTENT_TYPE
         self.send_response(200)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(document)))
         if "hash=" in (urlsplit(self.path).query or ""):
             self.send_header("Cache-Control", "public, immutable")
