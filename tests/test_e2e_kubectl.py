@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import Mikro
+from .conftest import Mikro, wait_for
 
 pytestmark = pytest.mark.docker
 
@@ -130,6 +130,27 @@ def test_explain_deployment_spec(kubectl: Kubectl) -> None:
     assert "strategy\t<DeploymentStrategy>" in explained.stdout
     nested = kubectl("explain", "deployment.spec.strategy.rollingUpdate.maxSurge")
     assert nested.returncode == 0 and "The maximum number of pods that can be scheduled" in nested.stdout
+
+
+def test_explain_from_openapi_v2(kubectl: Kubectl) -> None:
+    explained = kubectl("explain", "deployment.spec.strategy", "--output=plaintext-openapiv2")
+    assert explained.returncode == 0, explained.stderr
+    assert "RESOURCE: strategy <Object>" in explained.stdout and "rollingUpdate\t<Object>" in explained.stdout
+
+
+def test_logs_since_and_limit_bytes(kubectl: Kubectl) -> None:
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: klogs}\nspec:\n  containers:\n  - name: main\n"
+        "    image: hello-ip:1\n    command: [sh, -c, 'echo first; echo second; sleep 3600']\n"
+    )
+    assert kubectl("apply", "-f", kubectl.file("logs.yaml", pod)).returncode == 0
+    wait_for(lambda: kubectl("logs", "klogs").stdout == "first\nsecond\n", timeout=120, what="the pod's output")
+    assert kubectl("logs", "klogs", "--limit-bytes=5").stdout == "first"
+    assert kubectl("logs", "klogs", "--since=1h").stdout == "first\nsecond\n"
+    assert kubectl("logs", "klogs", "--since-time=2099-01-01T00:00:00Z").stdout == ""
+    stamped = kubectl("logs", "klogs", "--since=1h", "--timestamps").stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["first", "second"]
+    assert kubectl("logs", "klogs", "--tail=1").stdout == "second\n"
 
 
 def test_edit(kubectl: Kubectl) -> None:
