@@ -297,3 +297,9 @@ def test_duplicate_field_in_a_json_body(server: PlainClient) -> None:
     )
     code, _, warnings = send(server, "POST", "/api/v1/namespaces/default/configmaps", body)
     assert code == 201 and warnings == ['299 - "duplicate field \\"metadata.name\\""']
+
+
+def test_a_new_pod_is_still_pending(server: PlainClient) -> None:
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "hello-ip:1"}]}}
+    code, created, _ = send(server, "POST", "/api/v1/namespaces/default/pods", pod)
+    assert code == 201 and created["status"]["phase"] == "Pending"

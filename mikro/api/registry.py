@@ -213,12 +213,12 @@ class Registry:
         defaults.apply(obj)
         if not res.namespaced:
             meta.pop("namespace", None)
-        if "status" in ((openapi.schema_of(res.kind) or {}).get("properties") or {}):
-            obj.setdefault("status", {})  # clients (kr8s, the official client) expect the key
         self._check(res, obj)
         if not (dry_run and assume_namespace and self.store.find(BY_KIND["Namespace"], "", ns) is None):
             self._check_namespace(res, ns)
         self._admit(res, obj, None)
+        if "status" in ((openapi.schema_of(res.kind) or {}).get("properties") or {}):
+            obj.setdefault("status", {})  # clients (kr8s, the official client) expect the key
         if manager:
             managedfields.track_update(None, obj, manager, res.kind)
         if dry_run:
