@@ -215,3 +215,14 @@ def test_merge_diff_removes_fields_dropped_from_the_manifest() -> None:
     old = {"metadata": {"labels": {"a": "1", "b": "2"}}, "spec": {"replicas": 2}}
     new = {"metadata": {"labels": {"a": "1"}}, "spec": {}}
     assert kubectl.merge_diff(old, new) == {"metadata": {"labels": {"b": None}}, "spec": {"replicas": None}}
+
+
+def test_mikro_apply_manages_fields_as_kubectl_client_side_apply(server: PlainClient, tmp_path: Path) -> None:
+    apply(server, tmp_path, MANIFEST)
+    got = server.get(BY_KIND["Deployment"], "default", "app")
+    assert [(e["manager"], e["operation"]) for e in got["metadata"]["managedFields"]] == [
+        ("kubectl-client-side-apply", "Update")
+    ]
+    server.patch(BY_KIND["Deployment"], "default", "app", {"spec": {"paused": True}})
+    managers = {e["manager"] for e in server.get(BY_KIND["Deployment"], "default", "app")["metadata"]["managedFields"]}
+    assert managers == {"kubectl-client-side-apply", "mikro"}

@@ -11,9 +11,12 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-from mikro import config
+from mikro import __version__, config
 from mikro.api.resources import Resource
 from mikro.errors import ApiError
+
+# The server names a writer that gives no fieldManager after this, as kube-apiserver does.
+USER_AGENT = f"mikro/{__version__}"
 
 
 def parse_warning(header: str) -> str:
@@ -73,7 +76,7 @@ class Client:
         conn = self._connect(timeout)
         url = path + ("?" + urlencode(query, doseq=True) if query else "")
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept}
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept, "User-Agent": USER_AGENT}
         if data is not None:
             headers["Content-Type"] = content_type
         try:

@@ -184,7 +184,9 @@ def apply_documents(
     """Create or patch each object, kubectl's client-side apply: a dry run of every document
     first (objects of a namespace the same apply creates are tried as if it existed), so that
     one refusal means nothing is applied."""
-    params = {"fieldValidation": applyplan.field_validation(validate)}
+    # kubectl's manager name: mikro apply is kubectl's client-side apply, and the two share
+    # ownership of what they apply (server-side apply conflicts name this manager).
+    params = {"fieldValidation": applyplan.field_validation(validate), "fieldManager": "kubectl-client-side-apply"}
     plans = []
     new_namespaces: set[str] = set()
     for doc in documents:
