@@ -13,7 +13,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from mikro.api import defaults, patch, validation
+from mikro.api import defaults, fieldvalidation, managedfields, openapi, patch, validation
 from mikro.api.resources import BY_KIND, Resource
 from mikro.api.store import Store, now_rfc3339
 from mikro.errors import ApiError, already_exists, invalid
@@ -178,10 +178,24 @@ class Registry:
 
     # -- verbs -----------------------------------------------------------------------------
 
-    def create(self, res: Resource, ns: str, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
+    def create(
+        self,
+        res: Resource,
+        ns: str,
+        obj: dict[str, Any],
+        dry_run: bool = False,
+        field_validation: str | None = None,
+        assume_namespace: bool = False,
+        manager: str | None = None,
+    ) -> dict[str, Any]:
+        """`assume_namespace` (dry run only): a namespace that does not exist yet is taken as
+        created, so that `mikro apply` can try every object of a new namespace before it
+        changes anything."""
         obj = copy.deepcopy(obj)
         if obj.get("kind") not in (None, res.kind):
             raise ApiError(400, f"the kind {obj.get('kind')!r} does not match the URL's {res.kind!r}")
+        if field_validation:
+            obj = fieldvalidation.decode(obj, res.kind, res.api_version, field_validation)
         obj["apiVersion"], obj["kind"] = res.api_version, res.kind
         meta = obj.setdefault("metadata", {})
         if res.namespaced:
@@ -200,8 +214,13 @@ class Registry:
         if not res.namespaced:
             meta.pop("namespace", None)
         self._check(res, obj)
-        self._check_namespace(res, ns)
+        if not (dry_run and assume_namespace and self.store.find(BY_KIND["Namespace"], "", ns) is None):
+            self._check_namespace(res, ns)
         self._admit(res, obj, None)
+        if "status" in ((openapi.schema_of(res.kind) or {}).get("properties") or {}):
+            obj.setdefault("status", {})  # clients (kr8s, the official client) expect the key
+        if manager:
+            managedfields.track_update(None, obj, manager, res.kind)
         if dry_run:
             if self.store.find(res, ns, meta["name"]) is not None:
                 raise already_exists(res.plural, meta["name"], res.group)
@@ -216,8 +235,12 @@ class Registry:
         obj: dict[str, Any],
         subresource: str | None = None,
         dry_run: bool = False,
+        field_validation: str | None = None,
+        manager: str | None = None,
     ) -> dict[str, Any]:
         obj = copy.deepcopy(obj)
+        if field_validation and subresource is None:
+            obj = fieldvalidation.decode(obj, res.kind, res.api_version, field_validation)
         meta = obj.setdefault("metadata", {})
         if meta.get("name") and meta["name"] != name:
             raise ApiError(400, "the name of the object does not match the name on the URL")
@@ -235,6 +258,10 @@ class Registry:
             meta.pop("namespace", None)
         self._check(res, obj)
         self._admit(res, obj, old)
+        if manager:
+            managedfields.track_update(old, obj, manager, res.kind)
+        elif "managedFields" not in meta and "managedFields" in old["metadata"]:
+            meta["managedFields"] = old["metadata"]["managedFields"]
         if dry_run:
             return obj
         return self.store.update(res, obj)
@@ -248,6 +275,8 @@ class Registry:
         body: Any,
         subresource: str | None = None,
         dry_run: bool = False,
+        field_validation: str | None = None,
+        manager: str | None = None,
     ) -> dict[str, Any]:
         current = self.store.get(res, ns, name)
         target = current
@@ -268,11 +297,13 @@ class Registry:
             return self.set_scale(res, ns, name, patched, dry_run)
         if not isinstance(patched, dict):
             raise ApiError(422, "the patch did not produce an object")
+        if field_validation and subresource is None:
+            patched = fieldvalidation.decode_patched(patched, res.kind, field_validation, body)
         # A patch applies to what was read, so only a resourceVersion the patch itself
         # carries makes it conditional.
         sent_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
         patched.setdefault("metadata", {})["resourceVersion"] = sent_rv
-        return self.update(res, ns, name, patched, subresource=subresource, dry_run=dry_run)
+        return self.update(res, ns, name, patched, subresource=subresource, dry_run=dry_run, manager=manager)
 
     def set_scale(
         self, res: Resource, ns: str, name: str, scale: dict[str, Any], dry_run: bool = False

@@ -13,12 +13,24 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from mikro import __version__
-from mikro.api import metrics, resources, selectors
+from mikro.api import (
+    apply,
+    auth,
+    fieldvalidation,
+    listing,
+    logfilter,
+    metrics,
+    openapi,
+    openapi_pb,
+    resources,
+    selectors,
+)
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
 from mikro.api.store import Change
@@ -78,6 +90,20 @@ class ApiHTTPServer(ThreadingHTTPServer):
             log.exception("error serving %s", client_address)
 
 
+# Kinds `kubectl get all` lists, as Kubernetes' "all" category has them.
+ALL_CATEGORY = {
+    "Pod",
+    "Service",
+    "Deployment",
+    "ReplicaSet",
+    "StatefulSet",
+    "DaemonSet",
+    "Job",
+    "CronJob",
+    "ReplicationController",
+}
+
+
 def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
     out = []
     for r in resources.RESOURCES:
@@ -91,6 +117,7 @@ def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
                 "kind": r.kind,
                 "verbs": list(r.verbs),
                 "shortNames": list(r.short_names),
+                **({"categories": ["all"]} if r.kind in ALL_CATEGORY else {}),
             }
         )
         subresources = {
@@ -136,6 +163,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        for warning in fieldvalidation.warnings():
+            self.send_header("Warning", '299 - "' + warning.replace("\\", "\\\\").replace('"', '\\"') + '"')
         self.end_headers()
         self.wfile.write(data)
 
@@ -163,6 +192,7 @@ class Handler(BaseHTTPRequestHandler):
         if length > MAX_BODY:
             raise ApiError(413, f"request body of {length} bytes is too large")
         raw = self.rfile.read(length) if length else b""
+        self.raw_body = raw  # for the duplicate-field check of fieldValidation
         if not raw:
             return {}
         try:
@@ -197,6 +227,13 @@ class Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
+        token = fieldvalidation.start_request()
+        try:
+            self._dispatch_request(method)
+        finally:
+            fieldvalidation.end_request(token)
+
+    def _dispatch_request(self, method: str) -> None:
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
         try:
@@ -204,7 +241,9 @@ class Handler(BaseHTTPRequestHandler):
             if url.path.rstrip("/") not in PUBLIC_PATHS and not self._authorized():
                 self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 raise ApiError(401, "Unauthorized")
-            if url.path.startswith(metrics.PREFIX) and method == "GET":
+            if method == "POST" and auth.review_path(url.path):
+                self._review(auth.review_path(url.path) or ("", ""))
+            elif url.path.startswith(metrics.PREFIX) and method == "GET":
                 self._send_json(200, metrics.handle(self.server.metrics, url.path, query))
             elif not self._discovery(url.path):
                 self._resource(method, url.path, query)
@@ -245,9 +284,12 @@ class Handler(BaseHTTPRequestHandler):
             for group, versions in resources.groups().items():
                 gvs = [{"groupVersion": f"{group}/{v}", "version": v} for v in versions]
                 groups.append({"name": group, "versions": gvs, "preferredVersion": gvs[0]})
+            groups += auth.group_list_entries()
             if self.server.metrics is not None and self.server.metrics.serving():
                 groups.append(metrics.api_group())
             self._send_json(200, {"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+        elif auth.discovery(path) is not None:
+            self._send_json(200, auth.discovery(path))
         elif path == "/api/v1":
             self._send_json(
                 200, {"kind": "APIResourceList", "groupVersion": "v1", "resources": discovery_resources("", "v1")}
@@ -283,10 +325,37 @@ class Handler(BaseHTTPRequestHandler):
             else:
                 raise ApiError(404, "the server could not find the requested resource")
         elif path.startswith("/openapi/"):
-            raise ApiError(404, "mikro serves no OpenAPI document; use kubectl's --validate=false")
+            self._openapi(path)
         else:
             return False
         return True
+
+    def _review(self, key: tuple[str, str]) -> None:
+        if "protobuf" in self.headers.get("Content-Type", ""):
+            # Go clients send reviews as protobuf; the answer does not depend on what is asked.
+            self.rfile.read(min(int(self.headers.get("Content-Length") or 0), MAX_BODY))
+            body: Any = {"spec": {"resourceAttributes": {"verb": "*"}}}
+        else:
+            body = self._body()
+        self._send_json(201, auth.review(key, body))
+
+    def _openapi(self, path: str) -> None:
+        document = openapi.lookup(path)
+        if document is None:
+            raise ApiError(404, "the server could not find the requested resource")
+        accept = self.headers.get("Accept") or "*/*"
+        content_type = "application/json"
+        if not any(t in accept for t in ("json", "*/*")):
+            if path.rstrip("/") != "/openapi/v2" or "protobuf" not in accept:
+                raise ApiError(406, "the OpenAPI document is served as JSON", "NotAcceptable")
+            document, content_type = openapi.v2_protobuf(), openapi_pb.CONTENT_TYPE
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(document)))
+        if "hash=" in (urlsplit(self.path).query or ""):
+            self.send_header("Cache-Control", "public, immutable")
+        self.end_headers()
+        self.wfile.write(document)
 
     # -- resources -------------------------------------------------------------------------
 
@@ -318,6 +387,30 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "the server could not find the requested resource")
         return res, ns, name, sub, watch
 
+    def _duplicates(self, res: Resource, query: dict[str, str]) -> None:
+        """A field given twice in a JSON body: refused under Strict, a warning under Warn."""
+        mode = fieldvalidation.directive(query)
+        if mode == "Ignore" or not getattr(self, "raw_body", b"").lstrip().startswith(b"{"):
+            return
+        found = fieldvalidation.find_duplicates(self.raw_body)
+        if found and mode == "Strict":
+            raise ApiError(
+                400,
+                f'{res.kind} in version "{res.version}" cannot be handled as a {res.kind}: '
+                + fieldvalidation.decoding_error([], found),
+            )
+        for path in found:
+            fieldvalidation.warn(f'duplicate field "{path}"')
+
+    def _manager(self, query: dict[str, str]) -> str:
+        """The field manager of a write: the parameter, else the client's name from its
+        User-Agent, as kube-apiserver derives it."""
+        given = query.get("fieldManager")
+        if given:
+            return apply.check_manager(given)
+        agent = (self.headers.get("User-Agent") or "").split("/", 1)[0].strip()
+        return agent[: apply.MAX_MANAGER] or "unknown"
+
     def _wants_table(self) -> bool:
         accept = self.headers.get("Accept", "")
         return "as=Table" in accept
@@ -334,7 +427,16 @@ class Handler(BaseHTTPRequestHandler):
             return
         if method == "POST" and name is None:
             body = self._body()
-            obj = reg.create(res, ns or "", body, dry_run=dry_run)
+            self._duplicates(res, query)
+            obj = reg.create(
+                res,
+                ns or "",
+                body,
+                dry_run=dry_run,
+                field_validation=fieldvalidation.directive(query),
+                assume_namespace=query.get("mikroAssumeNamespace") == "true",
+                manager=self._manager(query),
+            )
             self._send_json(201, obj)
             return
         if name is None:
@@ -349,18 +451,55 @@ class Handler(BaseHTTPRequestHandler):
             if sub == "scale":
                 obj = scale_of(obj)
             if self._wants_table():
-                obj = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", ""))
+                table = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", ""))
+                obj = listing.include_object(table, [obj], query.get("includeObject"))
             self._send_json(200, obj)
         elif method == "PUT":
             body = self._body()
+            self._duplicates(res, query)
             if sub == "scale":
                 self._send_json(200, reg.set_scale(res, ns or "", name, body, dry_run))
             else:
-                self._send_json(200, reg.update(res, ns or "", name, body, subresource=sub, dry_run=dry_run))
+                validate = fieldvalidation.directive(query)
+                self._send_json(
+                    200,
+                    reg.update(
+                        res,
+                        ns or "",
+                        name,
+                        body,
+                        subresource=sub,
+                        dry_run=dry_run,
+                        field_validation=validate,
+                        manager=self._manager(query),
+                    ),
+                )
         elif method == "PATCH":
             body = self._body()
             ctype = self.headers.get("Content-Type", "application/merge-patch+json")
-            self._send_json(200, reg.patch(res, ns or "", name, ctype, body, subresource=sub, dry_run=dry_run))
+            validate = fieldvalidation.directive(query)
+            if ctype.startswith("application/apply-patch") and sub is None:
+                force = query.get("force") in ("true", "1")
+                self._send_json(
+                    *apply.server_side_apply(
+                        reg, res, ns or "", name, body, query.get("fieldManager"), force, validate, dry_run
+                    )
+                )
+                return
+            self._send_json(
+                200,
+                reg.patch(
+                    res,
+                    ns or "",
+                    name,
+                    ctype,
+                    body,
+                    subresource=sub,
+                    dry_run=dry_run,
+                    field_validation=validate,
+                    manager=self._manager(query),
+                ),
+            )
         elif method == "DELETE":
             body = self._body() or {}
             propagation = body.get("propagationPolicy") or query.get("propagationPolicy")
@@ -391,15 +530,18 @@ class Handler(BaseHTTPRequestHandler):
         items = [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
         if res.kind == "Event":
             items.sort(key=lambda e: (e.get("lastTimestamp") or "", e.get("eventTime") or ""))
+        items, more = listing.page(items, query, rv)
         if self._wants_table():
-            self._send_json(200, printers.table(res.kind, items, str(rv)))
+            table = printers.table(res.kind, items, str(rv))
+            table["metadata"].update(more)
+            self._send_json(200, listing.include_object(table, items, query.get("includeObject")))
             return
         self._send_json(
             200,
             {
                 "kind": f"{res.kind}List",
                 "apiVersion": res.api_version,
-                "metadata": {"resourceVersion": str(rv)},
+                "metadata": {"resourceVersion": str(rv), **more},
                 "items": items,
             },
         )
@@ -459,13 +601,17 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(400, f"container {container} is not valid for pod {name}")
         if sub == "log":
             tail = query.get("tailLines")
-            chunks = runtime.logs(
-                pod,
-                container,
-                follow=query.get("follow") == "true",
-                previous=query.get("previous") == "true",
-                tail=int(tail) if tail else None,
-                timestamps=query.get("timestamps") == "true",
+            opts = logfilter.options(query, datetime.now(UTC))
+            chunks = logfilter.apply(
+                runtime.logs(
+                    pod,
+                    container,
+                    follow=query.get("follow") == "true",
+                    previous=query.get("previous") == "true",
+                    tail=int(tail) if tail else None,
+                    timestamps=opts.runtime_timestamps,
+                ),
+                opts,
             )
             first = next(chunks, b"")  # errors (no previous run...) surface before the 200
             self._start_chunked("text/plain")

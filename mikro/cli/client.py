@@ -11,9 +11,21 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
-from mikro import config
+from mikro import __version__, config
 from mikro.api.resources import Resource
 from mikro.errors import ApiError
+
+# The server names a writer that gives no fieldManager after this, as kube-apiserver does.
+USER_AGENT = f"mikro/{__version__}"
+
+
+def parse_warning(header: str) -> str:
+    """The text of a `Warning: 299 - "text"` header, as kubectl prints it."""
+    code, _, rest = header.partition(" ")
+    agent, _, text = rest.partition(" ")
+    if code.isdigit() and len(text) >= 2 and text[0] == text[-1] == '"':
+        return text[1:-1].replace('\\"', '"').replace("\\\\", "\\")
+    return header
 
 
 class NotRunning(Exception):
@@ -25,6 +37,7 @@ class Client:
         self.host, self.port, self.token = host, port, token
         self.ca_file = ca_file or str(config.paths().ca)
         self._context: ssl.SSLContext | None = None
+        self.warnings: list[str] = []  # the server's Warning headers, for the caller to show
 
     @classmethod
     def from_state(cls) -> Client:
@@ -63,7 +76,7 @@ class Client:
         conn = self._connect(timeout)
         url = path + ("?" + urlencode(query, doseq=True) if query else "")
         data = json.dumps(body).encode() if body is not None else None
-        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept}
+        headers = {"Authorization": f"Bearer {self.token}", "Accept": accept, "User-Agent": USER_AGENT}
         if data is not None:
             headers["Content-Type"] = content_type
         try:
@@ -80,6 +93,7 @@ class Client:
             payload = raw.decode(errors="replace")
         if resp.status >= 400:
             raise ApiError.from_status(resp.status, payload)
+        self.warnings.extend(parse_warning(w) for w in resp.headers.get_all("Warning") or [])
         return payload
 
     def stream(
@@ -131,8 +145,11 @@ class Client:
     def list(self, res: Resource, ns: str | None = None, **query: Any) -> dict[str, Any]:
         return self.request("GET", res.base_path(ns), query={k: v for k, v in query.items() if v})
 
-    def create(self, res: Resource, ns: str | None, obj: dict[str, Any], dry_run: bool = False) -> dict[str, Any]:
-        return self.request("POST", res.base_path(ns), obj, query={"dryRun": "All"} if dry_run else None)
+    def create(
+        self, res: Resource, ns: str | None, obj: dict[str, Any], dry_run: bool = False, **params: str
+    ) -> dict[str, Any]:
+        query = {"dryRun": "All", **params} if dry_run else params
+        return self.request("POST", res.base_path(ns), obj, query=query or None)
 
     def patch(
         self,
@@ -143,9 +160,11 @@ class Client:
         kind: str = "application/merge-patch+json",
         dry_run: bool = False,
         sub: str = "",
+        **params: str,
     ) -> dict[str, Any]:
         path = f"{res.base_path(ns)}/{name}" + (f"/{sub}" if sub else "")
-        return self.request("PATCH", path, body, content_type=kind, query={"dryRun": "All"} if dry_run else None)
+        query = {"dryRun": "All", **params} if dry_run else params
+        return self.request("PATCH", path, body, content_type=kind, query=query or None)
 
     def delete(
         self, res: Resource, ns: str | None, name: str, propagation: str | None = None, grace: int | None = None

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 
 from mikro.api import resources
 from mikro.api.resources import BY_KIND, Resource
-from mikro.cli import printers
+from mikro.cli import applyplan, printers
 from mikro.cli.client import Client
 from mikro.errors import ApiError
 
 if TYPE_CHECKING:
     from mikro.cli import manifest
 
-LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+LAST_APPLIED = applyplan.LAST_APPLIED
 ALL_KINDS = ["Pod", "Service", "Deployment", "ReplicaSet"]
 
 
@@ -114,6 +114,8 @@ def get(
             objects.append((res, items))
     if output in ("json", "yaml"):
         flat = [o for _, items in objects for o in items]
+        for obj in flat:  # as kubectl: shown only with --show-managed-fields
+            (obj.get("metadata") or {}).pop("managedFields", None)
         single = len(flat) == 1 and all(names for _, names in groups) and not many_kinds
         out(dump(flat[0] if single else as_list(flat), output))
         return 0
@@ -169,68 +171,71 @@ def _without_status(obj: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge_diff(old: Any, new: Any) -> Any:
-    """The JSON merge patch that turns `old` (last applied) into `new` (the manifest)."""
+    """The JSON merge patch that turns `old` (last applied) into `new` (the manifest): the
+    three-way patch with the live object taken as the last applied."""
     if not isinstance(old, dict) or not isinstance(new, dict):
         return copy.deepcopy(new)
-    patch: dict[str, Any] = {}
-    for key in old:
-        if key not in new:
-            patch[key] = None
-    for key, value in new.items():
-        if key not in old:
-            patch[key] = copy.deepcopy(value)
-        elif old[key] != value:
-            patch[key] = merge_diff(old[key], value)
-    return patch
+    return applyplan.three_way(old, new, old)
 
 
-def apply_documents(client: Client, documents: list[manifest.Document], namespace: str) -> list[dict[str, Any]]:
+def apply_documents(
+    client: Client, documents: list[manifest.Document], namespace: str, validate: str = "strict"
+) -> list[dict[str, Any]]:
     """Create or patch each object, kubectl's client-side apply: a dry run of every document
-    first, so that one refusal means nothing is applied."""
-    creating_ns = {d.obj["metadata"]["name"] for d in documents if d.obj["kind"] == "Namespace"}
+    first (objects of a namespace the same apply creates are tried as if it existed), so that
+    one refusal means nothing is applied."""
+    # kubectl's manager name: mikro apply is kubectl's client-side apply, and the two share
+    # ownership of what they apply (server-side apply conflicts name this manager).
+    params = {"fieldValidation": applyplan.field_validation(validate), "fieldManager": "kubectl-client-side-apply"}
     plans = []
+    new_namespaces: set[str] = set()
     for doc in documents:
         res = BY_KIND[doc.obj["kind"]]
-        desired = _without_status(doc.obj)
-        ns = (desired["metadata"].get("namespace") or namespace) if res.namespaced else None
+        config = copy.deepcopy(doc.obj)
+        ns = (config["metadata"].get("namespace") or namespace) if res.namespaced else None
         if res.namespaced:
-            desired["metadata"]["namespace"] = ns
-        name = desired["metadata"].get("name")
-        annotated = copy.deepcopy(desired)
-        annotated["metadata"].setdefault("annotations", {})[LAST_APPLIED] = json.dumps(
-            desired, sort_keys=True, separators=(",", ":")
-        )
-        try:
-            current = client.get(res, ns, name) if name else None
-        except ApiError as e:
-            if e.code != 404:
-                raise
-            current = None
+            config["metadata"]["namespace"] = ns
+        name = config["metadata"].get("name")
+        sent = _without_status(applyplan.annotated(config))
+        current = None
+        if name and not (res.namespaced and ns in new_namespaces):
+            try:
+                current = client.get(res, ns, name)
+            except ApiError as e:
+                if e.code != 404:
+                    raise
         patch: Any = None
-        if current is not None:
-            last = json.loads((current["metadata"].get("annotations") or {}).get(LAST_APPLIED) or "{}")
-            patch = merge_diff(last, annotated)
         try:
             if current is None:
-                if not (ns in creating_ns and res.namespaced):
-                    client.create(res, ns, annotated, dry_run=True)
+                extra = {"mikroAssumeNamespace": "true"} if res.namespaced and ns in new_namespaces else {}
+                client.create(res, ns, sent, dry_run=True, **params, **extra)
+                if res.kind == "Namespace":
+                    new_namespaces.add(name)
             else:
-                client.patch(res, ns, name, patch, dry_run=True)
+                last = json.loads((current["metadata"].get("annotations") or {}).get(LAST_APPLIED) or "{}")
+                patch = applyplan.three_way(last, sent, current)
+                if patch:
+                    client.patch(res, ns, name, patch, dry_run=True, **params)
         except ApiError as e:
-            raise ApiError(e.code, f"{doc.where}: {e.message}", e.reason, e.details) from None
-        plans.append((res, ns, name, annotated, current, patch))
+            verb = "creating" if current is None else "patching"
+            raise ApiError(e.code, f'error when {verb} "{doc.source}": {e.message}', e.reason, e.details) from None
+        plans.append((res, ns, name, sent, current, patch))
+    client.warnings.clear()
     results = []
-    for res, ns, name, annotated, current, patch in plans:
+    for res, ns, name, sent, current, patch in plans:
         if current is None:
-            obj = client.create(res, ns, annotated)
+            obj = client.create(res, ns, sent, **params)
             verb = "created"
         else:
-            obj = client.patch(res, ns, name, patch) if patch else current
+            obj = client.patch(res, ns, name, patch, **params) if patch else current
             verb = (
                 "unchanged"
                 if obj["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
                 else "configured"
             )
+        for warning in client.warnings:
+            err(f"Warning: {warning}")
+        client.warnings.clear()
         out(f"{res.qualified}/{obj['metadata']['name']} {verb}")
         results.append(obj)
     return results

@@ -594,7 +594,18 @@ def images_ls() -> None:
 # -- apply / delete ------------------------------------------------------------------------
 
 
-def _apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float) -> None:
+VALIDATE_OPTION = click.option(
+    "--validate",
+    type=click.Choice(["strict", "warn", "ignore", "true", "false"]),
+    default="strict",
+    show_default=True,
+    help="As kubectl: strict refuses unknown fields, warn reports them, ignore drops them.",
+)
+
+
+def _apply(
+    files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float, validate: str = "strict"
+) -> None:
     if not files:
         fail("must specify one of -f and -k")
     from mikro.cli import manifest
@@ -604,7 +615,7 @@ def _apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, 
         click.echo(f"nothing to apply: {', '.join(files)} holds no object", err=True)
         return
     client = Client.from_state()
-    applied = kubectl.apply_documents(client, documents, namespace)
+    applied = kubectl.apply_documents(client, documents, namespace, validate)
     if wait:
         sys.exit(kubectl.wait_ready(client, applied, timeout))
 
@@ -615,10 +626,11 @@ def _apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, 
 @click.option("-n", "--namespace", default="default")
 @click.option("--wait", is_flag=True, help="Wait until every applied workload is ready.")
 @click.option("--timeout", default=300.0)
+@VALIDATE_OPTION
 @handled
-def apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float) -> None:
+def apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float, validate: str) -> None:
     """Apply manifests (kubectl apply -f)."""
-    _apply(files, recursive, namespace, wait, timeout)
+    _apply(files, recursive, namespace, wait, timeout, validate)
 
 
 def _delete(
@@ -759,10 +771,13 @@ def kubectl_delete(**kwargs: Any) -> None:
 @click.option("-n", "--namespace", default="default")
 @click.option("--wait", is_flag=True)
 @click.option("--timeout", default=300.0)
+@VALIDATE_OPTION
 @handled
-def kubectl_apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float) -> None:
+def kubectl_apply(
+    files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float, validate: str
+) -> None:
     """Apply a configuration by file name or stdin."""
-    _apply(files, recursive, namespace, wait, timeout)
+    _apply(files, recursive, namespace, wait, timeout, validate)
 
 
 def _deployment_arg(target: str, name: str | None) -> str:

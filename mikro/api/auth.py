@@ -1,0 +1,82 @@
+"""SelfSubjectAccessReview and SelfSubjectReview (`kubectl auth can-i`, `kubectl auth whoami`).
+
+mikro has one user, the holder of the bearer token, and it may do everything, as
+system:masters may on Kubernetes. Pure: request body in, review out.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from mikro.errors import ApiError
+
+USER = {"username": "admin", "groups": ["system:masters", "system:authenticated"]}
+
+# (group, plural) -> kind; every group at v1
+REVIEWS = {
+    ("authorization.k8s.io", "selfsubjectaccessreviews"): "SelfSubjectAccessReview",
+    ("authorization.k8s.io", "selfsubjectrulesreviews"): "SelfSubjectRulesReview",
+    ("authentication.k8s.io", "selfsubjectreviews"): "SelfSubjectReview",
+}
+GROUPS = sorted({group for group, _ in REVIEWS})
+
+
+def group_list_entries() -> list[dict[str, Any]]:
+    gvs = [{"groupVersion": f"{group}/v1", "version": "v1"} for group in GROUPS]
+    return [{"name": g, "versions": [gv], "preferredVersion": gv} for g, gv in zip(GROUPS, gvs, strict=True)]
+
+
+def discovery(path: str) -> dict[str, Any] | None:
+    """/apis/<group> and /apis/<group>/v1 for the review groups."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) not in (2, 3) or parts[0] != "apis" or parts[1] not in GROUPS:
+        return None
+    group = parts[1]
+    gv = {"groupVersion": f"{group}/v1", "version": "v1"}
+    if len(parts) == 2:
+        return {"kind": "APIGroup", "apiVersion": "v1", "name": group, "versions": [gv], "preferredVersion": gv}
+    if parts[2] != "v1":
+        return None
+    listed = [
+        {"name": plural, "singularName": "", "namespaced": False, "kind": kind, "verbs": ["create"]}
+        for (g, plural), kind in REVIEWS.items()
+        if g == group
+    ]
+    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": f"{group}/v1", "resources": listed}
+
+
+def review_path(path: str) -> tuple[str, str] | None:
+    """(group, plural) of a review POSTed to this path, or None."""
+    parts = [p for p in path.split("/") if p]
+    if len(parts) == 4 and parts[0] == "apis" and parts[2] == "v1" and (parts[1], parts[3]) in REVIEWS:
+        return parts[1], parts[3]
+    return None
+
+
+def review(key: tuple[str, str], body: Any) -> dict[str, Any]:
+    group, _ = key
+    kind = REVIEWS[key]
+    if not isinstance(body, dict):
+        raise ApiError(400, f"the body of a {kind} must be an object")
+    out = copy.deepcopy(body)
+    out["apiVersion"], out["kind"] = f"{group}/v1", kind
+    out.setdefault("metadata", {}).setdefault("creationTimestamp", None)
+    if kind == "SelfSubjectReview":
+        out["status"] = {"userInfo": copy.deepcopy(USER)}
+    elif kind == "SelfSubjectRulesReview":
+        out["status"] = {
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": False,
+        }
+    else:
+        spec = out.get("spec")
+        if not isinstance(spec, dict) or not (spec.get("resourceAttributes") or spec.get("nonResourceAttributes")):
+            raise ApiError(
+                422,
+                f'{kind}.{group} "" is invalid: spec.resourceAttributes: Invalid value: "null": '
+                "exactly one of nonResourceAttributes or resourceAttributes must be specified",
+            )
+        out["status"] = {"allowed": True, "reason": "mikro has a single user, allowed to do everything"}
+    return out

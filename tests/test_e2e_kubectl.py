@@ -1,0 +1,255 @@
+"""Real kubectl (1.32) against a real mikro: apply with validation, diff, explain, edit, replace,
+patch, server-side apply, get all, auth, label/annotate, delete, and agreement between
+`mikro apply` and `kubectl apply`. Each step is its own test on one cluster."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .conftest import Mikro, wait_for
+
+pytestmark = pytest.mark.docker
+
+KUBECTL = os.environ.get("MIKRO_TEST_KUBECTL") or shutil.which("kubectl") or "kubectl"
+
+
+def deployment(name: str, replicas: int = 1, extra: str = "") -> str:
+    return (
+        f"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: {name}\n  labels: {{app: {name}}}\n"
+        f"spec:\n  replicas: {replicas}\n{extra}  selector:\n    matchLabels: {{app: {name}}}\n"
+        f"  template:\n    metadata:\n      labels: {{app: {name}}}\n    spec:\n      containers:\n"
+        "      - name: web\n        image: hello-ip:1\n        ports:\n        - containerPort: 8080\n"
+    )
+
+
+def service(name: str, port_field: str = "targetPort") -> str:
+    return (
+        f"apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector: {{app: {name}}}\n"
+        f"  ports:\n  - port: 80\n    {port_field}: 8080\n"
+    )
+
+
+class Kubectl:
+    def __init__(self, kubeconfig: Path, workdir: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.workdir = workdir
+
+    def __call__(
+        self, *args: str, env: dict[str, str] | None = None, input: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [KUBECTL, "--kubeconfig", str(self.kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            input=input,
+            env={**os.environ, "KUBECACHEDIR": str(self.workdir / "cache"), **(env or {})},
+        )
+
+    def file(self, name: str, text: str) -> str:
+        path = self.workdir / name
+        path.write_text(text)
+        return str(path)
+
+    def get(self, *args: str) -> dict:
+        done = self("get", *args, "-o", "json")
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def kubectl(mikro: Mikro, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Kubectl]:
+    workdir = tmp_path_factory.mktemp("kubectl")
+    kubeconfig = workdir / "kubeconfig"
+    kubeconfig.write_text(mikro.run("config").stdout)
+    yield Kubectl(kubeconfig, workdir)
+
+
+def test_kubectl_is_1_32(kubectl: Kubectl) -> None:
+    version = json.loads(kubectl("version", "--client", "-o", "json").stdout)
+    assert version["clientVersion"]["minor"].rstrip("+") == "32"
+
+
+def test_apply_validates_created_unchanged_configured(kubectl: Kubectl) -> None:
+    path = kubectl.file("a.yaml", deployment("ka"))
+    first = kubectl("apply", "-f", path)
+    assert (first.returncode, first.stdout, first.stderr) == (0, "deployment.apps/ka created\n", "")
+    again = kubectl("apply", "-f", path)
+    assert (again.returncode, again.stdout) == (0, "deployment.apps/ka unchanged\n")
+    kubectl.file("a.yaml", deployment("ka", replicas=2))
+    changed = kubectl("apply", "-f", path)
+    assert (changed.returncode, changed.stdout) == (0, "deployment.apps/ka configured\n")
+    assert kubectl.get("deployment", "ka")["spec"]["replicas"] == 2
+
+
+def test_apply_refuses_unknown_field_strictly(kubectl: Kubectl, mikro: Mikro) -> None:
+    path = kubectl.file("bad.yaml", service("kbad", port_field="targetport"))
+    refused = kubectl("apply", "-f", path)
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        f'Error from server (BadRequest): error when creating "{path}": Service in version "v1" cannot be '
+        'handled as a Service: strict decoding error: unknown field "spec.ports[0].targetport"'
+    )
+    mine = mikro.run("apply", "-f", path, check=False)
+    assert mine.returncode == 1 and mine.stdout == ""
+    assert mine.stderr.strip() == (
+        f'error: from server (BadRequest): error when creating "{path}": Service in version "v1" cannot be '
+        'handled as a Service: strict decoding error: unknown field "spec.ports[0].targetport"'
+    )
+    assert kubectl("get", "service", "kbad").returncode == 1
+    misplaced = kubectl.file("surge.yaml", deployment("ksurge", extra="  strategy:\n    maxSurge: 1\n"))
+    refused = mikro.run("apply", "-f", misplaced, check=False)
+    assert refused.returncode == 1 and 'unknown field "spec.strategy.maxSurge"' in refused.stderr
+    warned = kubectl("apply", "--validate=warn", "-f", path)
+    assert warned.returncode == 0 and 'Warning: unknown field "spec.ports[0].targetport"' in warned.stderr
+    assert "targetport" not in json.dumps(kubectl.get("service", "kbad")["spec"])
+
+
+def test_diff(kubectl: Kubectl) -> None:
+    path = kubectl.file("d.yaml", deployment("kd"))
+    assert kubectl("apply", "-f", path).returncode == 0
+    same = kubectl("diff", "-f", path)
+    assert (same.returncode, same.stdout) == (0, "")
+    kubectl.file("d.yaml", deployment("kd", replicas=3))
+    different = kubectl("diff", "-f", path)
+    assert different.returncode == 1
+    assert "-  replicas: 1\n+  replicas: 3\n" in different.stdout
+
+
+def test_explain_deployment_spec(kubectl: Kubectl) -> None:
+    explained = kubectl("explain", "deployment.spec")
+    assert explained.returncode == 0, explained.stderr
+    assert "KIND:       Deployment" in explained.stdout and "FIELD: spec <DeploymentSpec>" in explained.stdout
+    assert "strategy\t<DeploymentStrategy>" in explained.stdout
+    nested = kubectl("explain", "deployment.spec.strategy.rollingUpdate.maxSurge")
+    assert nested.returncode == 0 and "The maximum number of pods that can be scheduled" in nested.stdout
+
+
+def test_explain_from_openapi_v2(kubectl: Kubectl) -> None:
+    explained = kubectl("explain", "deployment.spec.strategy", "--output=plaintext-openapiv2")
+    assert explained.returncode == 0, explained.stderr
+    assert "RESOURCE: strategy <Object>" in explained.stdout and "rollingUpdate\t<Object>" in explained.stdout
+
+
+def test_logs_since_and_limit_bytes(kubectl: Kubectl) -> None:
+    pod = (
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: klogs}\nspec:\n  containers:\n  - name: main\n"
+        "    image: hello-ip:1\n    command: [sh, -c, 'echo first; echo second; sleep 3600']\n"
+    )
+    assert kubectl("apply", "-f", kubectl.file("logs.yaml", pod)).returncode == 0
+    wait_for(lambda: kubectl("logs", "klogs").stdout == "first\nsecond\n", timeout=120, what="the pod's output")
+    assert kubectl("logs", "klogs", "--limit-bytes=5").stdout == "first"
+    assert kubectl("logs", "klogs", "--since=1h").stdout == "first\nsecond\n"
+    assert kubectl("logs", "klogs", "--since-time=2099-01-01T00:00:00Z").stdout == ""
+    stamped = kubectl("logs", "klogs", "--since=1h", "--timestamps").stdout.splitlines()
+    assert [line.split(" ", 1)[1] for line in stamped] == ["first", "second"]
+    assert kubectl("logs", "klogs", "--tail=1").stdout == "second\n"
+
+
+def test_edit(kubectl: Kubectl) -> None:
+    assert kubectl("apply", "-f", kubectl.file("e.yaml", deployment("ke"))).returncode == 0
+    edited = kubectl("edit", "deployment", "ke", env={"KUBE_EDITOR": "sed -i s/replicas:\\ 1/replicas:\\ 2/"})
+    assert (edited.returncode, edited.stdout.strip()) == (0, "deployment.apps/ke edited"), edited.stderr
+    assert kubectl.get("deployment", "ke")["spec"]["replicas"] == 2
+
+
+def test_replace_and_create(kubectl: Kubectl) -> None:
+    path = kubectl.file("r.yaml", service("kr"))
+    created = kubectl("create", "-f", path)
+    assert (created.returncode, created.stdout) == (0, "service/kr created\n"), created.stderr
+    replaced = kubectl("replace", "-f", kubectl.file("r.yaml", service("kr").replace("port: 80", "port: 81")))
+    assert (replaced.returncode, replaced.stdout) == (0, "service/kr replaced\n"), replaced.stderr
+    assert kubectl.get("service", "kr")["spec"]["ports"][0]["port"] == 81
+
+
+def test_patch_three_types(kubectl: Kubectl) -> None:
+    assert kubectl("apply", "-f", kubectl.file("p.yaml", deployment("kp"))).returncode == 0
+    strategic = kubectl("patch", "deployment", "kp", "-p", '{"spec":{"replicas":2}}')
+    assert (strategic.returncode, strategic.stdout) == (0, "deployment.apps/kp patched\n")
+    merge = kubectl("patch", "deployment", "kp", "--type=merge", "-p", '{"metadata":{"labels":{"m":"1"}}}')
+    assert merge.returncode == 0
+    json_patch = kubectl(
+        "patch", "deployment", "kp", "--type=json", "-p", '[{"op":"replace","path":"/spec/replicas","value":3}]'
+    )
+    assert json_patch.returncode == 0
+    got = kubectl.get("deployment", "kp", "--show-managed-fields")
+    assert got["spec"]["replicas"] == 3 and got["metadata"]["labels"]["m"] == "1"
+    managers = {e["manager"] for e in got["metadata"]["managedFields"]}
+    assert {"kubectl-client-side-apply", "kubectl-patch"} <= managers
+
+
+def test_server_side_apply_and_conflict(kubectl: Kubectl) -> None:
+    path = kubectl.file("s.yaml", deployment("ks"))
+    applied = kubectl("apply", "--server-side", "-f", path)
+    assert (applied.returncode, applied.stdout) == (0, "deployment.apps/ks serverside-applied\n"), applied.stderr
+    entry = kubectl.get("deployment", "ks", "--show-managed-fields")["metadata"]["managedFields"][0]
+    assert (entry["manager"], entry["operation"]) == ("kubectl", "Apply")
+    assert 'k:{"name":"web"}' in entry["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
+    assert kubectl("scale", "deployment", "ks", "--replicas=2").returncode == 0
+    assert kubectl("patch", "deployment", "ks", "-p", '{"spec":{"replicas":3}}').returncode == 0
+    conflict = kubectl("apply", "--server-side", "-f", path)
+    assert conflict.returncode == 1
+    assert (
+        'error: Apply failed with 1 conflict: conflict with "kubectl-patch" using apps/v1: .spec.replicas'
+        in conflict.stderr
+    )
+    forced = kubectl("apply", "--server-side", "--force-conflicts", "-f", path)
+    assert forced.returncode == 0 and kubectl.get("deployment", "ks")["spec"]["replicas"] == 1
+
+
+def test_get_all(kubectl: Kubectl) -> None:
+    assert kubectl("apply", "-f", kubectl.file("g.yaml", deployment("kg") + "---\n" + service("kg"))).returncode == 0
+    everything = kubectl("get", "all")
+    assert everything.returncode == 0, everything.stderr
+    assert "deployment.apps/kg" in everything.stdout and "service/kg" in everything.stdout
+    assert "replicaset.apps/kg-" in everything.stdout
+
+
+def test_auth(kubectl: Kubectl) -> None:
+    can = kubectl("auth", "can-i", "create", "deployments")
+    assert (can.returncode, can.stdout) == (0, "yes\n"), can.stderr
+    who = kubectl("auth", "whoami")
+    assert who.returncode == 0 and "admin" in who.stdout
+
+
+def test_label_annotate(kubectl: Kubectl) -> None:
+    assert kubectl("apply", "-f", kubectl.file("l.yaml", service("kl"))).returncode == 0
+    labeled = kubectl("label", "service", "kl", "tier=front")
+    assert (labeled.returncode, labeled.stdout) == (0, "service/kl labeled\n")
+    annotated = kubectl("annotate", "service", "kl", "note=hi")
+    assert (annotated.returncode, annotated.stdout) == (0, "service/kl annotated\n")
+    meta = kubectl.get("service", "kl")["metadata"]
+    assert meta["labels"] == {"tier": "front"} and meta["annotations"]["note"] == "hi"
+
+
+def test_mikro_apply_then_kubectl_apply_is_unchanged(kubectl: Kubectl, mikro: Mikro) -> None:
+    path = kubectl.file("m.yaml", deployment("km") + "---\n" + service("km"))
+    mine = mikro.run("apply", "-f", path)
+    assert mine.stdout == "deployment.apps/km created\nservice/km created\n"
+    theirs = kubectl("apply", "-f", path)
+    assert (theirs.returncode, theirs.stdout) == (0, "deployment.apps/km unchanged\nservice/km unchanged\n")
+    # mikro's own get hides managedFields as kubectl does
+    shown = mikro.kubectl("get", "deployment", "km", "-o", "yaml").stdout
+    assert "kubectl.kubernetes.io/last-applied-configuration" in shown and "managedFields" not in shown
+
+
+def test_kubectl_apply_then_mikro_apply_is_unchanged(kubectl: Kubectl, mikro: Mikro) -> None:
+    path = kubectl.file("k.yaml", deployment("kk") + "---\n" + service("kk"))
+    theirs = kubectl("apply", "-f", path)
+    assert (theirs.returncode, theirs.stdout) == (0, "deployment.apps/kk created\nservice/kk created\n")
+    mine = mikro.run("apply", "-f", path)
+    assert mine.stdout == "deployment.apps/kk unchanged\nservice/kk unchanged\n"
+
+
+def test_delete(kubectl: Kubectl) -> None:
+    assert kubectl("apply", "-f", kubectl.file("x.yaml", service("kx"))).returncode == 0
+    deleted = kubectl("delete", "service", "kx")
+    assert (deleted.returncode, deleted.stdout) == (0, 'service "kx" deleted\n'), deleted.stderr
+    assert kubectl("get", "service", "kx").returncode == 1
