@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from mikro import __version__
-from mikro.api import resources, selectors
+from mikro.api import kubeproto, resources, selectors
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
 from mikro.api.store import Change
@@ -131,9 +131,10 @@ class Handler(BaseHTTPRequestHandler):
     # -- plumbing --------------------------------------------------------------------------
 
     def _send_json(self, code: int, body: Any) -> None:
-        data = json.dumps(body, separators=(",", ":")).encode()
+        # JSON, or protobuf for the built-in kinds when the client prefers it (Go clients do).
+        ctype, data = kubeproto.render(body, self.headers.get("Accept"))
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -164,6 +165,8 @@ class Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b""
         if not raw:
             return {}
+        if kubeproto.is_protobuf(self.headers.get("Content-Type")):
+            return kubeproto.read_body(raw)
         try:
             return json.loads(raw)
         except ValueError:
@@ -418,26 +421,31 @@ class Handler(BaseHTTPRequestHandler):
         since = int(rv) if rv and rv != "0" else None
         watch = reg.store.watch(predicate, since=since)
         table = self._wants_table()
+        protobuf = not table and kubeproto.prefers_protobuf(self.headers.get("Accept")) and kubeproto.has_schema(
+            res.api_version, res.kind
+        )
         timeout = min(int(query.get("timeoutSeconds") or 1800), 3600)
         try:
-            self._start_chunked("application/json")
+            self._start_chunked(kubeproto.WATCH_MEDIA_TYPE if protobuf else "application/json")
             if since is None:
                 items, _ = reg.list(res, ns)
                 for obj in items:
                     if wanted(obj):
-                        self._send_event("ADDED", res, obj, table)
+                        self._send_event("ADDED", res, obj, table, protobuf)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and not self.server.stopping.is_set():
                 change = watch.next(timeout=1.0)
                 if change is not None:
-                    self._send_event(change.type, res, change.obj, table)
+                    self._send_event(change.type, res, change.obj, table, protobuf)
             self._end_chunks()
         finally:
             watch.close()
 
-    def _send_event(self, type_: str, res: Resource, obj: dict[str, Any], table: bool) -> None:
+    def _send_event(self, type_: str, res: Resource, obj: dict[str, Any], table: bool, protobuf: bool = False) -> None:
         body = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", "")) if table else obj
-        self._chunk(json.dumps({"type": type_, "object": body}, separators=(",", ":")).encode() + b"\n")
+        if protobuf and "kind" not in body:
+            body = {"apiVersion": res.api_version, "kind": res.kind, **body}
+        self._chunk(kubeproto.watch_frame(type_, body, protobuf))
 
     def _pod_stream(self, sub: str, ns: str, name: str, query: dict[str, str]) -> None:
         runtime = self.server.runtime

@@ -1,0 +1,550 @@
+"""Kubernetes' protobuf encoding (`application/vnd.kubernetes.protobuf`) for the built-in kinds.
+
+Go clients (kubectl's typed paths, Helm, every client-go program) send and ask for built-in kinds
+in protobuf. mikro keeps its objects as JSON-shaped dicts; this module converts between those
+dicts and the wire, and nothing else:
+
+- an object on the wire is the magic `k8s\\x00` followed by a `runtime.Unknown` message whose
+  `typeMeta` names apiVersion and kind and whose `raw` holds the object's own message;
+- a watch stream is a series of frames, each a 4-byte big-endian length and a bare
+  `metav1.WatchEvent` message whose `object.raw` holds the enveloped object.
+
+The messages come from the descriptors Kubernetes' Go code registers (proto/kubernetes.binpb,
+extracted from kubectl by tools/kube_descriptors.py); the `protobuf` library does the wire
+format. What is Kubernetes' own is the mapping to JSON, done here:
+
+- proto field names are the JSON names, except embedded Go structs that JSON inlines
+  (`Probe.handler`, `Volume.volumeSource`, ...: INLINE);
+- Go pointers vs values: gogo writes every non-pointer field, zero or not, so a zero in a field
+  marked `(gogoproto.nullable) = false` means "unset" and is left out of the dict, while a zero in
+  a pointer field (`replicas: 0`, `storageClassName: ""`) is kept;
+- special types: Time/MicroTime (RFC 3339), Duration (Go's "1m30s"), IntOrString, Quantity
+  (a string), RawExtension and FieldsV1 (raw JSON), bytes (base64 in JSON), string-list
+  wrappers (`ExtraValue`, `Verbs`).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import functools
+import json
+import re
+import struct
+from importlib import resources as pkg_resources
+from typing import Any
+
+from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import DecodeError, Message
+
+MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
+WATCH_MEDIA_TYPE = MEDIA_TYPE + ";stream=watch"
+MAGIC = b"k8s\x00"
+
+META = "k8s.io.apimachinery.pkg.apis.meta.v1"
+TIME = f"{META}.Time"
+MICRO_TIME = f"{META}.MicroTime"
+DURATION = f"{META}.Duration"
+FIELDS_V1 = f"{META}.FieldsV1"
+INT_OR_STRING = "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
+QUANTITY = "k8s.io.apimachinery.pkg.api.resource.Quantity"
+RAW_EXTENSION = "k8s.io.apimachinery.pkg.runtime.RawExtension"
+UNKNOWN = "k8s.io.apimachinery.pkg.runtime.Unknown"
+WATCH_EVENT = f"{META}.WatchEvent"
+# Go types `[]string` that protobuf wraps in a message of one repeated field.
+STRING_LISTS = {
+    f"{META}.Verbs",
+    "k8s.io.api.authentication.v1.ExtraValue",
+    "k8s.io.api.authorization.v1.ExtraValue",
+    "k8s.io.api.certificates.v1.ExtraValue",
+}
+# Embedded Go structs that JSON inlines: (message, field) whose sub-fields sit in the parent dict.
+INLINE = {
+    ("k8s.io.api.core.v1.Probe", "handler"),
+    ("k8s.io.api.core.v1.Volume", "volumeSource"),
+    ("k8s.io.api.core.v1.PersistentVolumeSpec", "persistentVolumeSource"),
+    ("k8s.io.api.core.v1.EphemeralContainer", "ephemeralContainerCommon"),
+    ("k8s.io.api.networking.v1.IngressRule", "ingressRuleValue"),
+    *(
+        (f"k8s.io.api.core.v1.{m}", "localObjectReference")
+        for m in (
+            "ConfigMapEnvSource",
+            "ConfigMapKeySelector",
+            "ConfigMapProjection",
+            "ConfigMapVolumeSource",
+            "SecretEnvSource",
+            "SecretKeySelector",
+            "SecretProjection",
+        )
+    ),
+}
+# API group -> the protobuf package of its v1 (or named) version.
+GROUP_PACKAGES = {
+    "": "k8s.io.api.core",
+    "apps": "k8s.io.api.apps",
+    "batch": "k8s.io.api.batch",
+    "networking.k8s.io": "k8s.io.api.networking",
+    "storage.k8s.io": "k8s.io.api.storage",
+    "policy": "k8s.io.api.policy",
+    "rbac.authorization.k8s.io": "k8s.io.api.rbac",
+    "autoscaling": "k8s.io.api.autoscaling",
+    "coordination.k8s.io": "k8s.io.api.coordination",
+    "discovery.k8s.io": "k8s.io.api.discovery",
+    "events.k8s.io": "k8s.io.api.events",
+    "scheduling.k8s.io": "k8s.io.api.scheduling",
+    "node.k8s.io": "k8s.io.api.node",
+    "authentication.k8s.io": "k8s.io.api.authentication",
+    "authorization.k8s.io": "k8s.io.api.authorization",
+    "certificates.k8s.io": "k8s.io.api.certificates",
+}
+# Kinds of meta.k8s.io that travel under any group's apiVersion (Status, DeleteOptions, ...).
+META_KINDS = {
+    "Status",
+    "DeleteOptions",
+    "CreateOptions",
+    "UpdateOptions",
+    "PatchOptions",
+    "GetOptions",
+    "ListOptions",
+    "WatchEvent",
+    "APIResourceList",
+    "APIGroupList",
+    "APIGroup",
+    "APIVersions",
+}
+GO_ZERO_TIME = -62135596800  # time.Time{}.Unix()
+NULLABLE_FALSE = b"\xc8\xde\x1f\x00"  # (gogoproto.nullable) = false, field 65001, varint 0
+_INT_TYPES = {
+    FieldDescriptor.TYPE_INT32,
+    FieldDescriptor.TYPE_INT64,
+    FieldDescriptor.TYPE_UINT32,
+    FieldDescriptor.TYPE_UINT64,
+    FieldDescriptor.TYPE_SINT32,
+    FieldDescriptor.TYPE_SINT64,
+    FieldDescriptor.TYPE_FIXED32,
+    FieldDescriptor.TYPE_FIXED64,
+    FieldDescriptor.TYPE_SFIXED32,
+    FieldDescriptor.TYPE_SFIXED64,
+}
+_FLOAT_TYPES = {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
+
+
+class ProtobufError(ValueError):
+    """A body that is not a Kubernetes protobuf object mikro can read."""
+
+
+class NoSchema(ProtobufError):
+    """The kind has no protobuf message (custom resources, Table): JSON only."""
+
+
+class _Schema:
+    def __init__(self) -> None:
+        data = pkg_resources.files("mikro.api").joinpath("proto/kubernetes.binpb").read_bytes()
+        files = descriptor_pb2.FileDescriptorSet.FromString(data)
+        self.pool = descriptor_pool.DescriptorPool()
+        self.values: set[tuple[str, str]] = set()  # (message, field) that are Go non-pointers
+        for fd in files.file:
+            self.pool.Add(fd)
+            for msg in fd.message_type:
+                self._note_values(fd.package, msg)
+
+    def _note_values(self, prefix: str, msg: descriptor_pb2.DescriptorProto) -> None:
+        full = f"{prefix}.{msg.name}"
+        for f in msg.field:
+            if NULLABLE_FALSE in f.options.SerializeToString():
+                self.values.add((full, f.name))
+        for nested in msg.nested_type:
+            self._note_values(full, nested)
+
+    @functools.cache  # noqa: B019 - one schema per process
+    def message(self, full_name: str) -> type[Message]:
+        return message_factory.GetMessageClass(self.pool.FindMessageTypeByName(full_name))
+
+    def find(self, api_version: str, kind: str) -> str | None:
+        group, _, version = api_version.rpartition("/")
+        if kind in META_KINDS:
+            name = f"{META}.{kind}"
+        elif group in GROUP_PACKAGES:
+            name = f"{GROUP_PACKAGES[group]}.{version}.{kind}"
+        else:
+            return None
+        try:
+            self.pool.FindMessageTypeByName(name)
+        except KeyError:
+            return None
+        return name
+
+
+@functools.cache
+def schema() -> _Schema:
+    return _Schema()
+
+
+def has_schema(api_version: str, kind: str) -> bool:
+    return schema().find(api_version, kind) is not None
+
+
+# -- media types ---------------------------------------------------------------------------
+
+
+def is_protobuf(content_type: str | None) -> bool:
+    return (content_type or "").split(";")[0].strip().lower() == MEDIA_TYPE
+
+
+def prefers_protobuf(accept: str | None) -> bool:
+    """Whether the client's Accept header ranks protobuf first (kubectl's typed clients send
+    `application/vnd.kubernetes.protobuf, */*`); a Table request (`as=Table`) never does."""
+    best: tuple[float, int, str] | None = None
+    for index, part in enumerate((accept or "").split(",")):
+        fields = [p.strip() for p in part.split(";")]
+        media = fields[0].lower()
+        if not media:
+            continue
+        params = dict(p.split("=", 1) for p in fields[1:] if "=" in p)
+        if "as" in params:
+            continue
+        try:
+            q = float(params.get("q", "1"))
+        except ValueError:
+            q = 0.0
+        if q <= 0:
+            continue
+        key = (-q, index, media)
+        if best is None or key < best:
+            best = key
+    return best is not None and best[2] == MEDIA_TYPE
+
+
+# -- envelope ------------------------------------------------------------------------------
+
+
+def decode(data: bytes) -> dict[str, Any]:
+    """An enveloped object (`k8s\\x00` + runtime.Unknown) -> the JSON-shaped dict."""
+    if not data.startswith(MAGIC):
+        raise ProtobufError("the protobuf body does not start with the Kubernetes magic number")
+    s = schema()
+    try:
+        unknown = s.message(UNKNOWN).FromString(data[len(MAGIC) :])
+    except DecodeError as exc:
+        raise ProtobufError(f"the protobuf body cannot be decoded: {exc}") from None
+    api_version, kind = unknown.typeMeta.apiVersion, unknown.typeMeta.kind
+    if unknown.contentEncoding:
+        raise ProtobufError(f"unsupported protobuf content encoding {unknown.contentEncoding!r}")
+    name = s.find(api_version, kind)
+    if name is None:
+        raise NoSchema(f"no protobuf serialization is known for {kind} ({api_version or 'no apiVersion'})")
+    try:
+        msg = s.message(name).FromString(unknown.raw)
+    except DecodeError as exc:
+        raise ProtobufError(f"the {kind} in the protobuf body cannot be decoded: {exc}") from None
+    head = {"apiVersion": api_version, "kind": kind}
+    return {**{k: v for k, v in head.items() if v}, **to_dict(msg)}
+
+
+def encode(obj: dict[str, Any]) -> bytes:
+    """A JSON-shaped dict with apiVersion and kind -> `k8s\\x00` + runtime.Unknown."""
+    api_version, kind = str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")
+    s = schema()
+    name = s.find(api_version, kind)
+    if name is None:
+        raise NoSchema(f"no protobuf serialization is known for {kind} ({api_version})")
+    msg = s.message(name)()
+    from_dict(msg, obj)
+    unknown = s.message(UNKNOWN)()
+    unknown.typeMeta.apiVersion = api_version
+    unknown.typeMeta.kind = kind
+    unknown.raw = msg.SerializeToString()
+    return MAGIC + unknown.SerializeToString()
+
+
+def encode_watch_event(type_: str, obj: dict[str, Any]) -> bytes:
+    """One frame of a protobuf watch stream: length (4 bytes, big-endian) + metav1.WatchEvent."""
+    event = schema().message(WATCH_EVENT)()
+    event.type = type_
+    event.object.raw = encode(obj)
+    body = event.SerializeToString()
+    return struct.pack(">I", len(body)) + body
+
+
+def decode_watch_stream(data: bytes) -> list[tuple[str, dict[str, Any]]]:
+    """The frames of a protobuf watch stream -> (type, object) pairs (what client-go reads)."""
+    events = []
+    at = 0
+    while at < len(data):
+        if at + 4 > len(data):
+            raise ProtobufError("truncated watch frame length")
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        frame = data[at + 4 : at + 4 + length]
+        if len(frame) != length:
+            raise ProtobufError("truncated watch frame")
+        event = schema().message(WATCH_EVENT).FromString(frame)
+        events.append((event.type, decode(event.object.raw)))
+        at += 4 + length
+    return events
+
+
+# -- messages <-> dicts --------------------------------------------------------------------
+
+
+def to_dict(msg: Message) -> dict[str, Any]:
+    desc = msg.DESCRIPTOR
+    values = schema().values
+    out: dict[str, Any] = {}
+    for field, value in msg.ListFields():
+        key = (desc.full_name, field.name)
+        if key in INLINE:
+            out.update(to_dict(value))
+            continue
+        if _is_map(field):
+            if value:
+                out[field.name] = {k: _value_to_json(field.message_type.fields_by_name["value"], v) for k, v in value.items()}
+            continue
+        if _repeated(field):
+            if value:
+                out[field.name] = [_value_to_json(field, v) for v in value]
+            continue
+        converted = _value_to_json(field, value)
+        if converted is None:
+            continue
+        if key in values and field.type != FieldDescriptor.TYPE_MESSAGE and not converted:
+            continue  # a Go value field at its zero: unset
+        if key in values and field.message_type is not None and field.message_type.full_name == INT_OR_STRING:
+            if converted == 0:
+                continue
+        out[field.name] = converted
+    return out
+
+
+def _value_to_json(field: FieldDescriptor, value: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        return base64.b64encode(value).decode()
+    if field.type != FieldDescriptor.TYPE_MESSAGE:
+        return value
+    name = field.message_type.full_name
+    if name in (TIME, MICRO_TIME):
+        if value.seconds in (0, GO_ZERO_TIME) and value.nanos == 0:
+            return None
+        when = dt.datetime.fromtimestamp(value.seconds, dt.UTC)
+        if name == MICRO_TIME:
+            return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.nanos // 1000:06d}Z"
+        return when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if name == DURATION:
+        return _format_duration(value.duration)
+    if name == INT_OR_STRING:
+        return value.strVal if value.type == 1 else value.intVal
+    if name == QUANTITY:
+        return value.string
+    if name in (RAW_EXTENSION, FIELDS_V1):
+        raw = value.raw if name == RAW_EXTENSION else value.Raw
+        if not raw:
+            return None
+        if raw.startswith(MAGIC):
+            return decode(raw)
+        return json.loads(raw)
+    if name in STRING_LISTS:
+        return list(value.items)
+    return to_dict(value)
+
+
+def from_dict(msg: Message, obj: dict[str, Any]) -> None:
+    desc: Descriptor = msg.DESCRIPTOR
+    for field in desc.fields:
+        if (desc.full_name, field.name) in INLINE:
+            sub = getattr(msg, field.name)
+            from_dict(sub, obj)
+            if sub.ListFields():
+                sub.SetInParent()
+            continue
+        value = obj.get(field.name)
+        if value is None:
+            continue
+        if _is_map(field):
+            if not isinstance(value, dict):
+                continue
+            value_field = field.message_type.fields_by_name["value"]
+            target = getattr(msg, field.name)
+            for k, v in value.items():
+                if v is None:
+                    continue
+                if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                    _set_message(target[str(k)], value_field, v)
+                else:
+                    target[str(k)] = _scalar(value_field, v)
+            continue
+        if _repeated(field):
+            if not isinstance(value, list):
+                continue
+            target = getattr(msg, field.name)
+            for item in value:
+                if item is None:
+                    continue
+                if field.type == FieldDescriptor.TYPE_MESSAGE:
+                    _set_message(target.add(), field, item)
+                else:
+                    target.append(_scalar(field, item))
+            continue
+        if field.type == FieldDescriptor.TYPE_MESSAGE:
+            sub = getattr(msg, field.name)
+            _set_message(sub, field, value)
+            sub.SetInParent()
+        else:
+            setattr(msg, field.name, _scalar(field, value))
+
+
+def _set_message(sub: Message, field: FieldDescriptor, value: Any) -> None:
+    name = field.message_type.full_name
+    if name in (TIME, MICRO_TIME):
+        seconds, nanos = _parse_time(str(value))
+        sub.seconds, sub.nanos = seconds, nanos
+    elif name == DURATION:
+        sub.duration = _parse_duration(str(value))
+    elif name == INT_OR_STRING:
+        if isinstance(value, str):
+            sub.type, sub.strVal = 1, value
+        else:
+            sub.type, sub.intVal = 0, int(value)
+    elif name == QUANTITY:
+        sub.string = _quantity(value)
+    elif name == RAW_EXTENSION:
+        sub.raw = json.dumps(value, separators=(",", ":")).encode()
+    elif name == FIELDS_V1:
+        sub.Raw = json.dumps(value, separators=(",", ":")).encode()
+    elif name in STRING_LISTS:
+        sub.items.extend(str(v) for v in value)
+    elif isinstance(value, dict):
+        from_dict(sub, value)
+    sub.SetInParent()
+
+
+def _scalar(field: FieldDescriptor, value: Any) -> Any:
+    if field.type == FieldDescriptor.TYPE_BYTES:
+        if isinstance(value, bytes):
+            return value
+        try:
+            return base64.b64decode(str(value), validate=True)
+        except binascii.Error:
+            raise ProtobufError(f"illegal base64 data in field {field.name}") from None
+    if field.type == FieldDescriptor.TYPE_STRING:
+        return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (bool, list, dict)) else str(value)
+    if field.type == FieldDescriptor.TYPE_BOOL:
+        return bool(value)
+    if field.type in _INT_TYPES:
+        return int(value)
+    if field.type in _FLOAT_TYPES:
+        return float(value)
+    return value
+
+
+def _repeated(field: FieldDescriptor) -> bool:
+    # protobuf 6.31 added `is_repeated`; 7 dropped `label`.
+    flag = getattr(field, "is_repeated", None)
+    return bool(flag) if flag is not None else field.label == FieldDescriptor.LABEL_REPEATED
+
+
+def _is_map(field: FieldDescriptor) -> bool:
+    return (
+        _repeated(field)
+        and field.message_type is not None
+        and field.message_type.GetOptions().map_entry
+    )
+
+
+def _quantity(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+_TIME_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}:\d{2}:\d{2})(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _parse_time(text: str) -> tuple[int, int]:
+    m = _TIME_RE.match(text.strip())
+    if not m:
+        raise ProtobufError(f'parsing time "{text}" as RFC 3339 failed')
+    zone = "+00:00" if m.group(4) in ("Z", "z") else m.group(4)
+    when = dt.datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}{zone}")
+    fraction = (m.group(3) or ".0")[1:10].ljust(9, "0")
+    return int(when.timestamp()), int(fraction)
+
+
+_DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
+_DURATION_RE = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
+
+
+def _parse_duration(text: str) -> int:
+    """Go's time.ParseDuration: "1h30m", "2.5s", "-1m"."""
+    sign = -1 if text.startswith("-") else 1
+    body = text.lstrip("+-")
+    if body == "0":
+        return 0
+    total, at = 0.0, 0
+    for m in _DURATION_RE.finditer(body):
+        if m.start() != at:
+            break
+        total += float(m.group(1)) * _DURATION_UNITS[m.group(2)]
+        at = m.end()
+    if at != len(body) or not body:
+        raise ProtobufError(f'time: invalid duration "{text}"')
+    return sign * round(total)
+
+
+def _format_duration(ns: int) -> str:
+    """Go's time.Duration.String() for whole seconds and above, as metav1.Duration marshals."""
+    if ns == 0:
+        return "0s"
+    sign = "-" if ns < 0 else ""
+    ns = abs(ns)
+    if ns < 10**9:
+        for unit, size in (("ms", 10**6), ("µs", 10**3)):
+            if ns >= size:
+                return sign + _trim(ns / size) + unit
+        return f"{sign}{ns}ns"
+    hours, rest = divmod(ns, 3600 * 10**9)
+    minutes, rest = divmod(rest, 60 * 10**9)
+    seconds = _trim(rest / 10**9)
+    out = f"{hours}h{minutes}m{seconds}s" if hours else f"{minutes}m{seconds}s" if minutes else f"{seconds}s"
+    return sign + out
+
+
+def _trim(value: float) -> str:
+    return f"{value:.9f}".rstrip("0").rstrip(".")
+
+
+# -- the API server's side ----------------------------------------------------------------
+
+
+def read_body(raw: bytes) -> dict[str, Any]:
+    """A protobuf request body -> dict, or the ApiError Kubernetes answers: 415 for a kind with
+    no protobuf form (custom resources), 400 for bytes that do not decode."""
+    from mikro.errors import ApiError
+
+    try:
+        return decode(raw)
+    except NoSchema as exc:
+        raise ApiError(
+            415,
+            f"the body of the request was in an unknown format - accepted media types include: "
+            f"application/json, application/yaml ({exc})",
+        ) from None
+    except (ProtobufError, ValueError) as exc:
+        raise ApiError(400, f"the request body is not a valid Kubernetes protobuf object: {exc}") from None
+
+
+def render(body: Any, accept: str | None) -> tuple[str, bytes]:
+    """The answer in the client's preferred encoding: protobuf when the Accept header ranks it
+    first and the object's kind has a protobuf message, JSON otherwise (as Kubernetes falls back
+    for custom resources when the client also accepts `*/*` or JSON)."""
+    if isinstance(body, dict) and prefers_protobuf(accept):
+        if has_schema(str(body.get("apiVersion") or ""), str(body.get("kind") or "")):
+            return MEDIA_TYPE, encode(body)
+    return "application/json", json.dumps(body, separators=(",", ":")).encode()
+
+
+def watch_frame(type_: str, obj: dict[str, Any], protobuf: bool) -> bytes:
+    """One watch event as the stream's media type frames it (JSON: one object a line)."""
+    if protobuf:
+        return encode_watch_event(type_, obj)
+    return json.dumps({"type": type_, "object": obj}, separators=(",", ":")).encode() + b"\n"
