@@ -14,7 +14,7 @@ extracted from kubectl by tools/kube_descriptors.py); the `protobuf` library doe
 format. What is Kubernetes' own is the mapping to JSON, done here:
 
 - proto field names are the JSON names, except embedded Go structs that JSON inlines
-  (`Probe.handler`, `Volume.volumeSource`, ...: INLINE);
+  (`Probe.handler`, `Volume.volumeSource`, ...: INLINE) and two renamed fields (RENAMED);
 - Go pointers vs values: gogo writes every non-pointer field, zero or not, so a zero in a field
   marked `(gogoproto.nullable) = false` means "unset" and is left out of the dict, while a zero in
   a pointer field (`replicas: 0`, `storageClassName: ""`) is kept;
@@ -79,6 +79,11 @@ INLINE = {
             "SecretProjection",
         )
     ),
+}
+# Fields whose protobuf name is not their JSON name (go-to-protobuf's quirks).
+RENAMED = {
+    ("k8s.io.api.networking.v1.IngressClassParametersReference", "aPIGroup"): "apiGroup",
+    ("k8s.io.api.authentication.v1.BoundObjectReference", "uID"): "uid",
 }
 # API group -> the protobuf package of its v1 (or named) version.
 GROUP_PACKAGES = {
@@ -294,16 +299,17 @@ def to_dict(msg: Message) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for field, value in msg.ListFields():
         key = (desc.full_name, field.name)
+        name = RENAMED.get(key, field.name)
         if key in INLINE:
             out.update(to_dict(value))
             continue
         if _is_map(field):
             if value:
-                out[field.name] = {k: _value_to_json(field.message_type.fields_by_name["value"], v) for k, v in value.items()}
+                out[name] = {k: _value_to_json(field.message_type.fields_by_name["value"], v) for k, v in value.items()}
             continue
         if _repeated(field):
             if value:
-                out[field.name] = [_value_to_json(field, v) for v in value]
+                out[name] = [_value_to_json(field, v) for v in value]
             continue
         converted = _value_to_json(field, value)
         if converted is None:
@@ -313,7 +319,7 @@ def to_dict(msg: Message) -> dict[str, Any]:
         if key in values and field.message_type is not None and field.message_type.full_name == INT_OR_STRING:
             if converted == 0:
                 continue
-        out[field.name] = converted
+        out[name] = converted
     return out
 
 
@@ -357,7 +363,7 @@ def from_dict(msg: Message, obj: dict[str, Any]) -> None:
             if sub.ListFields():
                 sub.SetInParent()
             continue
-        value = obj.get(field.name)
+        value = obj.get(RENAMED.get((desc.full_name, field.name), field.name))
         if value is None:
             continue
         if _is_map(field):
