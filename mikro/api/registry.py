@@ -51,8 +51,8 @@ class Registry:
     def _admit(self, res: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         if res.kind == "Service":
             self._allocate_service(obj, old)
-        if res.kind == "Pod" and old is None:
-            obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
+        if res.kind == "Pod" and old is None and not (obj.get("status") or {}).get("phase"):
+            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}  # Go clients send `status: {}`
         if res.kind == "Deployment" and old is not None:
             old_sel = (old.get("spec") or {}).get("selector")
             if old_sel != (obj.get("spec") or {}).get("selector"):
