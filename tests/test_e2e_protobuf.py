@@ -8,7 +8,9 @@ from __future__ import annotations
 import base64
 import json
 import os
+import queue
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +143,49 @@ def test_errors_reach_kubectl_in_protobuf(created: Any, kubectl: Any) -> None:
     assert again.returncode == 1
     assert again.stderr.strip() == 'error: failed to create configmap: configmaps "cfg" already exists'
 
+
+
+EVENT = """apiVersion: v1
+kind: Event
+metadata: {{name: {name}, namespace: default}}
+involvedObject: {{kind: Pod, name: p, namespace: default}}
+reason: Pulled
+message: {message}
+type: Normal
+count: 1
+source: {{component: kubelet}}
+"""
+
+
+def test_kubectl_events_lists_and_watches_in_protobuf(kubectl: Any, kubeconfig: Path, mikro: Mikro) -> None:
+    """`kubectl events` uses client-go's typed client: a protobuf list, then a protobuf watch
+    stream (length-delimited WatchEvent frames) that it prints as events arrive."""
+    mikro.run("apply", "-f", "-", input=EVENT.format(name="first", message="first-message"))
+    listed = kubectl("events", "-n", "default")
+    assert "first-message" in listed.stdout and listed.stdout.startswith("LAST SEEN")
+    watcher = subprocess.Popen(
+        [kubectl_binary(), "--kubeconfig", str(kubeconfig), "events", "-n", "default", "--watch", "-v=8"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in watcher.stdout or []], daemon=True).start()
+    try:
+        seen: list[str] = []
+
+        def saw(text: str) -> bool:
+            while not lines.empty():
+                seen.append(lines.get())
+            return any(text in line for line in seen)
+
+        wait_for(lambda: saw("first-message"), timeout=30, what="the watch's initial list")
+        mikro.run("apply", "-f", "-", input=EVENT.format(name="second", message="second-message"))
+        wait_for(lambda: saw("second-message"), timeout=30, what="the new event on kubectl's watch")
+    finally:
+        watcher.terminate()
+        _, err = watcher.communicate(timeout=30)
+    assert "Content-Type: application/vnd.kubernetes.protobuf;stream=watch" in err
 
 
 @pytest.fixture(scope="module")
