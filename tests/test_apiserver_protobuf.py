@@ -159,3 +159,33 @@ def test_watch_streams_protobuf_frames(port: int) -> None:
     ctype, data = read_watch(port, "/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1", "*/*")
     assert ctype == "application/json"
     assert [json.loads(line)["object"]["metadata"]["name"] for line in data.splitlines()] == ["w1", "w2"]
+
+
+def test_discovery_in_protobuf(port: int) -> None:
+    """Older client-go discovery asks for protobuf too: the meta.k8s.io kinds carry it."""
+    code, ctype, data = call(port, "GET", "/api/v1")
+    resources = kubeproto.decode(data)
+    assert (code, ctype) == (200, PB) and resources["kind"] == "APIResourceList"
+    pods = next(r for r in resources["resources"] if r["name"] == "pods")
+    assert pods["namespaced"] is True and "watch" in pods["verbs"] and pods["shortNames"] == ["po"]
+    code, ctype, data = call(port, "GET", "/apis")
+    groups = {g["name"] for g in kubeproto.decode(data)["groups"]}
+    assert (code, ctype) == (200, PB) and {"apps", "batch", "networking.k8s.io"} <= groups
+    code, ctype, data = call(port, "GET", "/api")
+    assert (code, ctype) == (200, PB) and kubeproto.decode(data)["versions"] == ["v1"]
+    code, ctype, data = call(port, "GET", "/version")
+    assert (code, ctype) == (200, "application/json") and json.loads(data)["major"] == "1"
+
+
+def test_scale_subresource_in_protobuf(port: int) -> None:
+    body = (FIXTURES / "deployment.bin").read_bytes()
+    assert call(port, "POST", "/apis/apps/v1/namespaces/default/deployments", body)[0] == 201
+    code, ctype, data = call(port, "GET", "/apis/apps/v1/namespaces/default/deployments/web/scale")
+    scale = kubeproto.decode(data)
+    assert (code, ctype) == (200, PB)
+    assert scale["kind"] == "Scale" and scale["apiVersion"] == "autoscaling/v1" and scale["spec"]["replicas"] == 2
+    scale["spec"]["replicas"] = 0
+    code, _, data = call(port, "PUT", "/apis/apps/v1/namespaces/default/deployments/web/scale", kubeproto.encode(scale))
+    assert code == 200 and kubeproto.decode(data)["spec"].get("replicas", 0) == 0
+    code, _, data = call(port, "GET", "/apis/apps/v1/namespaces/default/deployments/web", accept="application/json")
+    assert json.loads(data)["spec"]["replicas"] == 0

@@ -721,3 +721,20 @@ def test_watch_frames_follow_client_gos_length_delimited_format() -> None:
     assert kubeproto.decode_watch_stream(stream) == [("ADDED", cm), ("DELETED", cm)]
     with pytest.raises(kubeproto.ProtobufError):
         kubeproto.decode_watch_stream(stream[:-1])
+
+
+def test_stored_values_protobuf_cannot_carry() -> None:
+    """A single answer falls back to JSON; a watch frame leaves the one bad field out."""
+    odd = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "labels": {"a": "b"}},
+        "spec": {"containers": [{"name": "c", "ports": [{"containerPort": "http"}]}]},
+    }
+    with pytest.raises(kubeproto.ProtobufError, match="containerPort"):
+        kubeproto.encode(odd)
+    ctype, data = kubeproto.render(odd, "application/vnd.kubernetes.protobuf, */*")
+    assert ctype == "application/json" and json.loads(data) == odd
+    ((type_, sent),) = kubeproto.decode_watch_stream(kubeproto.watch_frame("ADDED", odd, protobuf=True))
+    assert type_ == "ADDED" and sent["metadata"] == odd["metadata"]
+    assert sent["spec"]["containers"] == [{"name": "c", "ports": [{}]}]

@@ -30,6 +30,7 @@ import binascii
 import datetime as dt
 import functools
 import json
+import logging
 import re
 import struct
 from importlib import resources as pkg_resources
@@ -38,6 +39,8 @@ from typing import Any
 from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
+
+log = logging.getLogger("mikro.apiserver")
 
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 WATCH_MEDIA_TYPE = MEDIA_TYPE + ";stream=watch"
@@ -248,7 +251,7 @@ def decode(data: bytes) -> dict[str, Any]:
     return {**{k: v for k, v in head.items() if v}, **to_dict(msg)}
 
 
-def encode(obj: dict[str, Any]) -> bytes:
+def encode(obj: dict[str, Any], strict: bool = True) -> bytes:
     """A JSON-shaped dict with apiVersion and kind -> `k8s\\x00` + runtime.Unknown."""
     api_version, kind = str(obj.get("apiVersion") or ""), str(obj.get("kind") or "")
     s = schema()
@@ -256,7 +259,7 @@ def encode(obj: dict[str, Any]) -> bytes:
     if name is None:
         raise NoSchema(f"no protobuf serialization is known for {kind} ({api_version})")
     msg = s.message(name)()
-    from_dict(msg, obj)
+    from_dict(msg, obj, strict)
     unknown = s.message(UNKNOWN)()
     unknown.typeMeta.apiVersion = api_version
     unknown.typeMeta.kind = kind
@@ -268,7 +271,7 @@ def encode_watch_event(type_: str, obj: dict[str, Any]) -> bytes:
     """One frame of a protobuf watch stream: length (4 bytes, big-endian) + metav1.WatchEvent."""
     event = schema().message(WATCH_EVENT)()
     event.type = type_
-    event.object.raw = encode(obj)
+    event.object.raw = encode(obj, strict=False)
     body = event.SerializeToString()
     return struct.pack(">I", len(body)) + body
 
@@ -354,52 +357,65 @@ def _value_to_json(field: FieldDescriptor, value: Any) -> Any:
     return to_dict(value)
 
 
-def from_dict(msg: Message, obj: dict[str, Any]) -> None:
+def from_dict(msg: Message, obj: dict[str, Any], strict: bool = True) -> None:
+    """Fill `msg` from a JSON-shaped dict. A value that does not fit its field raises
+    ProtobufError, or with strict=False is left out (logged): a watch stream cannot fall back
+    to JSON half-way, a single answer can."""
     desc: Descriptor = msg.DESCRIPTOR
     for field in desc.fields:
         if (desc.full_name, field.name) in INLINE:
             sub = getattr(msg, field.name)
-            from_dict(sub, obj)
+            from_dict(sub, obj, strict)
             if sub.ListFields():
                 sub.SetInParent()
             continue
         value = obj.get(RENAMED.get((desc.full_name, field.name), field.name))
         if value is None:
             continue
-        if _is_map(field):
-            if not isinstance(value, dict):
-                continue
-            value_field = field.message_type.fields_by_name["value"]
-            target = getattr(msg, field.name)
-            for k, v in value.items():
-                if v is None:
-                    continue
-                if value_field.type == FieldDescriptor.TYPE_MESSAGE:
-                    _set_message(target[str(k)], value_field, v)
-                else:
-                    target[str(k)] = _scalar(value_field, v)
-            continue
-        if _repeated(field):
-            if not isinstance(value, list):
-                continue
-            target = getattr(msg, field.name)
-            for item in value:
-                if item is None:
-                    continue
-                if field.type == FieldDescriptor.TYPE_MESSAGE:
-                    _set_message(target.add(), field, item)
-                else:
-                    target.append(_scalar(field, item))
-            continue
-        if field.type == FieldDescriptor.TYPE_MESSAGE:
-            sub = getattr(msg, field.name)
-            _set_message(sub, field, value)
-            sub.SetInParent()
-        else:
-            setattr(msg, field.name, _scalar(field, value))
+        try:
+            _set_field(msg, field, value, strict)
+        except (ProtobufError, ValueError, TypeError, OverflowError) as exc:
+            msg.ClearField(field.name)
+            if strict and isinstance(exc, ProtobufError):
+                raise
+            if strict:
+                raise ProtobufError(f"{desc.name}.{field.name}: {exc}") from None
+            log.warning("left %s.%s out of a protobuf answer: %s", desc.name, field.name, exc)
 
 
-def _set_message(sub: Message, field: FieldDescriptor, value: Any) -> None:
+def _set_field(msg: Message, field: FieldDescriptor, value: Any, strict: bool) -> None:
+    if _is_map(field):
+        if not isinstance(value, dict):
+            raise ProtobufError(f"{field.name}: expected an object")
+        value_field = field.message_type.fields_by_name["value"]
+        target = getattr(msg, field.name)
+        for k, v in value.items():
+            if v is None:
+                continue
+            if value_field.type == FieldDescriptor.TYPE_MESSAGE:
+                _set_message(target[str(k)], value_field, v, strict)
+            else:
+                target[str(k)] = _scalar(value_field, v)
+    elif _repeated(field):
+        if not isinstance(value, list):
+            raise ProtobufError(f"{field.name}: expected a list")
+        target = getattr(msg, field.name)
+        for item in value:
+            if item is None:
+                continue
+            if field.type == FieldDescriptor.TYPE_MESSAGE:
+                _set_message(target.add(), field, item, strict)
+            else:
+                target.append(_scalar(field, item))
+    elif field.type == FieldDescriptor.TYPE_MESSAGE:
+        sub = getattr(msg, field.name)
+        _set_message(sub, field, value, strict)
+        sub.SetInParent()
+    else:
+        setattr(msg, field.name, _scalar(field, value))
+
+
+def _set_message(sub: Message, field: FieldDescriptor, value: Any, strict: bool = True) -> None:
     name = field.message_type.full_name
     if name in (TIME, MICRO_TIME):
         seconds, nanos = _parse_time(str(value))
@@ -420,7 +436,9 @@ def _set_message(sub: Message, field: FieldDescriptor, value: Any) -> None:
     elif name in STRING_LISTS:
         sub.items.extend(str(v) for v in value)
     elif isinstance(value, dict):
-        from_dict(sub, value)
+        from_dict(sub, value, strict)
+    else:
+        raise ProtobufError(f"{field.name}: expected an object")
     sub.SetInParent()
 
 
@@ -545,7 +563,10 @@ def render(body: Any, accept: str | None) -> tuple[str, bytes]:
     for custom resources when the client also accepts `*/*` or JSON)."""
     if isinstance(body, dict) and prefers_protobuf(accept):
         if has_schema(str(body.get("apiVersion") or ""), str(body.get("kind") or "")):
-            return MEDIA_TYPE, encode(body)
+            try:
+                return MEDIA_TYPE, encode(body)
+            except ProtobufError as exc:  # a stored value protobuf cannot carry: answer JSON
+                log.warning("answering JSON: %s", exc)
     return "application/json", json.dumps(body, separators=(",", ":")).encode()
 
 

@@ -277,7 +277,7 @@ class Registry:
     def set_scale(
         self, res: Resource, ns: str, name: str, scale: dict[str, Any], dry_run: bool = False
     ) -> dict[str, Any]:
-        replicas = (scale.get("spec") or {}).get("replicas")
+        replicas = (scale.get("spec") or {}).get("replicas", 0)  # Go int32: absent is 0, as protobuf sends it
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
             raise invalid(
                 "Scale",
