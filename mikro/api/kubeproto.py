@@ -33,6 +33,7 @@ import json
 import logging
 import re
 import struct
+from dataclasses import dataclass
 from importlib import resources as pkg_resources
 from typing import Any
 
@@ -296,63 +297,85 @@ def decode_watch_stream(data: bytes) -> list[tuple[str, dict[str, Any]]]:
 # -- messages <-> dicts --------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Field:
+    """What to_dict needs to know of one field, computed once."""
+
+    name: str  # the JSON name
+    inline: bool
+    map_value: FieldDescriptor | None  # the value field of a map entry
+    repeated: bool
+    value_type: bool  # a Go non-pointer: its zero means unset
+    kind: str  # the message's full name, "bytes", or "" for other scalars
+
+
+@functools.cache
+def _field(field: FieldDescriptor) -> _Field:
+    key = (field.containing_type.full_name, field.name)
+    is_map = _is_map(field)
+    if field.message_type is not None:
+        kind = field.message_type.full_name
+    else:
+        kind = "bytes" if field.type == FieldDescriptor.TYPE_BYTES else ""
+    return _Field(
+        name=RENAMED.get(key, field.name),
+        inline=key in INLINE,
+        map_value=field.message_type.fields_by_name["value"] if is_map else None,
+        repeated=_repeated(field) and not is_map,
+        value_type=key in schema().values,
+        kind=kind,
+    )
+
+
 def to_dict(msg: Message) -> dict[str, Any]:
-    desc = msg.DESCRIPTOR
-    values = schema().values
     out: dict[str, Any] = {}
     for field, value in msg.ListFields():
-        key = (desc.full_name, field.name)
-        name = RENAMED.get(key, field.name)
-        if key in INLINE:
+        info = _field(field)
+        if info.inline:
             out.update(to_dict(value))
-            continue
-        if _is_map(field):
+        elif info.map_value is not None:
             if value:
-                out[name] = {k: _value_to_json(field.message_type.fields_by_name["value"], v) for k, v in value.items()}
-            continue
-        if _repeated(field):
+                value_info = _field(info.map_value)
+                out[info.name] = {k: _value_to_json(value_info.kind, v) for k, v in value.items()}
+        elif info.repeated:
             if value:
-                out[name] = [_value_to_json(field, v) for v in value]
-            continue
-        converted = _value_to_json(field, value)
-        if converted is None:
-            continue
-        if key in values and field.type != FieldDescriptor.TYPE_MESSAGE and not converted:
-            continue  # a Go value field at its zero: unset
-        if key in values and field.message_type is not None and field.message_type.full_name == INT_OR_STRING:
-            if converted == 0:
+                out[info.name] = [_value_to_json(info.kind, v) for v in value]
+        else:
+            converted = _value_to_json(info.kind, value)
+            if converted is None:
                 continue
-        out[name] = converted
+            if info.value_type and not converted and (info.kind in ("", "bytes", INT_OR_STRING)):
+                continue  # a Go value field at its zero: unset
+            out[info.name] = converted
     return out
 
 
-def _value_to_json(field: FieldDescriptor, value: Any) -> Any:
-    if field.type == FieldDescriptor.TYPE_BYTES:
-        return base64.b64encode(value).decode()
-    if field.type != FieldDescriptor.TYPE_MESSAGE:
+def _value_to_json(kind: str, value: Any) -> Any:
+    if not kind:
         return value
-    name = field.message_type.full_name
-    if name in (TIME, MICRO_TIME):
+    if kind == "bytes":
+        return base64.b64encode(value).decode()
+    if kind in (TIME, MICRO_TIME):
         if value.seconds in (0, GO_ZERO_TIME) and value.nanos == 0:
             return None
         when = dt.datetime.fromtimestamp(value.seconds, dt.UTC)
-        if name == MICRO_TIME:
+        if kind == MICRO_TIME:
             return when.strftime("%Y-%m-%dT%H:%M:%S") + f".{value.nanos // 1000:06d}Z"
         return when.strftime("%Y-%m-%dT%H:%M:%SZ")
-    if name == DURATION:
+    if kind == DURATION:
         return _format_duration(value.duration)
-    if name == INT_OR_STRING:
+    if kind == INT_OR_STRING:
         return value.strVal if value.type == 1 else value.intVal
-    if name == QUANTITY:
+    if kind == QUANTITY:
         return value.string
-    if name in (RAW_EXTENSION, FIELDS_V1):
-        raw = value.raw if name == RAW_EXTENSION else value.Raw
+    if kind in (RAW_EXTENSION, FIELDS_V1):
+        raw = value.raw if kind == RAW_EXTENSION else value.Raw
         if not raw:
             return None
         if raw.startswith(MAGIC):
             return decode(raw)
         return json.loads(raw)
-    if name in STRING_LISTS:
+    if kind in STRING_LISTS:
         return list(value.items)
     return to_dict(value)
 
@@ -362,25 +385,38 @@ def from_dict(msg: Message, obj: dict[str, Any], strict: bool = True) -> None:
     ProtobufError, or with strict=False is left out (logged): a watch stream cannot fall back
     to JSON half-way, a single answer can."""
     desc: Descriptor = msg.DESCRIPTOR
-    for field in desc.fields:
-        if (desc.full_name, field.name) in INLINE:
-            sub = getattr(msg, field.name)
-            from_dict(sub, obj, strict)
-            if sub.ListFields():
-                sub.SetInParent()
-            continue
-        value = obj.get(RENAMED.get((desc.full_name, field.name), field.name))
-        if value is None:
-            continue
+    fields = _json_fields(desc)
+    for key, value in obj.items():
+        entry = fields.get(key)
+        if entry is None or value is None:
+            continue  # apiVersion/kind (the envelope's), or a field protobuf does not have
+        chain, field = entry
+        target = msg
+        for inline in chain:
+            target = getattr(target, inline.name)
+            target.SetInParent()
         try:
-            _set_field(msg, field, value, strict)
+            _set_field(target, field, value, strict)
         except (ProtobufError, ValueError, TypeError, OverflowError) as exc:
-            msg.ClearField(field.name)
+            target.ClearField(field.name)
             if strict and isinstance(exc, ProtobufError):
                 raise
             if strict:
-                raise ProtobufError(f"{desc.name}.{field.name}: {exc}") from None
-            log.warning("left %s.%s out of a protobuf answer: %s", desc.name, field.name, exc)
+                raise ProtobufError(f"{desc.name}.{key}: {exc}") from None
+            log.warning("left %s.%s out of a protobuf answer: %s", desc.name, key, exc)
+
+
+@functools.cache
+def _json_fields(desc: Descriptor) -> dict[str, tuple[tuple[FieldDescriptor, ...], FieldDescriptor]]:
+    """JSON name -> (the inlined fields on the way, the field), for one message."""
+    out: dict[str, tuple[tuple[FieldDescriptor, ...], FieldDescriptor]] = {}
+    for field in desc.fields:
+        if (desc.full_name, field.name) in INLINE:
+            for key, (chain, inner) in _json_fields(field.message_type).items():
+                out.setdefault(key, ((field, *chain), inner))
+        else:
+            out[RENAMED.get((desc.full_name, field.name), field.name)] = ((), field)
+    return out
 
 
 def _set_field(msg: Message, field: FieldDescriptor, value: Any, strict: bool) -> None:
@@ -416,7 +452,7 @@ def _set_field(msg: Message, field: FieldDescriptor, value: Any, strict: bool) -
 
 
 def _set_message(sub: Message, field: FieldDescriptor, value: Any, strict: bool = True) -> None:
-    name = field.message_type.full_name
+    name = _field(field).kind
     if name in (TIME, MICRO_TIME):
         seconds, nanos = _parse_time(str(value))
         sub.seconds, sub.nanos = seconds, nanos
@@ -461,12 +497,14 @@ def _scalar(field: FieldDescriptor, value: Any) -> Any:
     return value
 
 
+@functools.cache
 def _repeated(field: FieldDescriptor) -> bool:
     # protobuf 6.31 added `is_repeated`; 7 dropped `label`.
     flag = getattr(field, "is_repeated", None)
     return bool(flag) if flag is not None else field.label == FieldDescriptor.LABEL_REPEATED
 
 
+@functools.cache
 def _is_map(field: FieldDescriptor) -> bool:
     return (
         _repeated(field)
