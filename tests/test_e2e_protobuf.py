@@ -242,3 +242,20 @@ def test_helm_install_upgrade_rollback_uninstall(helm: Any, kubectl: Any, mikro:
     assert release_secrets(kubectl) == []
     assert kubectl("get", "configmap", "demo-settings", "-n", "default", check=False).returncode == 1
     assert kubectl("get", "deployment", "demo-web", "-n", "default", check=False).returncode == 1
+
+
+def test_helm_create_chart_installs_and_waits(helm: Any, kubectl: Any, tmp_path: Path) -> None:
+    """`helm create`'s own chart (ServiceAccount, Service, Deployment with probes, a test hook),
+    image and port set to the local hello-ip:1, installed with --wait. (`helm test` builds its
+    hook with OpenAPI validation and no flag to skip it: it needs mikro's /openapi/v2.)"""
+    helm("create", str(tmp_path / "starter"))
+    values = ["--set", "image.repository=hello-ip", "--set", "image.tag=1", "--set", "service.port=8080"]
+    chart = str(tmp_path / "starter")
+    installed = helm("install", "starter", chart, *values, "--wait", "--timeout", "120s", "--disable-openapi-validation")
+    assert "STATUS: deployed" in installed.stdout
+    assert stored(kubectl, "deployment", "starter")["status"]["readyReplicas"] == 1
+    assert stored(kubectl, "serviceaccount", "starter")["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"
+    service = stored(kubectl, "service", "starter")
+    assert service["spec"]["ports"][0]["port"] == 8080 and service["spec"]["ports"][0]["targetPort"] == "http"
+    assert helm("uninstall", "starter").stdout.strip() == 'release "starter" uninstalled'
+    assert kubectl("get", "deployment", "starter", "-n", "default", check=False).returncode == 1
