@@ -79,6 +79,8 @@ def test_every_captured_kubectl_body_creates_its_object(port: int) -> None:
         "Ingress": "/apis/networking.k8s.io/v1/namespaces/default/ingresses",
     }
     for fixture in sorted(FIXTURES.glob("*.bin")):
+        if fixture.name.startswith("helm-"):
+            continue
         sent = kubeproto.decode(fixture.read_bytes())
         code, ctype, data = call(port, "POST", paths[sent["kind"]], fixture.read_bytes())
         assert (code, ctype) == (201, PB), (fixture.name, data)
@@ -86,6 +88,20 @@ def test_every_captured_kubectl_body_creates_its_object(port: int) -> None:
         assert created["kind"] == sent["kind"] and created["metadata"]["name"] == sent["metadata"]["name"]
     code, _, data = call(port, "GET", "/apis/apps/v1/namespaces/default/deployments/idle", accept="application/json")
     assert json.loads(data)["spec"]["replicas"] == 0
+
+
+def test_helms_release_secret_and_delete_options(port: int) -> None:
+    secrets = "/api/v1/namespaces/default/secrets"
+    code, _, data = call(port, "POST", secrets, (FIXTURES / "helm-install-release-secret.bin").read_bytes())
+    assert code == 201
+    created = kubeproto.decode(data)
+    assert created["metadata"]["labels"]["status"] == "pending-install"
+    code, _, data = call(port, "GET", secrets + "?labelSelector=owner%3Dhelm%2Cname%3Drel")
+    assert [s["metadata"]["name"] for s in kubeproto.decode(data)["items"]] == ["sh.helm.release.v1.rel.v1"]
+    options = (FIXTURES / "helm-uninstall-delete-options.bin").read_bytes()
+    code, _, _ = call(port, "DELETE", secrets + "/sh.helm.release.v1.rel.v1", options)
+    assert code == 200
+    assert call(port, "GET", secrets + "/sh.helm.release.v1.rel.v1")[0] == 404
 
 
 def test_update_list_and_delete_in_protobuf(port: int) -> None:

@@ -5,6 +5,7 @@ and the Accept negotiation. No Docker, no kubectl needed."""
 from __future__ import annotations
 
 import base64
+import gzip
 import json
 import struct
 from pathlib import Path
@@ -482,7 +483,15 @@ def test_every_captured_body_is_checked() -> None:
     recorded = json.loads((FIXTURES / "requests.json").read_text())
     assert recorded["kubectl"].startswith("v1.32")
     assert set(recorded["requests"]) == {p.stem for p in FIXTURES.glob("*.bin")}
-    assert set(recorded["requests"]) == set(EXPECTED_FROM_KUBECTL) | {"deployment-zero"}
+    assert recorded["helm"].startswith("v3.17")
+    helm = {name for name in recorded["requests"] if name.startswith("helm-")}
+    assert set(recorded["requests"]) == set(EXPECTED_FROM_KUBECTL) | {"deployment-zero"} | helm
+    assert helm == {
+        "helm-install-release-secret",
+        "helm-install-deployed-secret",
+        "helm-uninstall-release-secret",
+        "helm-uninstall-delete-options",
+    }
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED_FROM_KUBECTL))
@@ -497,6 +506,43 @@ def test_kubectl_zero_replicas_is_kept_but_zero_value_fields_are_not() -> None:
     spec = kubeproto.decode(body)["spec"]
     assert spec["replicas"] == 0
     assert "minReadySeconds" not in spec and "paused" not in spec
+
+
+def helm_release(name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A release Secret Helm sent, and the release inside it (base64 of gzipped JSON)."""
+    secret = kubeproto.decode((FIXTURES / f"helm-{name}.bin").read_bytes())
+    inner = base64.b64decode(base64.b64decode(secret["data"]["release"]))
+    return secret, json.loads(gzip.decompress(inner))
+
+
+@pytest.mark.parametrize(
+    ("name", "status"),
+    [
+        ("install-release-secret", "pending-install"),
+        ("install-deployed-secret", "deployed"),
+        ("uninstall-release-secret", "uninstalling"),
+    ],
+)
+def test_decode_helm_release_secrets(name: str, status: str) -> None:
+    secret, release = helm_release(name)
+    assert secret["type"] == "helm.sh/release.v1"
+    assert secret["metadata"]["name"] == "sh.helm.release.v1.rel.v1"
+    labels = secret["metadata"]["labels"]
+    assert {k: labels[k] for k in ("owner", "name", "status", "version")} == {
+        "owner": "helm",
+        "name": "rel",
+        "status": status,
+        "version": "1",
+    }
+    assert release["name"] == "rel" and release["info"]["status"] == status
+    assert release["chart"]["metadata"]["name"] == "demo"
+    assert "kind: ConfigMap" in release["manifest"] and "image: hello-ip:1" in release["manifest"]
+
+
+def test_decode_helm_delete_options() -> None:
+    body = (FIXTURES / "helm-uninstall-delete-options.bin").read_bytes()
+    assert kubeproto.decode(body) == {"apiVersion": "v1", "kind": "DeleteOptions"}
+    assert roundtrip(kubeproto.decode(body)) == {"apiVersion": "v1", "kind": "DeleteOptions"}
 
 
 def test_reencoding_kubectl_bodies_is_understood_by_the_decoder() -> None:
