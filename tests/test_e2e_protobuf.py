@@ -259,3 +259,38 @@ def test_helm_create_chart_installs_and_waits(helm: Any, kubectl: Any, tmp_path:
     assert service["spec"]["ports"][0]["port"] == 8080 and service["spec"]["ports"][0]["targetPort"] == "http"
     assert helm("uninstall", "starter").stdout.strip() == 'release "starter" uninstalled'
     assert kubectl("get", "deployment", "starter", "-n", "default", check=False).returncode == 1
+
+
+def without_null_times(obj: Any) -> Any:
+    """Go prints its zero time as `creationTimestamp: null` where JSON sources leave it out."""
+    if isinstance(obj, dict):
+        return {k: without_null_times(v) for k, v in obj.items() if not (k == "creationTimestamp" and v is None)}
+    if isinstance(obj, list):
+        return [without_null_times(v) for v in obj]
+    return obj
+
+
+@pytest.mark.parametrize(
+    ("args", "kind", "name"),
+    [
+        (["create", "deployment", "echo", "--image=hello-ip:1", "--port=8080"], "deployment", "echo"),
+        (["create", "service", "clusterip", "echo", "--tcp=80:8080"], "service", "echo"),
+        (["create", "cronjob", "echo", "--image=hello-ip:1", "--schedule=*/5 * * * *"], "cronjob", "echo"),
+        (["create", "ingress", "echo", "--rule=echo.local/*=echo:80"], "ingress", "echo"),
+        (["create", "secret", "generic", "echo", "--from-literal=k=v"], "secret", "echo"),
+        (["create", "configmap", "echo", "--from-literal=k=v"], "configmap", "echo"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else None,
+)
+def test_kubectl_reads_mikros_protobuf_answer_as_the_json_one(
+    kubectl: Any, args: list[str], kind: str, name: str
+) -> None:
+    """`kubectl create -o json` prints the object kubectl decoded from mikro's protobuf answer
+    (with all of mikro's defaults); `kubectl get -o json` prints mikro's JSON. Same object."""
+    from_protobuf = json.loads(kubectl("-n", "default", *args, "-o", "json").stdout)
+    from_json = json.loads(kubectl("get", kind, name, "-n", "default", "-o", "json").stdout)
+    for key in ("name", "namespace", "uid", "labels", "creationTimestamp"):
+        assert from_protobuf["metadata"].get(key) == from_json["metadata"].get(key), key
+    for key in set(from_json) - {"metadata", "status"}:
+        assert without_null_times(from_protobuf[key]) == from_json[key], key
+    assert set(from_protobuf) == set(from_json)
