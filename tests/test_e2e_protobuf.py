@@ -99,6 +99,9 @@ def test_namespace_and_serviceaccount_as_stored(created: Any, kubectl: Any) -> N
     ns = stored(kubectl, "namespace", "team-a")
     assert ns["status"]["phase"] == "Active"
     assert stored(kubectl, "serviceaccount", "robot")["metadata"]["name"] == "robot"
+    # kubectl waits until the namespace is gone: mikro's namespace controller finishes it.
+    assert kubectl("delete", "namespace", "team-a", "--timeout=90s").stdout.strip() == 'namespace "team-a" deleted'
+    assert kubectl("get", "namespace", "team-a", check=False).returncode == 1
 
 
 def test_deployments_as_stored_and_running(created: Any, kubectl: Any, mikro: Mikro) -> None:
