@@ -124,6 +124,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: ApiHTTPServer
     server_version = "mikro-apiserver"
+    _watch_protobuf = False  # set per watch request
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
@@ -421,31 +422,31 @@ class Handler(BaseHTTPRequestHandler):
         since = int(rv) if rv and rv != "0" else None
         watch = reg.store.watch(predicate, since=since)
         table = self._wants_table()
-        protobuf = not table and kubeproto.prefers_protobuf(self.headers.get("Accept")) and kubeproto.has_schema(
-            res.api_version, res.kind
-        )
+        # Go clients' watches: length-delimited protobuf frames (Tables stay JSON).
+        self._watch_protobuf = not table and kubeproto.prefers_protobuf(self.headers.get("Accept"))
+        self._watch_protobuf &= kubeproto.has_schema(res.api_version, res.kind)
         timeout = min(int(query.get("timeoutSeconds") or 1800), 3600)
         try:
-            self._start_chunked(kubeproto.WATCH_MEDIA_TYPE if protobuf else "application/json")
+            self._start_chunked(kubeproto.WATCH_MEDIA_TYPE if self._watch_protobuf else "application/json")
             if since is None:
                 items, _ = reg.list(res, ns)
                 for obj in items:
                     if wanted(obj):
-                        self._send_event("ADDED", res, obj, table, protobuf)
+                        self._send_event("ADDED", res, obj, table)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and not self.server.stopping.is_set():
                 change = watch.next(timeout=1.0)
                 if change is not None:
-                    self._send_event(change.type, res, change.obj, table, protobuf)
+                    self._send_event(change.type, res, change.obj, table)
             self._end_chunks()
         finally:
             watch.close()
 
-    def _send_event(self, type_: str, res: Resource, obj: dict[str, Any], table: bool, protobuf: bool = False) -> None:
+    def _send_event(self, type_: str, res: Resource, obj: dict[str, Any], table: bool) -> None:
         body = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", "")) if table else obj
-        if protobuf and "kind" not in body:
+        if self._watch_protobuf and "kind" not in body:
             body = {"apiVersion": res.api_version, "kind": res.kind, **body}
-        self._chunk(kubeproto.watch_frame(type_, body, protobuf))
+        self._chunk(kubeproto.watch_frame(type_, body, self._watch_protobuf))
 
     def _pod_stream(self, sub: str, ns: str, name: str, query: dict[str, str]) -> None:
         runtime = self.server.runtime
