@@ -17,51 +17,36 @@ render and watch_frame for answers.
 
 from __future__ import annotations
 
+import importlib
 import json
 import logging
-import struct
 from typing import Any
 
-from mikro.api.kubeproto.codec import decode, encode, from_dict, to_dict
-from mikro.api.kubeproto.descriptors import (
-    GO_ZERO_TIME,
-    INLINE,
-    MAGIC,
-    RENAMED,
-    STRING_LISTS,
-    UNKNOWN,
-    WATCH_EVENT,
-    NoSchema,
-    ProtobufError,
-    has_schema,
-    schema,
-)
+# google.protobuf takes ~0.1 s to import: the codec loads on the first protobuf request, so a
+# control plane that only ever speaks JSON never pays for it.
+_LAZY = {
+    "codec": ("decode", "encode", "from_dict", "to_dict"),
+    "descriptors": (
+        "GO_ZERO_TIME",
+        "INLINE",
+        "MAGIC",
+        "RENAMED",
+        "STRING_LISTS",
+        "UNKNOWN",
+        "NoSchema",
+        "ProtobufError",
+        "schema",
+    ),
+    "stream": ("decode_watch_stream", "encode_watch_event"),
+}
 
-__all__ = [
-    "GO_ZERO_TIME",
-    "INLINE",
-    "MAGIC",
-    "MEDIA_TYPE",
-    "RENAMED",
-    "STRING_LISTS",
-    "UNKNOWN",
-    "WATCH_MEDIA_TYPE",
-    "NoSchema",
-    "ProtobufError",
-    "decode",
-    "decode_watch_stream",
-    "encode",
-    "encode_watch_event",
-    "from_dict",
-    "has_schema",
-    "is_protobuf",
-    "prefers_protobuf",
-    "read_body",
-    "render",
-    "schema",
-    "to_dict",
-    "watch_frame",
-]
+
+def __getattr__(name: str) -> Any:
+    for module, names in _LAZY.items():
+        if name in names:
+            return getattr(importlib.import_module(f"mikro.api.kubeproto.{module}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 log = logging.getLogger("mikro.apiserver")
 
@@ -100,38 +85,20 @@ def prefers_protobuf(accept: str | None) -> bool:
     return best is not None and best[2] == MEDIA_TYPE
 
 
-def encode_watch_event(type_: str, obj: dict[str, Any]) -> bytes:
-    """One frame of a protobuf watch stream: length (4 bytes, big-endian) + metav1.WatchEvent."""
-    event = schema().message(WATCH_EVENT)()
-    event.type = type_
-    event.object.raw = encode(obj, strict=False)
-    body = event.SerializeToString()
-    return struct.pack(">I", len(body)) + body
-
-
-def decode_watch_stream(data: bytes) -> list[tuple[str, dict[str, Any]]]:
-    """The frames of a protobuf watch stream -> (type, object) pairs (what client-go reads)."""
-    events = []
-    at = 0
-    while at < len(data):
-        if at + 4 > len(data):
-            raise ProtobufError("truncated watch frame length")
-        (length,) = struct.unpack(">I", data[at : at + 4])
-        frame = data[at + 4 : at + 4 + length]
-        if len(frame) != length:
-            raise ProtobufError("truncated watch frame")
-        event = schema().message(WATCH_EVENT).FromString(frame)
-        events.append((event.type, decode(event.object.raw)))
-        at += 4 + length
-    return events
-
-
 # -- the API server's side ----------------------------------------------------------------
+
+
+def has_schema(api_version: str, kind: str) -> bool:
+    from mikro.api.kubeproto.descriptors import has_schema as known
+
+    return known(api_version, kind)
 
 
 def read_body(raw: bytes) -> dict[str, Any]:
     """A protobuf request body -> dict, or the ApiError Kubernetes answers: 415 for a kind with
     no protobuf form (custom resources), 400 for bytes that do not decode."""
+    from mikro.api.kubeproto.codec import decode
+    from mikro.api.kubeproto.descriptors import NoSchema, ProtobufError
     from mikro.errors import ApiError
 
     try:
@@ -151,6 +118,9 @@ def render(body: Any, accept: str | None) -> tuple[str, bytes]:
     first and the object's kind has a protobuf message, JSON otherwise (as Kubernetes falls back
     for custom resources when the client also accepts `*/*` or JSON)."""
     if isinstance(body, dict) and prefers_protobuf(accept):
+        from mikro.api.kubeproto.codec import encode
+        from mikro.api.kubeproto.descriptors import ProtobufError
+
         if has_schema(str(body.get("apiVersion") or ""), str(body.get("kind") or "")):
             try:
                 return MEDIA_TYPE, encode(body)
@@ -162,5 +132,7 @@ def render(body: Any, accept: str | None) -> tuple[str, bytes]:
 def watch_frame(type_: str, obj: dict[str, Any], protobuf: bool) -> bytes:
     """One watch event as the stream's media type frames it (JSON: one object a line)."""
     if protobuf:
+        from mikro.api.kubeproto.stream import encode_watch_event
+
         return encode_watch_event(type_, obj)
     return json.dumps({"type": type_, "object": obj}, separators=(",", ":")).encode() + b"\n"
