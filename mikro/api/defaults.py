@@ -79,8 +79,11 @@ def apply(obj: dict[str, Any]) -> dict[str, Any]:
         for key, value in string_data.items():
             data[key] = base64.b64encode(str(value).encode()).decode()
     elif kind == "Namespace":
-        obj.setdefault("spec", {"finalizers": ["kubernetes"]})
-        obj.setdefault("status", {"phase": "Active"})
+        # Go clients send the empty structs (`spec: {}`, `status: {}`): fill them as well.
+        spec = obj["spec"] = obj.get("spec") or {}
+        spec.setdefault("finalizers", ["kubernetes"])
+        status = obj["status"] = obj.get("status") or {}
+        status.setdefault("phase", "Active")
     return obj
 
 

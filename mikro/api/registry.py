@@ -51,8 +51,8 @@ class Registry:
     def _admit(self, res: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         if res.kind == "Service":
             self._allocate_service(obj, old)
-        if res.kind == "Pod" and old is None:
-            obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
+        if res.kind == "Pod" and old is None and not (obj.get("status") or {}).get("phase"):
+            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}  # Go clients send `status: {}`
         if res.kind == "Deployment" and old is not None:
             old_sel = (old.get("spec") or {}).get("selector")
             if old_sel != (obj.get("spec") or {}).get("selector"):
@@ -308,7 +308,7 @@ class Registry:
     def set_scale(
         self, res: Resource, ns: str, name: str, scale: dict[str, Any], dry_run: bool = False
     ) -> dict[str, Any]:
-        replicas = (scale.get("spec") or {}).get("replicas")
+        replicas = (scale.get("spec") or {}).get("replicas", 0)  # Go int32: absent is 0, as protobuf sends it
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
             raise invalid(
                 "Scale",

@@ -23,6 +23,7 @@ from mikro.api import (
     apply,
     auth,
     fieldvalidation,
+    kubeproto,
     listing,
     logfilter,
     metrics,
@@ -152,6 +153,7 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: ApiHTTPServer
     server_version = "mikro-apiserver"
+    _watch_protobuf = False  # set per watch request
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
@@ -159,9 +161,10 @@ class Handler(BaseHTTPRequestHandler):
     # -- plumbing --------------------------------------------------------------------------
 
     def _send_json(self, code: int, body: Any) -> None:
-        data = json.dumps(body, separators=(",", ":")).encode()
+        # JSON, or protobuf for the built-in kinds when the client prefers it (Go clients do).
+        ctype, data = kubeproto.render(body, self.headers.get("Accept"))
         self.send_response(code)
-        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
         for warning in fieldvalidation.warnings():
             self.send_header("Warning", '299 - "' + warning.replace("\\", "\\\\").replace('"', '\\"') + '"')
@@ -195,6 +198,8 @@ class Handler(BaseHTTPRequestHandler):
         self.raw_body = raw  # for the duplicate-field check of fieldValidation
         if not raw:
             return {}
+        if kubeproto.is_protobuf(self.headers.get("Content-Type")):
+            return kubeproto.read_body(raw)
         try:
             return json.loads(raw)
         except ValueError:
@@ -565,9 +570,12 @@ class Handler(BaseHTTPRequestHandler):
         since = int(rv) if rv and rv != "0" else None
         watch = reg.store.watch(predicate, since=since)
         table = self._wants_table()
+        # Go clients' watches: length-delimited protobuf frames (Tables stay JSON).
+        self._watch_protobuf = not table and kubeproto.prefers_protobuf(self.headers.get("Accept"))
+        self._watch_protobuf &= kubeproto.has_schema(res.api_version, res.kind)
         timeout = min(int(query.get("timeoutSeconds") or 1800), 3600)
         try:
-            self._start_chunked("application/json")
+            self._start_chunked(kubeproto.WATCH_MEDIA_TYPE if self._watch_protobuf else "application/json")
             if since is None:
                 items, _ = reg.list(res, ns)
                 for obj in items:
@@ -584,7 +592,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _send_event(self, type_: str, res: Resource, obj: dict[str, Any], table: bool) -> None:
         body = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", "")) if table else obj
-        self._chunk(json.dumps({"type": type_, "object": body}, separators=(",", ":")).encode() + b"\n")
+        if self._watch_protobuf and "kind" not in body:
+            body = {"apiVersion": res.api_version, "kind": res.kind, **body}
+        self._chunk(kubeproto.watch_frame(type_, body, self._watch_protobuf))
 
     def _pod_stream(self, sub: str, ns: str, name: str, query: dict[str, str]) -> None:
         runtime = self.server.runtime
