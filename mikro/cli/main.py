@@ -824,19 +824,24 @@ def kubectl_exec(
     """Execute a command in a container: mikro kubectl exec POD -- CMD."""
     client = Client.from_state()
     pod_name = _pod_for(client, target, namespace)
-    if stdin or tty:
-        # An interactive session needs a terminal stream: hand it to the docker CLI.
+    if tty:
+        # A terminal session needs raw terminal handling: hand it to the docker CLI.
         pod = client.get(BY_KIND["Pod"], namespace, pod_name)
         statuses = (pod.get("status") or {}).get("containerStatuses") or []
         name = container or pod["spec"]["containers"][0]["name"]
         cid = next((cs.get("containerID", "") for cs in statuses if cs["name"] == name), "").removeprefix("docker://")
         if not cid:
             fail(f"container {name} of pod {pod_name} is not running")
-        flags = "-" + ("i" if stdin else "") + ("t" if tty else "")
+        flags = "-" + ("i" if stdin else "") + "t"
         sys.exit(subprocess.call(["docker", "exec", flags, cid, *command]))
-    code, output = client.exec(f"/api/v1/namespaces/{namespace}/pods/{pod_name}/exec", list(command), container)
-    sys.stdout.buffer.write(output)
-    sys.stdout.flush()
+
+    def output(channel: int, data: bytes) -> None:
+        stream = sys.stdout if channel == 1 else sys.stderr
+        stream.buffer.write(data)
+        stream.flush()
+
+    path = f"/api/v1/namespaces/{namespace}/pods/{pod_name}/exec"
+    code = client.exec(path, list(command), container, output, stdin=sys.stdin.buffer if stdin else None)
     if code:
         click.echo(f"command terminated with exit code {code}", err=True)
     sys.exit(code)

@@ -1,0 +1,285 @@
+"""The streaming protocols without Docker: options, Status messages, Docker's stream framing,
+and whole exec sessions over a socket pair, driven with the requests and messages that real
+kubectl 1.32 and the official Python client sent (recorded from a session against mikro)."""
+
+from __future__ import annotations
+
+import email.message
+import json
+import socket
+import threading
+from typing import Any
+
+import pytest
+from wsproto.connection import Connection, ConnectionType
+from wsproto.events import BytesMessage, CloseConnection
+from wsproto.utilities import generate_accept_token
+
+from mikro.api import streaming
+from mikro.errors import ApiError
+from mikro.node.docker_backend import Demuxer
+
+KUBECTL_EXEC_I = (
+    "GET /api/v1/namespaces/default/pods/web/exec?command=cat&container=web&stderr=true&stdin=true&stdout=true HTTP/1.1"
+)
+KUBECTL_HEADERS = {
+    "Host": "127.0.0.1:43227",
+    "User-Agent": "kubectl/v1.32.4 (linux/amd64) kubernetes/4cb5f07",
+    "Connection": "Upgrade",
+    "Kubectl-Command": "kubectl exec",
+    "Sec-WebSocket-Key": "7+DQqI1wfM+Q3wuDeumrZg==",
+    "Sec-WebSocket-Protocol": "v5.channel.k8s.io",
+    "Sec-WebSocket-Version": "13",
+    "Upgrade": "websocket",
+}
+PYTHON_HEADERS = {
+    "Upgrade": "websocket",
+    "Host": "127.0.0.1:43227",
+    "Origin": "https://127.0.0.1:43227",
+    "Sec-WebSocket-Key": "rmmykOfsZTDSkCVl5X9F8w==",
+    "Sec-WebSocket-Version": "13",
+    "Connection": "Upgrade",
+    "sec-websocket-protocol": "v4.channel.k8s.io",
+}
+# What kubectl sent: `printf 'a\nb\n' | kubectl exec -i`, then a TTY session's resize.
+STDIN_DATA = b"\x00a\nb\n"
+STDIN_CLOSE = b"\xff\x00"
+RESIZE = b'\x04{"Width":101,"Height":33}\n'
+
+
+def query(url: str) -> dict[str, list[str]]:
+    from urllib.parse import parse_qs, urlsplit
+
+    return parse_qs(urlsplit(url.split(" ")[1]).query, keep_blank_values=True)
+
+
+# -- pure pieces --------------------------------------------------------------------------------
+
+
+def test_exit_code_status_is_what_kubectl_reads() -> None:
+    status = streaming.exit_status(3)
+    assert status["status"] == "Failure" and status["reason"] == "NonZeroExitCode"
+    assert status["details"]["causes"] == [{"reason": "ExitCode", "message": "3"}]
+    assert streaming.exit_status(0) == {"metadata": {}, "status": "Success"}
+    assert streaming.exit_status(None)["status"] == "Failure"
+
+
+def test_kubectl_exec_options() -> None:
+    opts = streaming.stream_options("exec", query(KUBECTL_EXEC_I))
+    assert opts == streaming.StreamOptions(("cat",), "web", True, True, True, False)
+
+
+def test_tty_drops_stderr_and_attach_needs_no_command() -> None:
+    opts = streaming.stream_options("attach", {"stdout": ["true"], "stderr": ["true"], "tty": ["true"]})
+    assert opts.tty and opts.stdout and not opts.stderr and opts.command == ()
+
+
+@pytest.mark.parametrize(
+    ("sub", "q", "message"),
+    [
+        ("exec", {"stdout": ["true"]}, "you must specify at least one command for the container"),
+        ("exec", {"command": ["ls"]}, "you must specify at least 1 of stdin, stdout, stderr"),
+        ("exec", {"command": ["ls"], "stdout": ["yes"]}, 'invalid value "yes" for query parameter stdout'),
+    ],
+)
+def test_bad_options_are_400(sub: str, q: dict[str, list[str]], message: str) -> None:
+    with pytest.raises(ApiError) as err:
+        streaming.stream_options(sub, q)
+    assert err.value.code == 400 and message in str(err.value)
+
+
+def test_forward_ports() -> None:
+    assert streaming.forward_ports({"ports": ["8080,9090", "80"]}) == [8080, 9090, 80]
+    for bad in ({}, {"ports": ["0"]}, {"ports": ["http"]}, {"ports": ["70000"]}):
+        with pytest.raises(ApiError):
+            streaming.forward_ports(bad)
+    assert streaming.port_header(8080) == b"\x90\x1f"
+
+
+def test_negotiate_in_the_clients_order() -> None:
+    assert streaming.negotiate(["v5.channel.k8s.io", "v4.channel.k8s.io"], streaming.EXEC_PROTOCOLS) == (
+        "v5.channel.k8s.io"
+    )
+    assert streaming.negotiate(["v4.channel.k8s.io"], streaming.EXEC_PROTOCOLS) == "v4.channel.k8s.io"
+    assert streaming.negotiate(["channel.k8s.io", "SPDY/3.1"], streaming.EXEC_PROTOCOLS) is None
+
+
+def test_recorded_resize_and_frames() -> None:
+    assert streaming.parse_frame(RESIZE)[0] == streaming.RESIZE
+    assert streaming.parse_resize(RESIZE[1:]) == (101, 33)
+    assert streaming.parse_resize(b"{}") is None and streaming.parse_resize(b'{"Width":0,"Height":5}') is None
+    assert streaming.parse_frame(STDIN_CLOSE) == (streaming.CLOSE, b"\x00")
+    assert streaming.parse_frame(b"") is None
+
+
+def test_docker_demuxer_in_any_chunking() -> None:
+    raw = b"\x01\x00\x00\x00\x00\x00\x00\x03out" + b"\x02\x00\x00\x00\x00\x00\x00\x04err\n"
+    whole = Demuxer().feed(raw)
+    assert whole == [(1, b"out"), (2, b"err\n")]
+    demuxer, pieces = Demuxer(), []
+    for i in range(len(raw)):
+        pieces += demuxer.feed(raw[i : i + 1])
+    assert pieces == whole
+
+
+def test_upgrade_detection() -> None:
+    assert streaming.is_websocket_upgrade(KUBECTL_HEADERS)
+    assert not streaming.is_websocket_upgrade({"Connection": "Upgrade", "Upgrade": "SPDY/3.1"})
+    assert not streaming.is_websocket_upgrade({})
+
+
+# -- whole sessions over a socket pair ------------------------------------------------------------
+
+
+class FakeProcess:
+    """Records what the session hands the process; answers with fixed output and exit code."""
+
+    def __init__(self, output: list[tuple[int, bytes]], code: int) -> None:
+        self.output = list(output)
+        self.code = code
+        self.stdin = b""
+        self.stdin_closed = threading.Event()
+        self.sizes: list[tuple[int, int]] = []
+        self.closed = False
+
+    def read(self) -> list[tuple[int, bytes]] | None:
+        # The process echoes its stdin once the client closed it (as `cat` does).
+        if not self.stdin_closed.wait(5):
+            return None
+        if self.output:
+            return [self.output.pop(0)]
+        if self.stdin:
+            data, self.stdin = self.stdin, b""
+            self.echoed = data
+            return [(1, data)]
+        return None
+
+    def write(self, data: bytes) -> None:
+        self.stdin += data
+
+    def close_stdin(self) -> None:
+        self.stdin_closed.set()
+
+    def resize(self, width: int, height: int) -> None:
+        self.sizes.append((width, height))
+
+    def exit_code(self) -> int | None:
+        return self.code
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeHandler:
+    def __init__(self, requestline: str, headers: dict[str, str], sock: socket.socket) -> None:
+        self.requestline = requestline
+        self.headers = email.message.Message()
+        for k, v in headers.items():
+            self.headers[k] = v
+        self.connection = sock
+        self.close_connection = False
+
+
+def client_session(sock: socket.socket, key: str, sends: list[bytes]) -> tuple[str, list[bytes], int | None]:
+    """Read the 101, send messages as a client, collect the server's until it closes."""
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)
+    text = head.decode()
+    assert text.startswith("HTTP/1.1 101")
+    assert f"Sec-WebSocket-Accept: {generate_accept_token(key.encode()).decode()}" in text.replace(
+        "sec-websocket-accept", "Sec-WebSocket-Accept"
+    )
+    protocol = next(
+        line.split(":", 1)[1].strip()
+        for line in text.split("\r\n")
+        if line.lower().startswith("sec-websocket-protocol")
+    )
+    ws = Connection(ConnectionType.CLIENT)
+    for message in sends:
+        sock.sendall(ws.send(BytesMessage(data=message)))
+    received: list[bytes] = []
+    close_code = None
+    parts = b""
+    while close_code is None:
+        data = sock.recv(65536)
+        ws.receive_data(data or None)
+        for event in ws.events():
+            if isinstance(event, BytesMessage):
+                parts += event.data
+                if event.message_finished:
+                    received.append(parts)
+                    parts = b""
+            elif isinstance(event, CloseConnection):
+                close_code = event.code
+                sock.sendall(ws.send(event.response()))
+        if not data:
+            break
+    return protocol, received, close_code
+
+
+def run_session(
+    requestline: str, headers: dict[str, str], sends: list[bytes], process: FakeProcess
+) -> tuple[str, list[bytes], int | None, FakeHandler]:
+    server_sock, client_sock = socket.socketpair()
+    handler = FakeHandler(requestline, headers, server_sock)
+    opts = streaming.stream_options("exec", query(requestline))
+    server = threading.Thread(target=streaming.serve_process, args=(handler, opts, lambda o: process))
+    server.start()
+    try:
+        protocol, received, code = client_session(client_sock, headers["Sec-WebSocket-Key"], sends)
+    finally:
+        server.join(10)
+        client_sock.close()
+        server_sock.close()
+    return protocol, received, code, handler
+
+
+def test_kubectl_exec_i_session() -> None:
+    process = FakeProcess([(2, b"warming up\n")], code=3)
+    protocol, received, close_code, handler = run_session(
+        KUBECTL_EXEC_I, KUBECTL_HEADERS, [STDIN_DATA, STDIN_CLOSE], process
+    )
+    assert protocol == "v5.channel.k8s.io" and handler.close_connection
+    assert received[0] == b"\x02warming up\n" and received[1] == b"\x01a\nb\n"
+    status = json.loads(received[2][1:])
+    assert received[2][0] == streaming.ERROR and status["details"]["causes"][0]["message"] == "3"
+    assert close_code == 1000 and process.closed
+
+
+def test_python_client_v4_session_success() -> None:
+    requestline = KUBECTL_EXEC_I.replace("cat", "sh&command=-c&command=cat").replace(
+        "stdin=true", "stdin=true&tty=true"
+    )
+    process = FakeProcess([], code=0)
+    # v4 has no close signal: the session ends stdin only when the client goes away, so the fake
+    # process is told its stdin closed by the resize the client sends last.
+    process.resize = lambda w, h: (process.sizes.append((w, h)), process.stdin_closed.set())  # type: ignore[method-assign]
+    protocol, received, _, _ = run_session(requestline, PYTHON_HEADERS, [b"\x00hello", RESIZE], process)
+    assert protocol == "v4.channel.k8s.io" and process.sizes == [(101, 33)]
+    assert received == [b"\x01hello", b'\x03{"metadata":{},"status":"Success"}']
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # a plain POST, as kubectl's SPDY fallback and the old mikro client sent
+        {"Connection": "Upgrade", "Upgrade": "SPDY/3.1", "X-Stream-Protocol-Version": "v4.channel.k8s.io"},
+        {**KUBECTL_HEADERS, "Sec-WebSocket-Protocol": "channel.k8s.io"},
+    ],
+)
+def test_no_websocket_upgrade_runs_nothing(headers: dict[str, str]) -> None:
+    started: list[Any] = []
+    server_sock, client_sock = socket.socketpair()
+    try:
+        handler = FakeHandler(KUBECTL_EXEC_I, headers, server_sock)
+        opts = streaming.stream_options("exec", query(KUBECTL_EXEC_I))
+        with pytest.raises(ApiError) as err:
+            streaming.serve_process(handler, opts, started.append)
+        assert err.value.code == 400 and started == []
+        client_sock.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            client_sock.recv(1)  # nothing was written: the HTTP layer answers the Status
+    finally:
+        server_sock.close()
+        client_sock.close()
