@@ -466,12 +466,11 @@ class Handler(BaseHTTPRequestHandler):
         """exec, attach, portforward: WebSocket only; anything else runs nothing (streaming.py)."""
         query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
         if sub == "portforward":
-            ports = streaming.forward_ports(query)
             pod = self.server.registry.get(resources.BY_KIND["Pod"], ns, name)
             ip = (pod.get("status") or {}).get("podIP")
             if not ip or (pod.get("status") or {}).get("phase") != "Running":
                 raise ApiError(400, f"unable to forward ports: pod {name} is not running")
-            streaming.serve_portforward(self, ports, lambda port: streaming.connect_tcp(ip, port))
+            streaming.serve_portforward(self, query, lambda port: streaming.connect_tcp(ip, port))
             return
         opts = streaming.stream_options(sub, query)
         runtime, pod = self._pod_container(ns, name, opts.container)

@@ -52,6 +52,7 @@ V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
 EXEC_PROTOCOLS = (V5, V4)
 PORTFORWARD_PROTOCOLS = (V4, "portforward.k8s.io")
+SPDY_TUNNEL = "SPDY/3.1+portforward.k8s.io"  # kubectl 1.31+: SPDY frames inside the WebSocket
 
 
 # -- pure protocol pieces ------------------------------------------------------------------
@@ -119,6 +120,11 @@ def negotiate(offered: list[str], supported: tuple[str, ...]) -> str | None:
 def is_websocket_upgrade(headers: Any) -> bool:
     connection = [v.strip().lower() for v in (headers.get("Connection") or "").split(",")]
     return "upgrade" in connection and (headers.get("Upgrade") or "").strip().lower() == "websocket"
+
+
+def is_spdy_upgrade(headers: Any) -> bool:
+    connection = [v.strip().lower() for v in (headers.get("Connection") or "").split(",")]
+    return "upgrade" in connection and (headers.get("Upgrade") or "").strip().lower() == "spdy/3.1"
 
 
 def success_status() -> dict[str, Any]:
@@ -204,6 +210,11 @@ class WebSocket:
         """Check the upgrade request; return (a function that answers 101, the protocol).
         Nothing has been written when this raises."""
         if not is_websocket_upgrade(handler.headers):
+            upgrade = (handler.headers.get("Upgrade") or "").strip()
+            if upgrade:
+                raise ApiError(
+                    400, f"unable to upgrade to {upgrade}: mikro streams this over WebSocket ({', '.join(supported)})"
+                )
             raise ApiError(400, "Upgrade request required")
         ws = WSConnection(ConnectionType.SERVER)
         head = handler.requestline + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in handler.headers.items()) + "\r\n"
@@ -234,6 +245,17 @@ class WebSocket:
                 return False
             try:
                 self.sock.sendall(self.ws.send(BytesMessage(data=frame(channel, data))))
+            except OSError:
+                return False
+        return True
+
+    def send_raw(self, data: bytes) -> bool:
+        """One binary message without a channel byte (the SPDY tunnel's bytes)."""
+        with self.lock:
+            if self.ws.state is not ConnectionState.OPEN:
+                return False
+            try:
+                self.sock.sendall(self.ws.send(BytesMessage(data=data)))
             except OSError:
                 return False
         return True
@@ -368,9 +390,21 @@ def _client_to_process(
 # -- port forwarding --------------------------------------------------------------------------
 
 
-def serve_portforward(handler: Any, ports: list[int], connect: Callable[[int], socket.socket]) -> None:
-    """Upgrade, then carry one TCP connection to the pod per requested port."""
-    accept, _ = WebSocket.handshake(handler, PORTFORWARD_PROTOCOLS, allow_none=True)
+def serve_portforward(handler: Any, query: dict[str, list[str]], connect: Callable[[int], socket.socket]) -> None:
+    """Upgrade, then carry TCP connections to the pod: kubectl's SPDY inside the WebSocket
+    (portforward.py), or the channel framing, one connection per port in `ports`."""
+    if is_spdy_upgrade(handler.headers):
+        from mikro.api import portforward
+
+        portforward.serve(portforward.accept_spdy(handler), connect)
+        return
+    accept, protocol = WebSocket.handshake(handler, (SPDY_TUNNEL, *PORTFORWARD_PROTOCOLS), allow_none=True)
+    if protocol == SPDY_TUNNEL:
+        from mikro.api import portforward
+
+        portforward.serve(accept(), connect)
+        return
+    ports = forward_ports(query)
     conn = accept()
     done = threading.Event()
     targets: dict[int, socket.socket] = {}
