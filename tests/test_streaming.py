@@ -283,3 +283,133 @@ def test_no_websocket_upgrade_runs_nothing(headers: dict[str, str]) -> None:
     finally:
         server_sock.close()
         client_sock.close()
+
+
+# -- kubectl port-forward: SPDY inside the WebSocket ------------------------------------------
+
+# What kubectl 1.32 sent through the tunnel for one `curl` through `kubectl port-forward
+# pod/web 18560:8080`, one WebSocket message per line (Go's framer writes field by field).
+KUBECTL_PORT_FORWARD = """
+8003 0001 0000003e 00000001 00000000 00 00
+78f9e3c6a7c202253a060606ce2248fc6482d22da30138e59514a526e6420b17d65450d0430aea22709eb030b03000000000ffff
+00000001 01000000
+8003 0001 0000001c 00000003 00000000 00 00
+826a46550a2a8712b1a844b302000000ffff
+00000003 0000004f
+474554202f20485454502f312e310d0a486f73743a203132372e302e302e313a31383536300d0a557365722d4167656e743a206375726c2f372e38382e310d0a4163636570743a202a2f2a0d0a0d0a
+8003 0003 00000008 00000003 00000005
+"""
+
+
+def recorded_messages() -> list[bytes]:
+    return [bytes.fromhex(line.replace(" ", "")) for line in KUBECTL_PORT_FORWARD.strip().splitlines()]
+
+
+def test_spdy_framer_reads_kubectl() -> None:
+    from mikro.api import spdy
+
+    framer = spdy.Framer()
+    frames = [f for message in recorded_messages() for f in framer.feed(message)]
+    kinds = [(f.control, f.kind, f.stream_id, f.fin) for f in frames]
+    assert kinds == [
+        (True, spdy.SYN_STREAM, 1, False),
+        (False, 0, 1, True),
+        (True, spdy.SYN_STREAM, 3, False),
+        (False, 0, 3, False),
+        (True, spdy.RST_STREAM, 3, False),
+    ]
+    assert frames[0].headers == {"streamtype": "error", "port": "8080", "requestid": "0"}
+    assert frames[2].headers == {"streamtype": "data", "port": "8080", "requestid": "0"}
+    assert frames[3].data.startswith(b"GET / HTTP/1.1\r\n") and frames[4].status == 5
+
+
+def test_spdy_reply_round_trip() -> None:
+    from mikro.api import spdy
+
+    server, client = spdy.Framer(), spdy.Framer()
+    wire = server.syn_reply(1) + server.syn_reply(3, {"x": "y"}) + server.ping(7) + spdy.Framer.data(3, b"hi", fin=True)
+    frames = client.feed(wire[:5]) + client.feed(wire[5:])
+    assert [(f.kind, f.stream_id) for f in frames[:2]] == [(spdy.SYN_REPLY, 1), (spdy.SYN_REPLY, 3)]
+    assert frames[1].headers == {"x": "y"} and frames[2].status == 7
+    assert (frames[3].data, frames[3].fin) == (b"hi", True)
+    with pytest.raises(spdy.ProtocolError):
+        spdy.Framer().feed(b"\x80\x02\x00\x01\x00\x00\x00\x00")  # SPDY/2
+
+
+class RecordedTunnel:
+    """Plays kubectl's recorded messages; holds its RST back until mikro has FINned the data
+    stream (kubectl resets after reading the pod's answer to its end)."""
+
+    def __init__(self, messages: list[bytes], hold_last: bool = True) -> None:
+        from mikro.api import spdy
+
+        self.messages = messages
+        self.hold_last = hold_last
+        self.sent = spdy.Framer()
+        self.frames: list[Any] = []
+        self.data_fin = threading.Event()
+        self.closed = False
+
+    def receive(self) -> bytes | None:
+        if not self.messages:
+            return None
+        if len(self.messages) == 1 and self.hold_last:
+            self.data_fin.wait(5)
+        return self.messages.pop(0)
+
+    def send_raw(self, data: bytes) -> bool:
+        for frame in self.sent.feed(data):
+            self.frames.append(frame)
+            if not frame.control and frame.stream_id == 3 and frame.fin:
+                self.data_fin.set()
+        return True
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_port_forward_session_with_recorded_kubectl() -> None:
+    from mikro.api import portforward, spdy
+
+    pod_side, mikro_side = socket.socketpair()
+    ports: list[int] = []
+
+    def pod() -> None:
+        request = b""
+        while b"\r\n\r\n" not in request:
+            request += pod_side.recv(4096)
+        pod_side.sendall(b"HTTP/1.0 200 OK\r\n\r\nHello from web")
+        pod_side.close()
+
+    def connect(port: int) -> socket.socket:
+        ports.append(port)
+        return mikro_side
+
+    threading.Thread(target=pod, daemon=True).start()
+    tunnel = RecordedTunnel(recorded_messages())
+    portforward.serve(tunnel, connect)  # type: ignore[arg-type]
+    assert ports == [8080] and tunnel.closed
+    replies = [f.stream_id for f in tunnel.frames if f.control and f.kind == spdy.SYN_REPLY]
+    data = b"".join(f.data for f in tunnel.frames if not f.control and f.stream_id == 3)
+    fins = {f.stream_id for f in tunnel.frames if not f.control and f.fin}
+    assert replies == [1, 3] and data == b"HTTP/1.0 200 OK\r\n\r\nHello from web" and fins == {1, 3}
+
+
+def test_port_forward_refused_is_written_to_the_error_stream() -> None:
+    from mikro.api import portforward
+
+    def refuse(port: int) -> socket.socket:
+        raise ConnectionRefusedError(111, "Connection refused")
+
+    tunnel = RecordedTunnel(recorded_messages()[:5], hold_last=False)
+    portforward.serve(tunnel, refuse)  # type: ignore[arg-type]
+    errors = b"".join(f.data for f in tunnel.frames if not f.control and f.stream_id == 1)
+    assert errors == b"error forwarding port 8080 to pod: [Errno 111] Connection refused"
+
+
+def test_port_forward_stream_headers_checked() -> None:
+    from mikro.api import portforward
+
+    assert portforward.stream_request({"streamtype": "data", "port": "80", "requestid": "1"}) == ("data", "1", 80)
+    assert portforward.stream_request({"streamtype": "data", "port": "99999"}) == 'invalid port "99999"'
+    assert portforward.stream_request({"streamtype": "x", "port": "80"}) == 'invalid stream type "x"'
