@@ -217,3 +217,45 @@ def test_mikro_kubectl_exec_uses_the_api(mikro: Mikro, pods: None) -> None:
     assert (proc.returncode, proc.stdout) == (5, "out\n")
     assert proc.stderr == "err\ncommand terminated with exit code 5\n"
     assert mikro.run("kubectl", "exec", "-i", "web", "--", "wc", "-l", input="1\n2\n3\n").stdout.strip() == "3"
+
+
+def listening(port: int) -> bool:
+    import socket
+
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+        return True
+    except OSError:
+        return False
+
+
+def test_kr8s_exec_and_port_forward(kubeconfig: Path, pods: None) -> None:
+    import kr8s
+    from kr8s.objects import Pod
+
+    api = kr8s.api(kubeconfig=str(kubeconfig))
+    pod = Pod.get("web", namespace="default", api=api)
+    done = pod.exec(["sh", "-c", "echo kr8s; echo e >&2"])
+    assert (done.stdout, done.stderr, done.returncode) == (b"kr8s\n", b"e\n", 0)
+    assert pod.exec(["sh", "-c", "exit 6"], check=False).returncode == 6
+    # (kr8s 0.20 offers only v4.channel.k8s.io yet demands v5 for stdin, on any cluster.)
+    local = 18000 + (os.getpid() + 500) % 1000
+    forward = pod.portforward(remote_port=8080, local_port=local)
+    forward.start()
+    try:
+        # kr8s starts listening in a thread of its own, a moment after start() returns.
+        wait_for(lambda: listening(local), timeout=30, what=f"kr8s listening on {local}")
+        with urllib.request.urlopen(f"http://127.0.0.1:{local}/", timeout=30) as resp:
+            assert resp.read().decode().startswith("Hello from web")
+    finally:
+        forward.stop()
+
+
+def test_lightkube_exec_with_stdin(kubeconfig: Path, pods: None) -> None:
+    from lightkube import Client, KubeConfig
+
+    client = Client(config=KubeConfig.from_file(str(kubeconfig)))
+    done = client.exec("web", namespace="default", command=["sh", "-c", "echo lk; exit 2"], stdout=True, stderr=True)
+    assert (done.stdout, done.exit_code) == ("lk\n", 2)
+    done = client.exec("web", namespace="default", command=["cat"], stdin="in\n", stdout=True)
+    assert (done.stdout, done.exit_code) == ("in\n", 0)
