@@ -413,3 +413,54 @@ def test_port_forward_stream_headers_checked() -> None:
     assert portforward.stream_request({"streamtype": "data", "port": "80", "requestid": "1"}) == ("data", "1", 80)
     assert portforward.stream_request({"streamtype": "data", "port": "99999"}) == 'invalid port "99999"'
     assert portforward.stream_request({"streamtype": "x", "port": "80"}) == 'invalid stream type "x"'
+
+
+# -- mikro's own client (mikro kubectl exec) against the server side ---------------------------
+
+
+def test_client_exit_code_reading() -> None:
+    from mikro.cli.streams import exit_code_of
+
+    assert exit_code_of(streaming.exit_status(0)) == 0
+    assert exit_code_of(streaming.exit_status(42)) == 42
+    with pytest.raises(ApiError):
+        exit_code_of(streaming.failure_status("boom"))
+
+
+def test_mikro_client_against_server_session() -> None:
+    import http.client
+    import io
+
+    from mikro.cli.streams import ExecSession
+
+    client_sock, server_sock = socket.socketpair()
+    process = FakeProcess([(2, b"note\n")], code=7)
+
+    def server() -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += server_sock.recv(1)
+        requestline, _, rest = head.decode("latin-1").partition("\r\n")
+        handler = FakeHandler(requestline, {}, server_sock)
+        handler.headers = http.client.parse_headers(io.BytesIO(rest.encode("latin-1")))
+        opts = streaming.stream_options("exec", query(requestline))
+        assert opts.command == ("cat",) and opts.stdin and handler.headers["Authorization"] == "Bearer t0k3n"
+        streaming.serve_process(handler, opts, lambda o: process)
+
+    thread = threading.Thread(target=server)
+    thread.start()
+    try:
+        session = ExecSession(
+            client_sock,
+            "127.0.0.1:1",
+            "/api/v1/namespaces/default/pods/web/exec?" + ("command=cat&stdin=true&stdout=true&stderr=true"),
+            "t0k3n",
+        )
+        session.pump_stdin(io.BytesIO(b"typed\n"))  # ends with the v5 close signal
+        seen: list[tuple[int, bytes]] = []
+        code = session.run(lambda channel, data: seen.append((channel, data)))
+    finally:
+        thread.join(10)
+        client_sock.close()
+        server_sock.close()
+    assert code == 7 and seen == [(2, b"note\n"), (1, b"typed\n")]

@@ -115,6 +115,8 @@ class Client:
         container: str | None,
         output: Callable[[int, bytes], None],
         stdin: BinaryIO | None = None,
+        tty: bool = False,
+        on_open: Callable[[Any], None] | None = None,
     ) -> int:
         """Run a command over `pods/exec` (WebSocket, as kubectl); return its exit code."""
         import socket
@@ -122,7 +124,9 @@ class Client:
 
         from mikro.cli.streams import ExecSession
 
-        query: dict[str, Any] = {"command": command, "stdout": "true", "stderr": "true"}
+        query: dict[str, Any] = {"command": command, "stdout": "true", "stderr": "false" if tty else "true"}
+        if tty:
+            query["tty"] = "true"
         if container:
             query["container"] = container
         if stdin is not None:
@@ -138,6 +142,8 @@ class Client:
             session = ExecSession(
                 sock, f"{self.host}:{self.port}", path + "?" + urlencode(query, doseq=True), self.token
             )
+            if on_open is not None:
+                on_open(session)
             if stdin is not None:
                 threading.Thread(target=session.pump_stdin, args=(stdin,), daemon=True).start()
             return session.run(output)

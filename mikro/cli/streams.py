@@ -3,10 +3,18 @@ so that `mikro kubectl exec` works against any mikro API, local or not, and neve
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import select
+import signal
 import socket
+import ssl
+import sys
+import termios
 import threading
-from collections.abc import Callable
+import tty
+from collections.abc import Callable, Iterator
 from typing import BinaryIO
 
 from wsproto import ConnectionType, WSConnection
@@ -75,10 +83,20 @@ class ExecSession:
         with self.lock:
             self.sock.sendall(self.ws.send(BytesMessage(data=bytes([channel]) + data)))
 
+    def resize(self, width: int, height: int) -> None:
+        self.send(4, json.dumps({"Width": width, "Height": height}).encode())
+
     def pump_stdin(self, stdin: BinaryIO) -> None:
+        """Send stdin until its end, then v5's close signal for channel 0. Reads the file
+        descriptor directly: a daemon thread blocked in a buffered read would hold the buffer's
+        lock when the interpreter exits."""
+        try:
+            fd = stdin.fileno()
+        except (OSError, ValueError, AttributeError):
+            fd = None
         try:
             while True:
-                chunk = stdin.read1(65536) if hasattr(stdin, "read1") else stdin.read(65536)
+                chunk = os.read(fd, 65536) if fd is not None else stdin.read(65536)
                 if not chunk:
                     break
                 self.send(0, chunk)
@@ -91,8 +109,16 @@ class ExecSession:
         code: int | None = None
         parts = b""
         while True:
-            data = self.sock.recv(65536)
+            # Read only when there is something to read, and under the lock the stdin thread
+            # writes under: one TLS session must not be read and written at the same time.
+            pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending()
+            if not pending and not select.select([self.sock], [], [], 1.0)[0]:
+                continue
             with self.lock:
+                try:
+                    data = self.sock.recv(65536)
+                except (TimeoutError, ssl.SSLWantReadError):
+                    continue
                 self.ws.receive_data(data or None)
                 events = list(self.ws.events())
             for event in events:
@@ -117,3 +143,36 @@ class ExecSession:
                         code = exit_code_of(json.loads(payload))
             if not data:
                 return code if code is not None else 0
+
+
+def terminal_size() -> tuple[int, int] | None:
+    try:
+        size = os.get_terminal_size(sys.stdout.fileno())
+    except OSError:
+        return None
+    return size.columns, size.lines
+
+
+@contextlib.contextmanager
+def raw_terminal() -> Iterator[None]:
+    """The local terminal in raw mode for a TTY session (keys go to the remote shell as they
+    are typed), restored afterwards whatever happens."""
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    try:
+        tty.setraw(fd)
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+
+
+def follow_terminal_size(session: ExecSession) -> None:
+    """Send the terminal's size now and whenever it changes (SIGWINCH), as kubectl does."""
+
+    def send(*_: object) -> None:
+        size = terminal_size()
+        if size is not None:
+            session.resize(*size)
+
+    send()
+    signal.signal(signal.SIGWINCH, send)
