@@ -168,6 +168,7 @@ class FakeProcess:
 
     def close(self) -> None:
         self.closed = True
+        self.stdin_closed.set()  # as a real process's output ends when its socket is shut
 
 
 class FakeHandler:
@@ -464,3 +465,23 @@ def test_mikro_client_against_server_session() -> None:
         client_sock.close()
         server_sock.close()
     assert code == 7 and seen == [(2, b"note\n"), (1, b"typed\n")]
+
+
+def test_a_broken_client_ends_the_session_not_the_server() -> None:
+    server_sock, client_sock = socket.socketpair()
+    handler = FakeHandler(KUBECTL_EXEC_I, KUBECTL_HEADERS, server_sock)
+    process = FakeProcess([], code=0)
+    opts = streaming.stream_options("exec", query(KUBECTL_EXEC_I))
+    server = threading.Thread(target=streaming.serve_process, args=(handler, opts, lambda o: process))
+    server.start()
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += client_sock.recv(1)
+    client_sock.sendall(b"\x82\x03\x00ab")  # unmasked: a protocol error from a client
+    client_sock.shutdown(socket.SHUT_WR)
+    server.join(10)
+    try:
+        assert not server.is_alive() and process.closed
+    finally:
+        client_sock.close()
+        server_sock.close()

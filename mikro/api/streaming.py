@@ -40,6 +40,7 @@ from wsproto.events import (
     Request,
     TextMessage,
 )
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from mikro.errors import ApiError
 
@@ -291,7 +292,10 @@ class WebSocket:
                     continue
                 except OSError:
                     data = b""
-                self._absorb(data)
+                try:
+                    self._absorb(data)
+                except (LocalProtocolError, RemoteProtocolError):
+                    self.ended = True  # a broken peer: end the session, not the server
         return self.messages.popleft()
 
     def _absorb(self, data: bytes) -> None:
