@@ -448,20 +448,6 @@ class Handler(BaseHTTPRequestHandler):
         body = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", "")) if table else obj
         self._chunk(json.dumps({"type": type_, "object": body}, separators=(",", ":")).encode() + b"\n")
 
-    def _pod_container(self, ns: str, name: str, container: str | None) -> tuple[PodRuntimeHooks, dict[str, Any]]:
-        runtime = self.server.runtime
-        if runtime is None:
-            raise ApiError(503, "the pod runtime is not running")
-        pod = self.server.registry.get(resources.BY_KIND["Pod"], ns, name)
-        containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
-        if container is None and len(containers) > 1:
-            raise ApiError(
-                400, f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
-            )
-        if container is not None and container not in containers:
-            raise ApiError(400, f"container {container} is not valid for pod {name}")
-        return runtime, pod
-
     def _pod_upgrade(self, sub: str, ns: str, name: str) -> None:
         """exec, attach, portforward: WebSocket only; anything else runs nothing (streaming.py)."""
         query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
@@ -480,9 +466,33 @@ class Handler(BaseHTTPRequestHandler):
             start = lambda o: runtime.attach_stream(pod, o.container, o.stdin, o.tty)  # noqa: E731
         streaming.serve_process(self, opts, start, attach=sub == "attach")
 
+    def _pod_container(self, ns: str, name: str, container: str | None) -> tuple[PodRuntimeHooks, dict[str, Any]]:
+        runtime = self.server.runtime
+        if runtime is None:
+            raise ApiError(503, "the pod runtime is not running")
+        pod = self.server.registry.get(resources.BY_KIND["Pod"], ns, name)
+        containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        if container is None and len(containers) > 1:
+            raise ApiError(
+                400, f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
+            )
+        if container is not None and container not in containers:
+            raise ApiError(400, f"container {container} is not valid for pod {name}")
+        return runtime, pod
+
     def _pod_stream(self, sub: str, ns: str, name: str, query: dict[str, str]) -> None:
+        runtime = self.server.runtime
+        if runtime is None:
+            raise ApiError(503, "the pod runtime is not running")
+        pod = self.server.registry.get(resources.BY_KIND["Pod"], ns, name)
+        containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
         container = query.get("container")
-        runtime, pod = self._pod_container(ns, name, container)
+        if container is None and len(containers) > 1:
+            raise ApiError(
+                400, f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
+            )
+        if container is not None and container not in containers:
+            raise ApiError(400, f"container {container} is not valid for pod {name}")
         if sub == "log":
             tail = query.get("tailLines")
             chunks = runtime.logs(

@@ -786,12 +786,6 @@ class PodRuntime:
         yield b""
         yield from stream
 
-    def exec(self, pod: dict[str, Any], container: str | None, command: list[str]) -> tuple[int, bytes]:
-        c = self._container_for(pod, container, False)
-        if c["State"] != "running":
-            raise ApiError(400, f"container {c['Labels'].get(L + 'container')} is not running")
-        return self.docker.exec(c["Id"], command)
-
     def exec_stream(
         self, pod: dict[str, Any], container: str | None, command: list[str], stdin: bool, tty: bool
     ) -> ContainerStream:
