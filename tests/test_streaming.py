@@ -485,3 +485,30 @@ def test_a_broken_client_ends_the_session_not_the_server() -> None:
     finally:
         client_sock.close()
         server_sock.close()
+
+
+def test_channel_port_forward_as_the_python_clients_speak_it() -> None:
+    """Per port a data and an error channel, each opened by the port (little-endian)."""
+    requestline = "GET /api/v1/namespaces/default/pods/web/portforward?ports=8080 HTTP/1.1"
+    server_sock, client_sock = socket.socketpair()
+    pod_side, mikro_side = socket.socketpair()
+    handler = FakeHandler(requestline, PYTHON_HEADERS, server_sock)
+
+    def pod() -> None:
+        assert pod_side.recv(4) == b"ping"
+        pod_side.sendall(b"pong")
+        pod_side.close()
+
+    threading.Thread(target=pod, daemon=True).start()
+    server = threading.Thread(
+        target=streaming.serve_portforward, args=(handler, query(requestline), lambda port: mikro_side)
+    )
+    server.start()
+    try:
+        protocol, received, close_code = client_session(client_sock, PYTHON_HEADERS["Sec-WebSocket-Key"], [b"\x00ping"])
+    finally:
+        server.join(10)
+        client_sock.close()
+        server_sock.close()
+    assert protocol == "v4.channel.k8s.io" and close_code == 1000
+    assert received == [b"\x00\x90\x1f", b"\x01\x90\x1f", b"\x00pong"]
