@@ -31,6 +31,7 @@ from mikro.api import (
     openapi_pb,
     resources,
     selectors,
+    streaming,
 )
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
@@ -66,7 +67,13 @@ class PodRuntimeHooks(Protocol):
         timestamps: bool,
     ) -> Iterator[bytes]: ...
 
-    def exec(self, pod: dict[str, Any], container: str | None, command: list[str]) -> tuple[int, bytes]: ...
+    def exec_stream(
+        self, pod: dict[str, Any], container: str | None, command: list[str], stdin: bool, tty: bool
+    ) -> streaming.ProcessStream: ...
+
+    def attach_stream(
+        self, pod: dict[str, Any], container: str | None, stdin: bool, tty: bool
+    ) -> streaming.ProcessStream: ...
 
 
 class ApiHTTPServer(ThreadingHTTPServer):
@@ -122,7 +129,7 @@ def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
             }
         )
         subresources = {
-            "Pod": ["status", "log", "exec"],
+            "Pod": ["status", "log", *streaming.SUBRESOURCES],
             "Deployment": ["status", "scale"],
             "ReplicaSet": ["status", "scale"],
             "StatefulSet": ["status", "scale"],
@@ -138,7 +145,7 @@ def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
                     "singularName": "",
                     "namespaced": r.namespaced,
                     "kind": kind,
-                    "verbs": ["get", "patch", "update"] if sub != "exec" else ["create", "get"],
+                    "verbs": ["create", "get"] if sub in streaming.SUBRESOURCES else ["get", "patch", "update"],
                 }
             )
     if group == "" and version == "v1":
@@ -446,8 +453,11 @@ class Handler(BaseHTTPRequestHandler):
             return
         if name is None:
             raise ApiError(405, f"{method} is not allowed on a collection of {res.plural}")
-        if sub in ("log", "exec") and res.kind == "Pod":
+        if sub == "log" and res.kind == "Pod":
             self._pod_stream(sub, ns or "", name, query)
+            return
+        if sub in streaming.SUBRESOURCES and res.kind == "Pod":
+            self._pod_upgrade(sub, ns or "", name)
             return
         if sub not in (None, "status", "scale"):
             raise ApiError(404, f"the server could not find the requested resource ({res.plural}/{sub})")
@@ -596,6 +606,38 @@ class Handler(BaseHTTPRequestHandler):
             body = {"apiVersion": res.api_version, "kind": res.kind, **body}
         self._chunk(kubeproto.watch_frame(type_, body, self._watch_protobuf))
 
+    def _pod_upgrade(self, sub: str, ns: str, name: str) -> None:
+        """exec, attach, portforward: WebSocket only; anything else runs nothing (streaming.py)."""
+        query = parse_qs(urlsplit(self.path).query, keep_blank_values=True)
+        if sub == "portforward":
+            pod = self.server.registry.get(resources.BY_KIND["Pod"], ns, name)
+            ip = (pod.get("status") or {}).get("podIP")
+            if not ip or (pod.get("status") or {}).get("phase") != "Running":
+                raise ApiError(400, f"unable to forward ports: pod {name} is not running")
+            streaming.serve_portforward(self, query, lambda port: streaming.connect_tcp(ip, port))
+            return
+        opts = streaming.stream_options(sub, query)
+        runtime, pod = self._pod_container(ns, name, opts.container)
+        if sub == "exec":
+            start = lambda o: runtime.exec_stream(pod, o.container, list(o.command), o.stdin, o.tty)  # noqa: E731
+        else:
+            start = lambda o: runtime.attach_stream(pod, o.container, o.stdin, o.tty)  # noqa: E731
+        streaming.serve_process(self, opts, start, attach=sub == "attach")
+
+    def _pod_container(self, ns: str, name: str, container: str | None) -> tuple[PodRuntimeHooks, dict[str, Any]]:
+        runtime = self.server.runtime
+        if runtime is None:
+            raise ApiError(503, "the pod runtime is not running")
+        pod = self.server.registry.get(resources.BY_KIND["Pod"], ns, name)
+        containers = [c["name"] for c in (pod.get("spec") or {}).get("containers") or []]
+        if container is None and len(containers) > 1:
+            raise ApiError(
+                400, f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]"
+            )
+        if container is not None and container not in containers:
+            raise ApiError(400, f"container {container} is not valid for pod {name}")
+        return runtime, pod
+
     def _pod_stream(self, sub: str, ns: str, name: str, query: dict[str, str]) -> None:
         runtime = self.server.runtime
         if runtime is None:
@@ -632,16 +674,6 @@ class Handler(BaseHTTPRequestHandler):
                 self._chunk(chunk)
             self._end_chunks()
             return
-        command = parse_qs(urlsplit(self.path).query).get("command") or []
-        if not command:
-            raise ApiError(400, "you must specify at least one command for the container")
-        code, output = runtime.exec(pod, container, command)
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Length", str(len(output)))
-        self.send_header("X-Mikro-Exit-Code", str(code))
-        self.end_headers()
-        self.wfile.write(output)
 
 
 def serve(

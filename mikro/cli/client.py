@@ -7,8 +7,8 @@ import http.client
 import json
 import os
 import ssl
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, BinaryIO
 from urllib.parse import urlencode
 
 from mikro import __version__, config
@@ -122,20 +122,45 @@ class Client:
         finally:
             conn.close()
 
-    def exec(self, path: str, command: list[str], container: str | None) -> tuple[int, bytes]:
-        query: dict[str, Any] = {"command": command, "stdout": "true", "stderr": "true"}
+    def exec(
+        self,
+        path: str,
+        command: list[str],
+        container: str | None,
+        output: Callable[[int, bytes], None],
+        stdin: BinaryIO | None = None,
+        tty: bool = False,
+        on_open: Callable[[Any], None] | None = None,
+    ) -> int:
+        """Run a command over `pods/exec` (WebSocket, as kubectl); return its exit code."""
+        import socket
+        import threading
+
+        from mikro.cli.streams import ExecSession
+
+        query: dict[str, Any] = {"command": command, "stdout": "true", "stderr": "false" if tty else "true"}
+        if tty:
+            query["tty"] = "true"
         if container:
             query["container"] = container
-        conn = self._connect(None)
-        conn.request(
-            "POST", path + "?" + urlencode(query, doseq=True), headers={"Authorization": f"Bearer {self.token}"}
-        )
-        resp = conn.getresponse()
-        raw = resp.read()
-        conn.close()
-        if resp.status >= 400:
-            raise ApiError.from_status(resp.status, json.loads(raw))
-        return int(resp.getheader("X-Mikro-Exit-Code") or 0), raw
+        if stdin is not None:
+            query["stdin"] = "true"
+        if self._context is None:
+            self._context = ssl.create_default_context(cafile=self.ca_file)
+        try:
+            raw = socket.create_connection((self.host, self.port), timeout=30)
+        except OSError as exc:
+            raise NotRunning(f"the mikro API at {self.server} does not answer ({exc})") from None
+        with self._context.wrap_socket(raw, server_hostname=self.host) as sock:
+            sock.settimeout(None)
+            session = ExecSession(
+                sock, f"{self.host}:{self.port}", path + "?" + urlencode(query, doseq=True), self.token
+            )
+            if on_open is not None:
+                on_open(session)
+            if stdin is not None:
+                threading.Thread(target=session.pump_stdin, args=(stdin,), daemon=True).start()
+            return session.run(output)
 
     # -- typed helpers ---------------------------------------------------------------------
 

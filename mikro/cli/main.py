@@ -10,7 +10,6 @@ import base64
 import functools
 import os
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -916,22 +915,33 @@ def kubectl_logs(
 def kubectl_exec(
     target: str, command: tuple[str, ...], container: str | None, stdin: bool, tty: bool, namespace: str
 ) -> None:
-    """Execute a command in a container: mikro kubectl exec POD -- CMD."""
+    """Execute a command in a container: mikro kubectl exec POD -- CMD (over the API, as kubectl)."""
+    import contextlib
+
+    from mikro.cli import streams
+
     client = Client.from_state()
     pod_name = _pod_for(client, target, namespace)
-    if stdin or tty:
-        # An interactive session needs a terminal stream: hand it to the docker CLI.
-        pod = client.get(BY_KIND["Pod"], namespace, pod_name)
-        statuses = (pod.get("status") or {}).get("containerStatuses") or []
-        name = container or pod["spec"]["containers"][0]["name"]
-        cid = next((cs.get("containerID", "") for cs in statuses if cs["name"] == name), "").removeprefix("docker://")
-        if not cid:
-            fail(f"container {name} of pod {pod_name} is not running")
-        flags = "-" + ("i" if stdin else "") + ("t" if tty else "")
-        sys.exit(subprocess.call(["docker", "exec", flags, cid, *command]))
-    code, output = client.exec(f"/api/v1/namespaces/{namespace}/pods/{pod_name}/exec", list(command), container)
-    sys.stdout.buffer.write(output)
-    sys.stdout.flush()
+    if tty and not sys.stdin.isatty():
+        click.echo("Unable to use a TTY - input is not a terminal or the right kind of file", err=True)
+        tty = False
+
+    def output(channel: int, data: bytes) -> None:
+        stream = sys.stdout if channel == 1 else sys.stderr
+        stream.buffer.write(data)
+        stream.flush()
+
+    path = f"/api/v1/namespaces/{namespace}/pods/{pod_name}/exec"
+    with streams.raw_terminal() if tty else contextlib.nullcontext():
+        code = client.exec(
+            path,
+            list(command),
+            container,
+            output,
+            stdin=sys.stdin.buffer if stdin else None,
+            tty=tty,
+            on_open=streams.follow_terminal_size if tty else None,
+        )
     if code:
         click.echo(f"command terminated with exit code {code}", err=True)
     sys.exit(code)

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -202,6 +203,37 @@ class Docker:
         code = self.api.exec_inspect(exec_id).get("ExitCode")
         return (code if code is not None else -1), output
 
+    def exec_stream(self, ident: str, command: list[str], stdin: bool, tty: bool) -> ContainerStream:
+        """Start `command` in a running container with its streams on a hijacked socket."""
+        exec_id = self.api.exec_create(ident, command, stdin=stdin, stdout=True, stderr=True, tty=tty)["Id"]
+        sock = self.api.exec_start(exec_id, socket=True, tty=tty)
+        return ContainerStream(
+            _raw_socket(sock),
+            multiplexed=not tty,
+            resize=lambda width, height: self.api.exec_resize(exec_id, height=height, width=width),
+            exit_code=lambda: self._exec_exit_code(exec_id),
+        )
+
+    def _exec_exit_code(self, exec_id: str) -> int | None:
+        # The stream closes as the process ends; the engine may record the code a moment later.
+        for _ in range(100):
+            info = self.api.exec_inspect(exec_id)
+            if not info.get("Running"):
+                return info.get("ExitCode")
+            time.sleep(0.05)
+        return None
+
+    def attach_stream(self, ident: str, stdin: bool, tty: bool) -> ContainerStream:
+        """Attach to the main process of a running container (as `docker attach`)."""
+        params = {"stdin": int(stdin), "stdout": 1, "stderr": 1, "stream": 1}
+        sock = self.api.attach_socket(ident, params=params)
+        return ContainerStream(
+            _raw_socket(sock),
+            multiplexed=not tty,
+            resize=lambda width, height: self.api.resize(ident, height=height, width=width),
+            exit_code=lambda: None,
+        )
+
     def events(self, on_event: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
         """Call `on_event` for each container event of this cluster until `stop` is set."""
         while not stop.is_set():
@@ -274,6 +306,93 @@ class Docker:
         """This cluster's volumes matching the labels (as `containers`)."""
         filters = [f"{LABEL_CLUSTER}={self.cluster}"] + [f"{LABEL_PREFIX}{k}={v}" for k, v in labels.items()]
         return self.client.volumes.list(filters={"label": filters})
+
+
+def _raw_socket(sock: Any) -> socket.socket:
+    """The plain socket under what docker's `socket=True` calls answer (a SocketIO on Unix)."""
+    return getattr(sock, "_sock", sock)
+
+
+class Demuxer:
+    """Docker's multiplexed stream (8-byte header: stream type, 3 zero bytes, big-endian size)
+    split into (stream, bytes) pieces; stream 1 is stdout, 2 stderr. Fed in any chunking."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        self.buffer += data
+        out = []
+        while len(self.buffer) >= 8:
+            size = int.from_bytes(self.buffer[4:8], "big")
+            if len(self.buffer) < 8 + size:
+                break
+            kind = self.buffer[0]
+            out.append((2 if kind == 2 else 1, self.buffer[8 : 8 + size]))
+            self.buffer = self.buffer[8 + size :]
+        return out
+
+
+class ContainerStream:
+    """A process's stdin/stdout/stderr on a socket Docker hijacked for an exec or an attach."""
+
+    def __init__(
+        self,
+        sock: socket.socket,
+        multiplexed: bool,
+        resize: Callable[[int, int], Any],
+        exit_code: Callable[[], int | None],
+    ) -> None:
+        self.sock = sock
+        self.multiplexed = multiplexed
+        self._resize = resize
+        self._exit_code = exit_code
+        self._demuxer = Demuxer()
+
+    def read(self) -> list[tuple[int, bytes]] | None:
+        """The next output pieces as (1 stdout | 2 stderr, bytes); None once the process is done."""
+        while True:
+            try:
+                data = self.sock.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                return None
+            pieces = self._demuxer.feed(data) if self.multiplexed else [(1, data)]
+            if pieces:
+                return pieces
+
+    def write(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def close_stdin(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def resize(self, width: int, height: int) -> None:
+        try:
+            self._resize(width, height)
+        except DockerError as exc:
+            log.debug("resize failed: %s", exc)
+
+    def exit_code(self) -> int | None:
+        try:
+            return self._exit_code()
+        except DockerError:
+            return None
+
+    def close(self) -> None:
+        """End both directions (waking a reader in another thread), then release the socket."""
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        try:
+            self.sock.close()
+        except OSError:
+            pass
 
 
 def host_port_free(ip: str, port: int) -> bool:

@@ -25,7 +25,7 @@ from mikro.cli.printers import parse_time
 from mikro.config import LABEL_PREFIX
 from mikro.errors import ApiError
 from mikro.node import podplan
-from mikro.node.docker_backend import Docker, DockerError, NotFound
+from mikro.node.docker_backend import ContainerStream, Docker, DockerError, NotFound
 from mikro.node.podplan import INFRA, PodContext
 from mikro.node.prober import Prober
 
@@ -786,8 +786,18 @@ class PodRuntime:
         yield b""
         yield from stream
 
-    def exec(self, pod: dict[str, Any], container: str | None, command: list[str]) -> tuple[int, bytes]:
+    def exec_stream(
+        self, pod: dict[str, Any], container: str | None, command: list[str], stdin: bool, tty: bool
+    ) -> ContainerStream:
+        c = self._running(pod, container)
+        return self.docker.exec_stream(c["Id"], command, stdin=stdin, tty=tty)
+
+    def attach_stream(self, pod: dict[str, Any], container: str | None, stdin: bool, tty: bool) -> ContainerStream:
+        c = self._running(pod, container)
+        return self.docker.attach_stream(c["Id"], stdin=stdin, tty=tty)
+
+    def _running(self, pod: dict[str, Any], container: str | None) -> dict[str, Any]:
         c = self._container_for(pod, container, False)
         if c["State"] != "running":
             raise ApiError(400, f"container {c['Labels'].get(L + 'container')} is not running")
-        return self.docker.exec(c["Id"], command)
+        return c
