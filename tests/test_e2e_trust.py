@@ -167,3 +167,84 @@ def test_volume_paths_cannot_escape(stack: Mikro) -> None:
     refused = apply(m, pod, check=False)
     assert refused.returncode != 0 and "must not contain '..'" in refused.stderr
     assert not Path("/tmp/mikro-trust-x").exists()
+
+
+def container_of(m: Mikro, pod: str, container: str) -> dict[str, Any]:
+    ids = subprocess.run(
+        [
+            "docker",
+            "ps",
+            "-aq",
+            "--filter",
+            f"label=io.mikro/cluster={m.cluster}",
+            "--filter",
+            f"label=io.mikro/name={pod}",
+            "--filter",
+            f"label=io.mikro/container={container}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert ids, f"no container {container} of pod {pod}"
+    return json.loads(subprocess.run(["docker", "inspect", ids[0]], capture_output=True, text=True).stdout)[0]
+
+
+def test_security_context_is_honoured(stack: Mikro) -> None:
+    m = stack
+    root = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "nonroot", "namespace": "default"},
+        "spec": {
+            "securityContext": {"runAsNonRoot": True},
+            "containers": [{"name": "app", "image": "hello-ip:1"}],
+        },
+    }
+    apply(m, root)
+
+    def waiting() -> dict[str, Any] | None:
+        statuses = m.json("pod", "nonroot").get("status", {}).get("containerStatuses") or []
+        state = (statuses[0].get("state") or {}).get("waiting") if statuses else None
+        return state if state and state.get("reason") == "CreateContainerConfigError" else None
+
+    state = wait_for(waiting, 30, what="the root image to be refused")
+    assert state["message"].startswith('container has runAsNonRoot and image will run as root (pod: "nonroot_default(')
+    confined = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "confined", "namespace": "default"},
+        "spec": {
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 1000,
+                "runAsGroup": 3000,
+                "supplementalGroups": [4000],
+            },
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "hello-ip:1",
+                    "command": ["sh", "-c", "sleep 3600"],
+                    "securityContext": {
+                        "readOnlyRootFilesystem": True,
+                        "allowPrivilegeEscalation": False,
+                        "capabilities": {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]},
+                        "seccompProfile": {"type": "RuntimeDefault"},
+                    },
+                }
+            ],
+        },
+    }
+    apply(m, confined)
+    wait_for(lambda: m.json("pod", "confined").get("status", {}).get("phase") == "Running", 60, what="the confined pod")
+    host = container_of(m, "confined", "app")["HostConfig"]
+    config = container_of(m, "confined", "app")["Config"]
+    assert config["User"] == "1000:3000"
+    assert host["ReadonlyRootfs"] is True and host["SecurityOpt"] == ["no-new-privileges"]
+    assert host["CapDrop"] == ["ALL"] and host["CapAdd"] == ["NET_BIND_SERVICE"] and host["GroupAdd"] == ["4000"]
+    assert m.kubectl("exec", "confined", "--", "id", "-u").stdout.strip() == "1000"
+    assert m.kubectl("exec", "confined", "--", "touch", "/x", check=False).returncode != 0  # read-only root
+    warned = events_of(m, "confined")
+    assert any(e["reason"] == "UnsupportedSecurityField" and "seccompProfile" in e["message"] for e in warned)
+    m.kubectl("delete", "pod", "nonroot", "confined", "--grace-period", "0")

@@ -124,6 +124,13 @@ class Docker:
             dns_search=spec.dns_search or None,
             dns_opt=spec.dns_opt or None,
             init=False,
+            group_add=spec.group_add or None,
+            read_only=spec.read_only or None,
+            cap_add=spec.cap_add or None,
+            cap_drop=spec.cap_drop or None,
+            privileged=spec.privileged,
+            security_opt=spec.security_opt or None,
+            pid_mode=spec.pid_mode,
         )
         networking = None
         if spec.network and not spec.network_mode:

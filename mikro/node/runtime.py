@@ -346,10 +346,12 @@ class PodRuntime:
                         obj = {}
                     else:
                         raise podplan.MissingReference(f'{kind.lower()} "{name}" not found')
-                directory = self._pod_dir(uid) / "volumes" / vol["name"]
+                volumes_dir = self._pod_dir(uid) / "volumes"
+                volumes_dir.mkdir(parents=True, exist_ok=True)
+                directory = Path(podplan.contained(str(volumes_dir), str(vol["name"]), "volume name"))
                 directory.mkdir(parents=True, exist_ok=True)
                 for path, data in podplan.volume_files(kind, obj, ref.get("items")).items():
-                    target = directory / path
+                    target = Path(podplan.contained(str(directory), path, "volume file"))
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(data)
                 source, mode = str(directory), "ro"
@@ -360,7 +362,7 @@ class PodRuntime:
                 )
             target = mount.get("mountPath", "/")
             if mount.get("subPath") and source.startswith("/"):
-                source = os.path.join(source, mount["subPath"])
+                source = podplan.contained(source, mount["subPath"], "subPath")
             binds[source] = {"bind": target, "mode": mode}
         return binds
 
@@ -448,6 +450,8 @@ class PodRuntime:
         if infra is not None:
             nets = (infra.get("NetworkSettings") or {}).get("Networks") or {}
             pod_ip = (nets.get(self.ctx.network) or {}).get("IPAddress", "")
+            if spec.get("hostNetwork"):
+                pod_ip = self.ctx.host_ip
         policy = spec.get("restartPolicy", "Always")
         now = time.time()
         init_done = True
@@ -551,12 +555,16 @@ class PodRuntime:
         try:
             env = podplan.resolve_env(pod, ctr, pod_ip, self.ctx.host_ip, self._lookup(pod["metadata"]["namespace"]))
             mounts = self._mounts(pod, ctr)
+            image = self.docker.image(ctr["image"]) or {}
+            sec, warnings = podplan.security(pod, ctr, str((image.get("Config") or {}).get("User") or ""))
         except podplan.MissingReference as exc:
             waiting[name] = ("CreateContainerConfigError", str(exc))
             self.reg.record_event(pod, "Failed", f"Error: {exc}", "Warning", "kubelet")
             self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + 5
             return "waiting"
-        cspec = podplan.app_spec(self.ctx, pod, ctr, infra["Id"], restart_count, env, mounts)
+        for warning in warnings:
+            self.reg.record_event(pod, "UnsupportedSecurityField", warning, "Warning", "kubelet")
+        cspec = podplan.app_spec(self.ctx, pod, ctr, infra["Id"], restart_count, env, mounts, sec)
         try:
             ident = self.docker.create(cspec)
             self.reg.record_event(pod, "Created", f"Created container {name}", component="kubelet")
