@@ -141,7 +141,9 @@ def main() -> int:
     network.start()
     runtime.start()
     controllers.start()
-    threading.Thread(target=docker.events, args=(network.on_docker_event, stopping), daemon=True).start()
+    threading.Thread(
+        target=docker.events, args=(network.on_docker_event, stopping, network.on_engine_back), daemon=True
+    ).start()
     server.ready.set()
     log.info("mikro %s is ready on 127.0.0.1:%d", cluster, settings["port"])
     stopping.wait()

@@ -6,6 +6,8 @@ The Docker engine restart test restarts the host's dockerd: it is the module's l
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import urllib.error
 import urllib.request
@@ -248,3 +250,61 @@ def test_security_context_is_honoured(stack: Mikro) -> None:
     warned = events_of(m, "confined")
     assert any(e["reason"] == "UnsupportedSecurityField" and "seccompProfile" in e["message"] for e in warned)
     m.kubectl("delete", "pod", "nonroot", "confined", "--grace-period", "0")
+
+
+def pods_running(m: Mikro) -> bool:
+    pods = m.pods("projet=mon-app")
+    return len(pods) == 2 and all(
+        (p.get("status") or {}).get("phase") == "Running"
+        and all(cs.get("ready") for cs in (p.get("status") or {}).get("containerStatuses") or [])
+        for p in pods
+    )
+
+
+def test_the_cluster_network_removed_while_stopped(stack: Mikro) -> None:
+    m = stack
+    m.run("stop")
+    subprocess.run(["docker", "network", "rm", m.cluster], capture_output=True, text=True, check=True)
+    m.run("start")
+    wait_for(stack_answers, 30, what="the seed stack to answer through the ingress on a new network")
+    wait_for(lambda: pods_running(m), 30, what="both pods Running and ready")
+    wait_for(lambda: addon_status(m) == "running", 10, what="the addon to read running")
+    network_id = subprocess.run(
+        ["docker", "network", "inspect", "-f", "{{.Id}}", m.cluster], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    ids = subprocess.run(
+        ["docker", "ps", "-q", "--filter", f"label=io.mikro/cluster={m.cluster}", "--filter", f"network={network_id}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert len(ids) >= 4  # two pods' infra containers, the Service's proxy, the ingress
+
+
+# -- last: restarts the host's Docker engine ---------------------------------------------------
+
+
+def docker_answers() -> bool:
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def test_the_docker_engine_restarted(stack: Mikro) -> None:
+    """dockerd stops every container and the event stream breaks; mikro brings every pod and
+    the ingress back once the engine answers again. Restarts dockerd exactly as `.ci/run`
+    starts it (`nohup dockerd >/tmp/mikro-ci-dockerd.log 2>&1 &`)."""
+    m = stack
+    pid = int(Path("/var/run/docker.pid").read_text().strip())
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"dockerd")
+    os.kill(pid, signal.SIGTERM)
+    wait_for(lambda: not Path(f"/proc/{pid}").exists(), 120, what="dockerd to stop")
+    subprocess.Popen(
+        ["sh", "-c", "nohup dockerd >>/tmp/mikro-ci-dockerd.log 2>&1 &"],
+        start_new_session=True,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    ).wait()
+    wait_for(docker_answers, 120, interval=1, what="docker info to answer")
+    wait_for(stack_answers, 60, what="the seed stack to answer through the ingress again")
+    wait_for(lambda: pods_running(m), 30, what="both pods Running and ready")
+    wait_for(lambda: addon_status(m) == "running", 10, what="the addon to read running")

@@ -122,6 +122,11 @@ class Network:
         if attrs.get(L + "kind") in ("proxy", "ingress") and event.get("status") in ("die", "destroy"):
             self.wake.set()
 
+    def on_engine_back(self) -> None:
+        """The Docker engine restarted: its containers were stopped, not crashed."""
+        self.restarted.clear()
+        self.wake.set()
+
     # -- addons state ----------------------------------------------------------------------
 
     def addons(self) -> dict[str, str]:
@@ -282,7 +287,10 @@ class Network:
             stop_timeout=1,
         )
         cspec.labels[L + "spec-hash"] = spec_hash(cspec)
-        if current is not None and current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]:
+        if current is not None and (
+            current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]
+            or self.docker.on_stale_network(current)
+        ):
             self.docker.remove(current["Id"])
             current = None
         if current is None:
@@ -388,7 +396,10 @@ class Network:
         )
         cspec.labels[L + "spec-hash"] = spec_hash(cspec)
         current = next(iter(self.docker.containers(kind="ingress")), None)
-        if current is not None and current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]:
+        if current is not None and (
+            current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]
+            or self.docker.on_stale_network(current)
+        ):
             self.docker.remove(current["Id"])
             current = None
         if current is not None and current["State"] == "running":

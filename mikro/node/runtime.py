@@ -108,7 +108,10 @@ class PodRuntime:
         self.boot()
         self.prober.start()
         threading.Thread(
-            target=self.docker.events, args=(self._on_docker_event, self.stop_event), name="docker-events", daemon=True
+            target=self.docker.events,
+            args=(self._on_docker_event, self.stop_event, self._engine_back),
+            name="docker-events",
+            daemon=True,
         ).start()
         threading.Thread(target=self._periodic, name="pod-resync", daemon=True).start()
 
@@ -132,6 +135,16 @@ class PodRuntime:
         uid = attrs.get(L + "uid")
         if uid and attrs.get(L + "kind") == "pod" and event.get("status") in ("die", "destroy", "start", "oom", "stop"):
             self.enqueue(uid)
+
+    def _engine_back(self) -> None:
+        """The Docker engine restarted (its containers stopped with it): bring the pods back
+        as `mikro start` does, in place, without counting restarts."""
+        try:
+            self.boot()
+        except DockerError as exc:
+            log.warning("resync after the engine came back: %s", exc)
+            for uid in list(self.index):
+                self.enqueue(uid)
 
     def _periodic(self) -> None:
         while not self.stop_event.wait(1.0):
@@ -175,7 +188,13 @@ class PodRuntime:
                 latest[key]["Labels"].get(L + "attempt", 0)
             ):
                 latest[key] = c
-        stopped = [(name, c) for (uid, name), c in latest.items() if c["State"] != "running" and uid not in ended]
+        # A container on an earlier network of the cluster's name (removed and created again)
+        # cannot start: the syncs recreate it.
+        stopped = [
+            (name, c)
+            for (uid, name), c in latest.items()
+            if c["State"] != "running" and uid not in ended and not self.docker.on_stale_network(c)
+        ]
         infra = [c for name, c in stopped if name == INFRA]
         apps = [c for name, c in stopped if name != INFRA]
         with ThreadPoolExecutor(max_workers=16) as pool:
@@ -417,7 +436,10 @@ class PodRuntime:
         aliases = podplan.headless_aliases(pod["metadata"]["namespace"], pod["metadata"].get("labels") or {}, services)
         spec = podplan.infra_spec(self.ctx, pod, aliases)
         current = (observed.get(INFRA) or [None])[0]
-        if current is not None and current["Labels"].get(L + "spec-hash") != spec.labels[L + "spec-hash"]:
+        if current is not None and (
+            current["Labels"].get(L + "spec-hash") != spec.labels[L + "spec-hash"]
+            or self.docker.on_stale_network(current)
+        ):
             self.docker.remove(current["Id"])
             current = None
         if current is None:
