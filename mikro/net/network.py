@@ -439,6 +439,10 @@ class Network:
                 self._set_addon_status("ingress", f"error: the ingress container exited (code {code}): {tail}")
                 if not self._may_restart(cspec.name):
                     return
+                # Should the last good configuration be what it cannot run (one written before
+                # configurations were checked), fall back to the one without user values; the
+                # next pass checks the candidate inside the running container.
+                self._write_if_changed(directory / "nginx.conf", render([])[0])
             else:  # stopped by `mikro stop` (or the engine's restart)
                 self.restarted[cspec.name] = time.monotonic()
             self.docker.start(ident)
@@ -456,7 +460,7 @@ class Network:
                         )
                 return
         self.routed["ingress"] = routed
-        self._set_served(candidates)
+        self._set_served([i for i in candidates if not self._is_denied(i)])
         self._set_addon_status("ingress", "running")
 
     def _is_denied(self, ing: dict[str, Any]) -> bool:
