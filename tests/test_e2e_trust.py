@@ -1,5 +1,5 @@
 """Hostile manifests and faults against a real cluster (issue 11: items 2, 3, 4, 8, 11 and a
-Docker engine restart). Real Docker, the ingress on host ports 80/443 of 127.0.0.1.
+Docker engine restart). Real Docker, the ingress on host ports 28480/28443 of 127.0.0.1.
 
 The Docker engine restart test restarts the host's dockerd: it is the module's last test."""
 
@@ -20,6 +20,8 @@ from .conftest import ROOT, Mikro, wait_for
 
 pytestmark = pytest.mark.docker
 USES_HOST_PORTS = True
+# Ports of this module's own, so that a cluster someone runs by hand on 80/443 cannot fail it.
+HTTP_PORT, HTTPS_PORT = 28480, 28443
 STACK = ROOT / "examples" / "stack-offline.yml"
 INJECTED_PATH = '/x { return 200 "pwn"; } location /leak/ { alias /etc/mikro/certs/; autoindex on; } location /y'
 # A valid DNS name (labels of at most 63 characters) that NGINX cannot hash with mikro's
@@ -28,7 +30,7 @@ LONG_HOST = ".".join(["a" * 60, "b" * 60, "c" * 60, "local"])
 
 
 def get(path: str = "/", host: str | None = None) -> tuple[int, str]:
-    request = urllib.request.Request(f"http://127.0.0.1{path}", headers={"Host": host} if host else {})
+    request = urllib.request.Request(f"http://127.0.0.1:{HTTP_PORT}{path}", headers={"Host": host} if host else {})
     try:
         with urllib.request.urlopen(request, timeout=5) as resp:
             return resp.status, resp.read().decode(errors="replace")
@@ -80,7 +82,8 @@ def stack_answers() -> bool:
 
 @pytest.fixture(scope="module")
 def stack(mikro: Mikro) -> Mikro:
-    assert "Addon ingress is enabled" in mikro.run("enable", "ingress").stdout
+    enabled = mikro.run("enable", "ingress", "--http-port", str(HTTP_PORT), "--https-port", str(HTTPS_PORT))
+    assert "Addon ingress is enabled" in enabled.stdout
     mikro.run("apply", "-f", str(STACK))
     mikro.kubectl("rollout", "status", "deployment/mon-app-deployment", "--timeout", "120")
     wait_for(stack_answers, 30, what="the seed stack to answer through the ingress")
