@@ -255,6 +255,29 @@ def test_security_context_is_honoured(stack: Mikro) -> None:
     m.kubectl("delete", "pod", "nonroot", "confined", "--grace-period", "0")
 
 
+def test_host_network_and_pid_where_asked(stack: Mikro) -> None:
+    m = stack
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hostnet", "namespace": "default"},
+        "spec": {
+            "hostNetwork": True,
+            "hostPID": True,
+            "containers": [{"name": "app", "image": "hello-ip:1", "command": ["sh", "-c", "sleep 3600"]}],
+        },
+    }
+    apply(m, pod)
+    wait_for(lambda: m.json("pod", "hostnet").get("status", {}).get("phase") == "Running", 60, what="hostnet")
+    status = m.json("pod", "hostnet")["status"]
+    assert status["podIP"] == status["hostIP"]
+    assert container_of(m, "hostnet", "POD")["HostConfig"]["NetworkMode"] == "host"
+    assert container_of(m, "hostnet", "app")["HostConfig"]["PidMode"] == "host"
+    # The host's processes are visible: dockerd among them.
+    assert "dockerd" in m.kubectl("exec", "hostnet", "--", "ps", "-o", "comm").stdout
+    m.kubectl("delete", "pod", "hostnet", "--grace-period", "0")
+
+
 def pods_running(m: Mikro) -> bool:
     pods = m.pods("projet=mon-app")
     return len(pods) == 2 and all(
