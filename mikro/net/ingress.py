@@ -348,11 +348,16 @@ def addons_root() -> Path:
     return Path(str(pkg_resources.files("mikro.addons")))
 
 
+@cache
+def _compiled(text: str) -> Any:
+    return _environment().from_string(text)
+
+
 def render_ingress(model: dict[str, Any]) -> str:
     text = (addons_root() / "ingress" / "nginx.conf.j2").read_text()
-    return _environment().from_string(text).render(**model)
+    return _compiled(text).render(**model)
 
 
 def render_service_proxy(namespace: str, name: str, ports: list[dict[str, Any]]) -> str:
     text = (Path(__file__).parent / "templates" / "service-proxy.conf.j2").read_text()
-    return _environment().from_string(text).render(namespace=namespace, name=name, ports=ports)
+    return _compiled(text).render(namespace=namespace, name=name, ports=ports)
