@@ -159,7 +159,9 @@ def main() -> int:
     metrics.start()
     autoscaler.start()
     dashboard.start()
-    threading.Thread(target=docker.events, args=(network.on_docker_event, stopping), daemon=True).start()
+    threading.Thread(
+        target=docker.events, args=(network.on_docker_event, stopping, network.on_engine_back), daemon=True
+    ).start()
     server.ready.set()
     log.info("mikro %s is ready on 127.0.0.1:%d", cluster, settings["port"])
     stopping.wait()

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from mikro.net.ingress import build, matches_for, render_ingress, render_service_proxy, serves
+import pytest
+
+from mikro.net.ingress import (
+    Unsafe,
+    build,
+    matches_for,
+    nginx_comment,
+    nginx_quote,
+    render_ingress,
+    render_service_proxy,
+    serves,
+)
 
 CERT = ("/etc/ssl/mikro/default.crt", "/etc/ssl/mikro/default.key")
 
@@ -57,7 +68,8 @@ def test_seed_stack_routes_to_endpoints() -> None:
     assert model["upstreams"] == [{"name": "default_web_8080", "endpoints": ["10.0.0.2:8080", "10.0.0.3:8080"]}]
     assert locations(model)["/"]["upstream"] == "default_web_8080"
     text = render_ingress(model)
-    assert "server 10.0.0.2:8080" in text and "keepalive 32;" in text and "proxy_pass http://default_web_8080;" in text
+    assert 'server "10.0.0.2:8080"' in text and "keepalive 32;" in text
+    assert 'proxy_pass "http://default_web_8080";' in text
 
 
 def test_hosts_paths_named_ports_and_missing_backends() -> None:
@@ -124,5 +136,83 @@ def test_service_proxy_config() -> None:
             {"port": 53, "protocol": "UDP", "endpoints": []},
         ],
     )
-    assert "listen 80;" in text and "server 10.0.0.2:8080" in text
+    assert "listen 80;" in text and 'server "10.0.0.2:8080"' in text
     assert "listen 53 udp;" in text and "server 127.0.0.1:1 down;" in text
+
+
+# -- hostile values (issue 11, item 2) ---------------------------------------------------------
+
+INJECTED_PATH = '/x { return 200 "pwn"; } location /leak/ { alias /var/lib/mikro/; autoindex on; } location /y'
+
+
+def test_inspection_denies_the_one_bad_ingress_and_serves_the_others() -> None:
+    good = ing("good", [{"http": {"paths": [path("/", "web", 80)]}}])
+    hostile = [
+        ing("p", [{"http": {"paths": [path(INJECTED_PATH, "web", 80, "Exact")]}}]),
+        ing("i", [{"http": {"paths": [path("/a b", "web", 80, "ImplementationSpecific")]}}]),
+        ing("h", [{"host": "evil.local; location / { return 200; }", "http": {"paths": [path("/", "web", 80)]}}]),
+        ing("n", [{"host": "web.local\n", "http": {"paths": [path("/", "web", 80)]}}]),
+        ing(
+            "t",
+            [],
+            defaultBackend={"service": {"name": "web", "port": {"number": 80}}},
+            tls=[{"hosts": ["evil.local; location /"], "secretName": "../x"}],
+        ),
+        ing("s", [{"http": {"paths": [path("/s", "Bad_Name;", 80)]}}]),
+        ing("o", [{"http": {"paths": [path("/o", "web", "a b{")]}}]),
+    ]
+    model, problems = build([good, *hostile], [svc("web", [{"port": 80}])], [ep("web", ["10.0.0.2"], 80)], {}, CERT)
+    assert sorted(p.ingress["metadata"]["name"] for p in problems if p.reason == "Rejected") == sorted(
+        i["metadata"]["name"] for i in hostile
+    )
+    assert locations(model)["/"]["upstream"] == "default_web_80"
+    assert [s["host"] for s in model["servers"]] == [""]
+    text = render_ingress(model)
+    for needle in ("pwn", "evil", "autoindex", "Bad_Name", "a b"):
+        assert needle not in text
+
+
+def test_endpoints_to_special_or_malformed_addresses_are_never_rendered() -> None:
+    bad = {
+        "metadata": {"name": "ext", "namespace": "default"},
+        "subsets": [
+            {
+                "addresses": [
+                    {"ip": "127.0.0.1"},
+                    {"ip": "169.254.169.254"},
+                    {"ip": "10.0.0.1:80 max_fails=0; } server { listen 8081"},
+                    {"ip": "10.0.0.7"},
+                ],
+                "ports": [{"port": 80}],
+            }
+        ],
+    }
+    model, _ = build(
+        [ing("x", [{"http": {"paths": [path("/", "ext", 80)]}}])], [svc("ext", [{"port": 80}])], [bad], {}, CERT
+    )
+    assert model["upstreams"] == [{"name": "default_ext_80", "endpoints": ["10.0.0.7:80"]}]
+    text = render_service_proxy("default", "ext", [{"port": 80, "protocol": "TCP", "endpoints": ["10.0.0.7:80"]}])
+    assert 'server "10.0.0.7:80" max_fails=0;' in text
+
+
+def test_quoting_helper_keeps_every_value_one_token() -> None:
+    assert nginx_quote('/a b; } location /x { "') == '"/a b; } location /x { \\""'
+    assert nginx_quote("a\\") == '"a\\\\"'
+    for bad in ("a\nb", "a\rb", "a\x00", "\x7f"):
+        with pytest.raises(Unsafe):
+            nginx_quote(bad)
+    assert nginx_comment("ns/na\nme } {") == "ns/na?me } {"
+
+
+def test_a_value_that_slipped_past_inspection_is_still_one_token() -> None:
+    model, _ = build(
+        [ing("a", [{"http": {"paths": [path("/a", "web", 80)]}}])], [svc("web", [{"port": 80}])], [], {}, CERT
+    )
+    model["servers"][0]["locations"][0]["path"] = "/x; } server { listen 81; } location /y {"
+    text = render_ingress(model)
+    assert 'location = "/x; } server { listen 81; } location /y {" {' in text
+    model["servers"][0]["host"] = "a\nb"
+    with pytest.raises(Unsafe):
+        render_ingress(model)
+    with pytest.raises(Unsafe):
+        render_service_proxy("default", "web", [{"port": "80; } server {", "protocol": "TCP", "endpoints": []}])

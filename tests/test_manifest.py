@@ -157,3 +157,24 @@ def test_corpus(path: Path) -> None:
     else:
         docs = manifest.load([str(path)])
         assert docs, path.name
+
+
+def test_a_separator_glued_to_a_line_is_refused() -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n"
+    with pytest.raises(manifest.ManifestError) as err:
+        manifest.parse_text(text, "two.yml")
+    assert str(err.value) == "two.yml: document 2: line 5: invalid Yaml document separator: apiVersion: v1"
+
+
+def test_a_key_given_twice_is_refused() -> None:
+    text = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n---\napiVersion: v1\nkind: ConfigMap\n" + (
+        "metadata:\n  name: b\ndata:\n  x: '1'\n  x: '2'\n"
+    )
+    with pytest.raises(manifest.ManifestError) as err:
+        manifest.parse_text(text, "dup.yml")
+    assert str(err.value) == 'dup.yml: document 2: line 12: mapping key "x" already defined at line 11'
+
+
+def test_merge_keys_and_comment_separators_still_work() -> None:
+    docs = manifest.parse_text("--- # first\na: &base {p: 1}\nb:\n  <<: *base\n  q: 2\n---\n", "ok.yml")
+    assert docs[0].obj == {"a": {"p": 1}, "b": {"p": 1, "q": 2}}

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from mikro.api import checks
+
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -61,6 +63,7 @@ class FieldError:
             "Unsupported": "ValueNotSupported",
             "Duplicate": "ValueDuplicate",
             "Forbidden": "ValueForbidden",
+            "NotFound": "ValueNotFound",
         }.get(self.reason, "ValueInvalid")
 
 
@@ -100,6 +103,11 @@ class _Checker:
 
     def duplicate(self, path: str, value: Any) -> None:
         self.errors.append(FieldError(path, "Duplicate", f'Duplicate value: "{value}"'))
+
+    def each(self, path: str, value: Any, messages: list[str]) -> None:
+        """One Invalid error per message of a `checks` function."""
+        for message in messages:
+            self.invalid(path, value, message)
 
     def mapping(self, value: Any, path: str) -> dict[str, Any]:
         if value is None:
@@ -182,7 +190,10 @@ def validate(obj: dict[str, Any]) -> list[FieldError]:
         _service(c, spec)
     elif kind == "Ingress":
         _ingress(c, spec)
+    elif kind == "Endpoints":
+        _endpoints(c, obj)
     elif kind == "Secret":
+        _config_keys(c, obj, ("data", "stringData"))
         for key, value in c.mapping(obj.get("data"), "data").items():
             try:
                 base64.b64decode(str(value), validate=True)
@@ -192,10 +203,54 @@ def validate(obj: dict[str, Any]) -> list[FieldError]:
             if not isinstance(value, str):
                 c.invalid(f"stringData[{key}]", value, "must be a string")
     elif kind == "ConfigMap":
+        _config_keys(c, obj, ("data", "binaryData"))
         for key, value in c.mapping(obj.get("data"), "data").items():
             if not isinstance(value, str):
                 c.invalid(f"data[{key}]", value, "must be a string")
     return c.errors
+
+
+def _config_keys(c: _Checker, obj: dict[str, Any], fields: tuple[str, ...]) -> None:
+    """ConfigMap and Secret keys become file names in volumes: Kubernetes' config key rule."""
+    seen: set[str] = set()
+    for field in fields:
+        for key in c.mapping(obj.get(field), field):
+            c.each(f"{field}[{key}]", key, checks.config_key(key))
+            if field != "stringData" and key in seen:
+                c.errors.append(
+                    FieldError(
+                        f"{field}[{key}]", "Invalid", f'Invalid value: "{key}": duplicate of key present in {fields[0]}'
+                    )
+                )
+            seen.add(key)
+
+
+def _endpoints(c: _Checker, obj: dict[str, Any]) -> None:
+    for i, subset in enumerate(c.sequence(obj.get("subsets"), "subsets")):
+        subset = c.mapping(subset, f"subsets[{i}]")
+        for field in ("addresses", "notReadyAddresses"):
+            for j, address in enumerate(c.sequence(subset.get(field), f"subsets[{i}].{field}")):
+                address = c.mapping(address, f"subsets[{i}].{field}[{j}]")
+                ip = address.get("ip")
+                if ip is None:
+                    c.required(f"subsets[{i}].{field}[{j}].ip")
+                else:
+                    c.each(f"subsets[{i}].{field}[{j}].ip", ip, checks.endpoint_ip(ip))
+                if address.get("hostname") is not None:
+                    hostname = address["hostname"]
+                    c.each(f"subsets[{i}].{field}[{j}].hostname", hostname, checks.dns1123_label(hostname))
+        for j, port in enumerate(c.sequence(subset.get("ports"), f"subsets[{i}].ports")):
+            port = c.mapping(port, f"subsets[{i}].ports[{j}]")
+            ppath = f"subsets[{i}].ports[{j}]"
+            if port.get("name") not in (None, ""):  # Endpoints port names are DNS labels, as a Service's
+                c.each(f"{ppath}.name", port["name"], checks.dns1123_label(port["name"]))
+            if port.get("port") is None:
+                c.required(f"{ppath}.port")
+            else:
+                c.port(port["port"], f"{ppath}.port")
+            protocol = port.get("protocol", "TCP")
+            if protocol not in ("TCP", "UDP", "SCTP"):
+                c.unsupported(f"{ppath}.protocol", protocol, ["SCTP", "TCP", "UDP"])
 
 
 def _metadata(c: _Checker, meta: dict[str, Any], kind: str, path: str) -> None:
@@ -302,10 +357,20 @@ def _template(c: _Checker, spec: dict[str, Any], path: str, restart_policies: li
     tmeta = c.mapping(template.get("metadata"), f"{path}.template.metadata")
     c.labels(tmeta.get("labels"), f"{path}.template.metadata.labels")
     pod = c.mapping(template.get("spec"), f"{path}.template.spec")
-    _pod_spec(c, pod, f"{path}.template.spec", restart_policies)
+    # A StatefulSet's claim templates are volumes of its pods.
+    claims = {
+        str(t.get("metadata", {}).get("name")) for t in spec.get("volumeClaimTemplates") or [] if isinstance(t, dict)
+    }
+    _pod_spec(c, pod, f"{path}.template.spec", restart_policies, claims)
 
 
-def _pod_spec(c: _Checker, spec: dict[str, Any], path: str, restart_policies: list[str] | None = None) -> None:
+def _pod_spec(
+    c: _Checker,
+    spec: dict[str, Any],
+    path: str,
+    restart_policies: list[str] | None = None,
+    claims: set[str] | None = None,
+) -> None:
     allowed = restart_policies or ["Always", "OnFailure", "Never"]
     policy = spec.get("restartPolicy")
     if policy is not None and policy not in allowed:
@@ -326,7 +391,91 @@ def _pod_spec(c: _Checker, spec: dict[str, Any], path: str, restart_policies: li
             c.required(f"{path}.volumes[{i}].name")
         elif name in volumes:
             c.duplicate(f"{path}.volumes[{i}].name", name)
+        else:
+            c.each(f"{path}.volumes[{i}].name", name, checks.dns1123_label(name))
         volumes.add(str(name))
+        _volume_source(c, vol, f"{path}.volumes[{i}]")
+    for field in ("initContainers", "containers"):
+        for i, ctr in enumerate(c.sequence(spec.get(field), f"{path}.{field}")):
+            if isinstance(ctr, dict):
+                _volume_mounts(c, ctr, f"{path}.{field}[{i}]", volumes | (claims or set()))
+    _security_context(c, c.mapping(spec.get("securityContext"), f"{path}.securityContext"), f"{path}.securityContext")
+
+
+def _security_context(c: _Checker, sc: dict[str, Any], path: str, container: bool = False) -> None:
+    """The ids and switches a pod or container security context passes to the runtime."""
+    for field in ("runAsUser", "runAsGroup", "fsGroup"):
+        if field == "fsGroup" and container:
+            continue
+        c.integer(sc.get(field), f"{path}.{field}", low=0, high=2147483647)
+    if not container:
+        for j, gid in enumerate(c.sequence(sc.get("supplementalGroups"), f"{path}.supplementalGroups")):
+            c.integer(gid, f"{path}.supplementalGroups[{j}]", low=0, high=2147483647)
+    for field in ("runAsNonRoot", "privileged", "allowPrivilegeEscalation", "readOnlyRootFilesystem"):
+        value = sc.get(field)
+        if value is not None and not isinstance(value, bool):
+            c.invalid(f"{path}.{field}", value, "must be a boolean")
+    if not container:
+        return
+    caps = c.mapping(sc.get("capabilities"), f"{path}.capabilities")
+    for field in ("add", "drop"):
+        for j, cap in enumerate(c.sequence(caps.get(field), f"{path}.capabilities.{field}")):
+            if not isinstance(cap, str) or not re.fullmatch(r"[A-Za-z_]{1,64}", cap):
+                c.invalid(f"{path}.capabilities.{field}[{j}]", cap, "must be a capability name (e.g. NET_ADMIN)")
+    if sc.get("allowPrivilegeEscalation") is False and (sc.get("privileged") or "SYS_ADMIN" in (caps.get("add") or [])):
+        c.invalid(
+            path,
+            sc,
+            "cannot set `allowPrivilegeEscalation` to false and `privileged` to true"
+            if sc.get("privileged")
+            else "cannot set `allowPrivilegeEscalation` to false and `capabilities.Add` CAP_SYS_ADMIN",
+        )
+
+
+def _volume_source(c: _Checker, vol: dict[str, Any], path: str) -> None:
+    """configMap, secret, projected and downwardAPI items become files: relative paths only."""
+    sources: list[tuple[str, Any]] = []
+    for kind in ("configMap", "secret", "downwardAPI"):
+        if isinstance(vol.get(kind), dict):
+            sources.append((f"{path}.{kind}", vol[kind]))
+    projected = vol.get("projected")
+    if isinstance(projected, dict):
+        for j, src in enumerate(c.sequence(projected.get("sources"), f"{path}.projected.sources")):
+            for kind in ("configMap", "secret", "downwardAPI"):
+                if isinstance(src, dict) and isinstance(src.get(kind), dict):
+                    sources.append((f"{path}.projected.sources[{j}].{kind}", src[kind]))
+    for spath, source in sources:
+        for k, item in enumerate(c.sequence(source.get("items"), f"{spath}.items")):
+            item = c.mapping(item, f"{spath}.items[{k}]")
+            ipath = f"{spath}.items[{k}]"
+            if "key" in item or not spath.endswith("downwardAPI"):
+                if not item.get("key"):
+                    c.required(f"{ipath}.key")
+            if not item.get("path"):
+                c.required(f"{ipath}.path")
+            else:
+                c.each(f"{ipath}.path", item["path"], checks.local_descending_path(item["path"]))
+    host_path = vol.get("hostPath")
+    if isinstance(host_path, dict) and not host_path.get("path"):
+        c.required(f"{path}.hostPath.path")
+
+
+def _volume_mounts(c: _Checker, ctr: dict[str, Any], path: str, volumes: set[str]) -> None:
+    for j, mount in enumerate(c.sequence(ctr.get("volumeMounts"), f"{path}.volumeMounts")):
+        mount = c.mapping(mount, f"{path}.volumeMounts[{j}]")
+        mpath = f"{path}.volumeMounts[{j}]"
+        name = mount.get("name")
+        if not name:
+            c.required(f"{mpath}.name")
+        elif name not in volumes:
+            c.errors.append(FieldError(f"{mpath}.name", "NotFound", f'Not found: "{name}"'))
+        if not mount.get("mountPath"):
+            c.required(f"{mpath}.mountPath")
+        elif not isinstance(mount["mountPath"], str) or "\x00" in mount["mountPath"]:
+            c.invalid(f"{mpath}.mountPath", mount["mountPath"], "must be a path")
+        for field in ("subPath", "subPathExpr"):
+            if mount.get(field):
+                c.each(f"{mpath}.{field}", mount[field], checks.local_descending_path(mount[field]))
 
 
 def _container(c: _Checker, ctr: dict[str, Any], path: str, names: set[str]) -> None:
@@ -388,6 +537,9 @@ def _container(c: _Checker, ctr: dict[str, Any], path: str, names: set[str]) -> 
             )
         if "value" in env and env["value"] is not None and not isinstance(env["value"], str):
             c.invalid(f"{path}.env[{j}].value", env["value"], "must be a string")
+    _security_context(
+        c, c.mapping(ctr.get("securityContext"), f"{path}.securityContext"), f"{path}.securityContext", True
+    )
     resources = c.mapping(ctr.get("resources"), f"{path}.resources")
     for section in ("limits", "requests"):
         for key, value in c.mapping(resources.get(section), f"{path}.resources.{section}").items():
@@ -427,6 +579,9 @@ def _service(c: _Checker, spec: dict[str, Any]) -> None:
         if len(ports) > 1 and not port.get("name"):
             c.required(f"{path}.name")
         if port.get("name"):
+            # A Service port's name is a DNS label (`kubectl create service --tcp=80:8080` names it
+            # 80-8080); IANA_SVC_NAME is for container ports and for backends that name them.
+            c.each(f"{path}.name", port["name"], checks.dns1123_label(port["name"]))
             if port["name"] in names:
                 c.duplicate(f"{path}.name", port["name"])
             names.add(port["name"])
@@ -460,6 +615,8 @@ def _ingress_backend(c: _Checker, backend: dict[str, Any], path: str) -> None:
     if service:
         if not service.get("name"):
             c.required(f"{path}.service.name")
+        else:
+            c.each(f"{path}.service.name", service["name"], checks.dns1035_label(service["name"]))
         port = c.mapping(service.get("port"), f"{path}.service.port")
         if "number" in port and "name" in port:
             c.invalid(f"{path}.service.port", port, "cannot set both port name & port number")
@@ -467,6 +624,8 @@ def _ingress_backend(c: _Checker, backend: dict[str, Any], path: str) -> None:
             c.port(port["number"], f"{path}.service.port.number")
         elif not port.get("name"):
             c.required(f"{path}.service.port")
+        else:
+            c.each(f"{path}.service.port.name", port["name"], checks.port_name(port["name"]))
 
 
 def _ingress(c: _Checker, spec: dict[str, Any]) -> None:
@@ -480,12 +639,8 @@ def _ingress(c: _Checker, spec: dict[str, Any]) -> None:
     for i, rule in enumerate(rules):
         rule = c.mapping(rule, f"spec.rules[{i}]")
         host = rule.get("host")
-        if host is not None and (not isinstance(host, str) or not DNS1123_SUBDOMAIN.match(host.removeprefix("*."))):
-            c.invalid(
-                f"spec.rules[{i}].host",
-                host,
-                "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.'",
-            )
+        if host not in (None, ""):
+            c.each(f"spec.rules[{i}].host", host, checks.ingress_host(host))
         http = c.mapping(rule.get("http"), f"spec.rules[{i}].http")
         paths = c.sequence(http.get("paths"), f"spec.rules[{i}].http.paths")
         if "http" in rule and not paths:
@@ -501,14 +656,17 @@ def _ingress(c: _Checker, spec: dict[str, Any]) -> None:
             value = item.get("path")
             if ptype in ("Exact", "Prefix") and not value:
                 c.required(f"{ipath}.path")
-            elif value is not None and (not isinstance(value, str) or not value.startswith("/")):
-                c.invalid(f"{ipath}.path", value, "must be an absolute path")
+            elif value not in (None, ""):
+                c.each(f"{ipath}.path", value, checks.ingress_path(value, ptype))
             _ingress_backend(c, c.mapping(item.get("backend"), f"{ipath}.backend"), f"{ipath}.backend")
     for i, tls in enumerate(c.sequence(spec.get("tls"), "spec.tls")):
         tls = c.mapping(tls, f"spec.tls[{i}]")
         for j, host in enumerate(c.sequence(tls.get("hosts"), f"spec.tls[{i}].hosts")):
-            if not isinstance(host, str):
-                c.invalid(f"spec.tls[{i}].hosts[{j}]", host, "must be a string")
+            messages = checks.ingress_host(host)
+            c.each(f"spec.tls[{i}].hosts[{j}]", host, [m for m in messages if "not an IP" not in m])
+        if tls.get("secretName") not in (None, ""):
+            secret = tls["secretName"]
+            c.each(f"spec.tls[{i}].secretName", secret, checks.dns1123_subdomain(secret))
 
 
 def _hpa(c: _Checker, spec: dict[str, Any]) -> None:

@@ -262,7 +262,11 @@ def status(fmt: str, wait_ready: bool, timeout: float, live: bool) -> None:
     click.echo("addons:")
     click.echo("  enabled:")
     for n in enabled:
-        click.echo(f"    {n:<20} # {catalog[n]['description']}")
+        # An enabled addon that does not run says why (the control plane reads its container).
+        problem = str(state.get(f"{n}.status") or "")
+        click.echo(
+            f"    {n:<20} # {catalog[n]['description']}" + (f" ({problem})" if problem.startswith("error:") else "")
+        )
     click.echo("  disabled:")
     for n in disabled:
         click.echo(f"    {n:<20} # {catalog[n]['description']}")

@@ -5,6 +5,7 @@ Pure: text in, documents (or one `ManifestError` naming file, document and field
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -26,7 +27,31 @@ MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader without the timestamp resolver: Kubernetes keeps dates as strings."""
+    """SafeLoader without the timestamp resolver (Kubernetes keeps dates as strings), refusing
+    a key given twice in one mapping, as kubectl's YAML reader does (the second would
+    silently replace the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # an unhashable key: the base class words that error
+                continue
+            line = key_node.start_mark.line + 1
+            if first is not None:
+                raise DuplicateKey(key, line, first)
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+class DuplicateKey(yaml.YAMLError):
+    def __init__(self, key: Any, line: int, first: int) -> None:
+        super().__init__(f"mapping key {json.dumps(key) if isinstance(key, str) else key} already defined")
+        self.key, self.line, self.first = key, line, first
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -61,14 +86,23 @@ def split_documents(text: str) -> list[tuple[int, str]]:
     for number, line in enumerate(text.splitlines(keepends=True), start=1):
         if line.startswith("---"):
             rest = line[3:].strip()
-            if not rest or rest.startswith("#"):
-                chunks.append((start, "".join(current)))
-                current = []
-                start = number + 1
-                continue
+            if rest and not rest.startswith("#"):
+                # kubectl refuses it too: `---apiVersion: v1` would otherwise glue two
+                # documents into one and lose the first.
+                before = sum(1 for _, chunk in chunks if _has_content(chunk)) + _has_content("".join(current))
+                documents = before + 1  # the document the glued line meant to start
+                raise ManifestError(f"document {documents}: line {number}: invalid Yaml document separator: {rest}")
+            chunks.append((start, "".join(current)))
+            current = []
+            start = number + 1
+            continue
         current.append(line)
     chunks.append((start, "".join(current)))
     return chunks
+
+
+def _has_content(chunk: str) -> bool:
+    return any(line.strip() and not line.lstrip().startswith("#") for line in chunk.splitlines())
 
 
 def _expanded_size(obj: Any, limit: int) -> int:
@@ -91,9 +125,17 @@ def _expanded_size(obj: Any, limit: int) -> int:
 def parse_text(text: str, source: str) -> list[Document]:
     documents: list[Document] = []
     index = 0
-    for start, chunk in split_documents(text):
+    try:
+        chunks = split_documents(text)
+    except ManifestError as exc:
+        raise ManifestError(f"{source}: {exc}") from None
+    for start, chunk in chunks:
         try:
             obj = yaml.load(chunk, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader
+        except DuplicateKey as exc:
+            raise ManifestError(
+                f"{source}: document {index + 1}: line {start + exc.line - 1}: {exc} at line {start + exc.first - 1}"
+            ) from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = start + mark.line if mark is not None else start

@@ -13,6 +13,8 @@ from importlib import resources as pkg_resources
 from pathlib import Path
 from typing import Any
 
+from mikro.api import checks
+
 CLASS_NAME = "public"
 CLASS_ALIASES = {"public", "nginx"}
 
@@ -26,9 +28,97 @@ class Problem:
 
 @dataclass
 class Location:
-    match: str
+    match: str  # "= /path", "^~ /path/" or "/": the key that orders and de-duplicates
     upstream: str | None
     code: int = 503
+
+    @property
+    def modifier(self) -> str:
+        return self.match.split(" ", 1)[0] if " " in self.match else ""
+
+    @property
+    def path(self) -> str:
+        return self.match.split(" ", 1)[1] if " " in self.match else self.match
+
+
+class Unsafe(ValueError):
+    """A value that must never reach an NGINX configuration."""
+
+
+def nginx_quote(value: object) -> str:
+    """One NGINX token, whatever the value: double-quoted, with `\\` and `"` escaped, so that
+    no `;`, `{`, `}` or space inside it can end the directive (ingress-nginx's lesson from
+    CVE-2021-25742/25745, CVE-2023-5043/5044, CVE-2025-1974). Control characters are refused:
+    NGINX would keep a newline inside a quoted string, and no valid value holds one."""
+    text = str(value)
+    if any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in text):
+        raise Unsafe(f"control character in {text!r}")
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def nginx_comment(value: object) -> str:
+    """Text for a `#` comment: one line, nothing outside printable ASCII."""
+    return "".join(ch if 0x20 <= ord(ch) < 0x7F else "?" for ch in str(value))
+
+
+def inspect(ingress: dict[str, Any]) -> list[str]:
+    """Allow-list inspection of every user string of an Ingress before it is rendered: the
+    values the API validates, checked again here, since objects stored before a rule existed
+    (or written around the API) must not reach NGINX either. Empty when the Ingress is safe."""
+    found: list[str] = []
+    meta = ingress.get("metadata") or {}
+    spec = ingress.get("spec") or {}
+
+    def check(field: str, value: Any, messages: list[str]) -> None:
+        found.extend(f"{field}: Invalid value: {value!r}: {m}" for m in messages)
+
+    def backend(field: str, ref: Any) -> None:
+        service = (ref or {}).get("service") if isinstance(ref, dict) else None
+        if not isinstance(service, dict):
+            return
+        check(f"{field}.service.name", service.get("name"), checks.dns1035_label(service.get("name")))
+        port = service.get("port") or {}
+        if not isinstance(port, dict):
+            found.append(f"{field}.service.port: must be a mapping")
+        elif "number" in port:
+            number = port["number"]
+            if isinstance(number, bool) or not isinstance(number, int) or not 1 <= number <= 65535:
+                found.append(f"{field}.service.port.number: Invalid value: {number!r}")
+        else:
+            check(f"{field}.service.port.name", port.get("name"), checks.port_name(port.get("name")))
+
+    check("metadata.namespace", meta.get("namespace"), checks.dns1123_label(meta.get("namespace")))
+    check("metadata.name", meta.get("name"), checks.dns1123_subdomain(meta.get("name")))
+    if spec.get("defaultBackend"):
+        backend("spec.defaultBackend", spec["defaultBackend"])
+    for i, rule in enumerate(spec.get("rules") or []):
+        if not isinstance(rule, dict):
+            found.append(f"spec.rules[{i}]: must be a mapping")
+            continue
+        if rule.get("host"):
+            check(f"spec.rules[{i}].host", rule["host"], checks.ingress_host(rule["host"]))
+        for j, item in enumerate((rule.get("http") or {}).get("paths") or []):
+            field = f"spec.rules[{i}].http.paths[{j}]"
+            if not isinstance(item, dict):
+                found.append(f"{field}: must be a mapping")
+                continue
+            ptype = item.get("pathType", "Prefix")
+            value = item.get("path") or "/"
+            # mikro reads ImplementationSpecific as Prefix: the same characters apply.
+            messages = checks.ingress_path(value, "Prefix" if ptype == "ImplementationSpecific" else ptype)
+            if ptype not in ("Exact", "Prefix", "ImplementationSpecific"):
+                messages.append("unsupported pathType")
+            check(f"{field}.path", value, messages)
+            backend(f"{field}.backend", item.get("backend"))
+    for i, tls in enumerate(spec.get("tls") or []):
+        if not isinstance(tls, dict):
+            found.append(f"spec.tls[{i}]: must be a mapping")
+            continue
+        for j, host in enumerate(tls.get("hosts") or []):
+            check(f"spec.tls[{i}].hosts[{j}]", host, [m for m in checks.ingress_host(host) if "not an IP" not in m])
+        if tls.get("secretName"):
+            check(f"spec.tls[{i}].secretName", tls["secretName"], checks.dns1123_subdomain(tls["secretName"]))
+    return found
 
 
 @dataclass
@@ -85,10 +175,20 @@ def endpoints_for(
         sport = next((p for p in sports if p.get("name", "") == port.get("name", "")), None)
         if sport is None and len(sports) == 1 and len(ports) == 1:
             sport = sports[0]
-        if sport is None:
+        if sport is None or not _valid_port(sport.get("port")):
             continue
-        out += [f"{a['ip']}:{sport['port']}" for a in subset.get("addresses") or []]
+        # Only addresses Kubernetes accepts (an Endpoints object stored before the API checked
+        # them must not send traffic to the host's loopback or the metadata address either).
+        out += [
+            f"{a['ip']}:{sport['port']}"
+            for a in subset.get("addresses") or []
+            if isinstance(a, dict) and not checks.endpoint_ip(a.get("ip"))
+        ]
     return sorted(out), ""
+
+
+def _valid_port(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 65535
 
 
 def build(
@@ -106,9 +206,21 @@ def build(
     problems: list[Problem] = []
     upstreams: dict[str, list[str]] = {}
     servers: dict[str, Server] = {"": Server("", *default_cert, default=True)}
-    served = sorted(
+    served = []
+    for ing in sorted(
         (i for i in ingresses if serves(i)), key=lambda i: (i["metadata"].get("creationTimestamp", ""), *_key(i))
-    )
+    ):
+        found = inspect(ing)
+        if found:
+            problems.append(
+                Problem(
+                    ing,
+                    "Rejected",
+                    "the ingress is not served: " + "; ".join(found[:3]) + ("; ..." if len(found) > 3 else ""),
+                )
+            )
+        else:
+            served.append(ing)
 
     def backend_target(ing: dict[str, Any], backend: dict[str, Any]) -> tuple[str | None, int]:
         ns = ing["metadata"]["namespace"]
@@ -195,7 +307,10 @@ def build(
                 "key": s.key,
                 "default": s.default,
                 "has_root": s.has_root,
-                "locations": [vars(loc) for loc in sorted(s.locations.values(), key=lambda x: x.match)],
+                "locations": [
+                    {**vars(loc), "modifier": loc.modifier, "path": loc.path}
+                    for loc in sorted(s.locations.values(), key=lambda x: x.match)
+                ],
             }
             for s in ordered
         ],
@@ -207,8 +322,19 @@ def build(
 def _environment() -> Any:
     import jinja2  # loaded on the first rendering, not at the control plane's start
 
-    # NGINX configuration, not HTML: nothing to escape.
-    return jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    # NGINX configuration, not HTML: every user string goes through `q` (one quoted token) or
+    # `comment`, and the tests render hostile values to keep it so.
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True, autoescape=False)
+    env.filters["q"] = nginx_quote
+    env.filters["comment"] = nginx_comment
+    env.filters["num"] = _int_only
+    return env
+
+
+def _int_only(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Unsafe(f"not an integer: {value!r}")
+    return value
 
 
 def addons_root() -> Path:
@@ -222,11 +348,16 @@ def addons_root() -> Path:
     return Path(str(pkg_resources.files("mikro.addons")))
 
 
+@cache
+def _compiled(text: str) -> Any:
+    return _environment().from_string(text)
+
+
 def render_ingress(model: dict[str, Any]) -> str:
     text = (addons_root() / "ingress" / "nginx.conf.j2").read_text()
-    return _environment().from_string(text).render(**model)
+    return _compiled(text).render(**model)
 
 
 def render_service_proxy(namespace: str, name: str, ports: list[dict[str, Any]]) -> str:
     text = (Path(__file__).parent / "templates" / "service-proxy.conf.j2").read_text()
-    return _environment().from_string(text).render(namespace=namespace, name=name, ports=ports)
+    return _compiled(text).render(namespace=namespace, name=name, ports=ports)

@@ -32,11 +32,22 @@ L = LABEL_PREFIX
 SVC, EP, ING = BY_KIND["Service"], BY_KIND["Endpoints"], BY_KIND["Ingress"]
 SECRET, CM, IC = BY_KIND["Secret"], BY_KIND["ConfigMap"], BY_KIND["IngressClass"]
 ADDONS_NS, ADDONS_CM = "kube-system", "mikro-addons"
-NGINX_COMMAND = ["nginx", "-c", "/etc/mikro/nginx.conf", "-g", "daemon off;"]
-RELOAD_IF_VALID = (
-    "nginx -q -t -c /etc/mikro/nginx.conf.next && mv /etc/mikro/nginx.conf.next /etc/mikro/nginx.conf "
-    "&& nginx -c /etc/mikro/nginx.conf -s reload"
+# NGINX never runs an unchecked configuration. `nginx.conf` is the last good one; mikro writes
+# each new candidate to `nginx.conf.next`. A starting container promotes the candidate only if
+# `nginx -t` accepts it, and otherwise runs the last good one; a running one is reloaded only
+# after the same check (RELOAD_IF_VALID).
+PROMOTE_IF_VALID = (
+    "if [ -f /etc/mikro/nginx.conf.next ] && nginx -q -t -c /etc/mikro/nginx.conf.next; "
+    "then mv /etc/mikro/nginx.conf.next /etc/mikro/nginx.conf; fi"
 )
+NGINX_COMMAND = ["sh", "-c", PROMOTE_IF_VALID + "; exec nginx -c /etc/mikro/nginx.conf -g 'daemon off;'"]
+RELOAD_IF_VALID = (
+    "[ ! -f /etc/mikro/nginx.conf.next ] || { nginx -q -t -c /etc/mikro/nginx.conf.next "
+    "&& mv /etc/mikro/nginx.conf.next /etc/mikro/nginx.conf "
+    "&& { [ ! -f /tmp/nginx.pid ] || nginx -c /etc/mikro/nginx.conf -s reload; }; }"
+)
+# A container that keeps exiting is started again at most this often.
+RESTART_BACKOFF = 5.0
 DEFAULT_CERT = ("/etc/ssl/mikro/default.crt", "/etc/ssl/mikro/default.key")
 
 
@@ -70,6 +81,10 @@ class Network:
         # "ns/service"): a terminating pod is stopped only once no proxy sends it traffic.
         self.routed: dict[str, set[str]] = {}
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="proxysync")
+        # Ingresses NGINX refused: uid -> (resourceVersion, why); left out until they change.
+        self.denied: dict[str, tuple[str, str]] = {}
+        self.refused: dict[str, str] = {}  # configuration name -> the candidate NGINX refused
+        self.restarted: dict[str, float] = {}  # container name -> monotonic time of the last start
 
     def start(self) -> None:
         kinds = {"Service", "Endpoints", "Ingress", "Secret", "ConfigMap", "IngressClass"}
@@ -106,6 +121,11 @@ class Network:
         attrs = (event.get("Actor") or {}).get("Attributes") or {}
         if attrs.get(L + "kind") in ("proxy", "ingress") and event.get("status") in ("die", "destroy"):
             self.wake.set()
+
+    def on_engine_back(self) -> None:
+        """The Docker engine restarted: its containers were stopped, not crashed."""
+        self.restarted.clear()
+        self.wake.set()
 
     # -- addons state ----------------------------------------------------------------------
 
@@ -210,6 +230,33 @@ class Network:
         os.chmod(path, mode)
         return True
 
+    def _stage(self, directory: Path, baseline: str, text: str) -> bool:
+        """Write a candidate configuration beside the last good one; whether it differs from it.
+        A directory without a configuration gets `baseline` (no user values) as its last good
+        one, so that a new container always has a configuration to fall back to."""
+        conf = directory / "nginx.conf"
+        if not conf.exists():
+            self._write_if_changed(conf, baseline)
+        if conf.read_text() == text:
+            (directory / "nginx.conf.next").unlink(missing_ok=True)
+            return False
+        self._write_if_changed(directory / "nginx.conf.next", text)
+        return True
+
+    def _may_restart(self, name: str) -> bool:
+        """Start an exited container again, at most every RESTART_BACKOFF seconds."""
+        now = time.monotonic()
+        if now - self.restarted.get(name, -RESTART_BACKOFF) < RESTART_BACKOFF:
+            self.wake_later(RESTART_BACKOFF)
+            return False
+        self.restarted[name] = now
+        return True
+
+    def wake_later(self, delay: float) -> None:
+        timer = threading.Timer(delay, self.wake.set)
+        timer.daemon = True
+        timer.start()
+
     def sync_proxy(self, svc: dict[str, Any], endpoints: dict[str, Any] | None, current: dict[str, Any] | None) -> None:
         meta, spec = svc["metadata"], svc["spec"]
         ns, name = meta["namespace"], meta["name"]
@@ -218,7 +265,8 @@ class Network:
             addrs, _ = ingress_model.endpoints_for(svc, endpoints, {"number": p["port"]})
             ports.append({"port": p["port"], "protocol": p.get("protocol", "TCP"), "endpoints": addrs or []})
         directory = self.paths.proxies / f"{ns}_{name}"
-        changed = self._write_if_changed(directory / "nginx.conf", ingress_model.render_service_proxy(ns, name, ports))
+        text = ingress_model.render_service_proxy(ns, name, ports)
+        changed = self._stage(directory, ingress_model.render_service_proxy(ns, name, []), text)
         published: dict[str, tuple[str, int]] = {}
         for p in spec.get("ports") or []:
             proto = p.get("protocol", "TCP").lower()
@@ -235,11 +283,14 @@ class Network:
             ip=spec["clusterIP"],
             aliases=dns_aliases(name, ns),
             ports=published,
-            binds={str(directory): {"bind": "/etc/mikro", "mode": "ro"}},
+            binds={str(directory): {"bind": "/etc/mikro", "mode": "rw"}},
             stop_timeout=1,
         )
         cspec.labels[L + "spec-hash"] = spec_hash(cspec)
-        if current is not None and current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]:
+        if current is not None and (
+            current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]
+            or self.docker.on_stale_network(current)
+        ):
             self.docker.remove(current["Id"])
             current = None
         if current is None:
@@ -254,9 +305,20 @@ class Network:
             ident = self.docker.create(cspec)
             self.docker.start(ident)
         elif current["State"] != "running":
-            self.docker.start(current["Id"])
-        elif changed:
-            self.docker.exec(current["Id"], ["nginx", "-c", "/etc/mikro/nginx.conf", "-s", "reload"])
+            if self._may_restart(cspec.name):
+                self.docker.start(current["Id"])
+        elif changed and self.refused.get(f"{ns}/{name}") != text:
+            code, output = self.docker.exec(current["Id"], ["sh", "-c", RELOAD_IF_VALID])
+            if code != 0:
+                self.refused[f"{ns}/{name}"] = text
+                self._event_once(
+                    svc,
+                    "ConfigError",
+                    "the new NGINX configuration of the service proxy was refused and the previous one is kept: "
+                    + _last_lines(output),
+                )
+                return
+        self.refused.pop(f"{ns}/{name}", None)
         self.routed[f"{ns}/{name}"] = {ep.rsplit(":", 1)[0] for p in ports for ep in p["endpoints"]}
         if spec.get("type") == "LoadBalancer":
             lb = {"ingress": [{"ip": self.bind if self.bind != "0.0.0.0" else "127.0.0.1"}]}
@@ -310,14 +372,18 @@ class Network:
         ingresses = self.store.list(ING)[0]
         http_port, https_port = self.ingress_ports(addons)
         certs = self._certs(ingresses)
-        model, problems = ingress_model.build(ingresses, services, endpoints, certs, DEFAULT_CERT)
-        for problem in problems:
-            self._event_once(problem.ingress, problem.reason, problem.message)
-        text = ingress_model.render_ingress(model)
-        routed = {ep.rsplit(":", 1)[0] for up in model["upstreams"] for ep in up["endpoints"]}
+        alive = {i["metadata"]["uid"] for i in ingresses}
+        for uid in [u for u in self.denied if u not in alive]:
+            del self.denied[uid]
+        candidates = [i for i in ingresses if not self._is_denied(i)]
+
+        def render(subset: list[dict[str, Any]]) -> tuple[str, dict[str, Any], list[ingress_model.Problem]]:
+            model, problems = ingress_model.build(subset, services, endpoints, certs, DEFAULT_CERT)
+            return ingress_model.render_ingress(model), model, problems
+
+        text, model, problems = render(candidates)
         directory = self.paths.ingress
         directory.mkdir(parents=True, exist_ok=True)
-        conf = directory / "nginx.conf"
         cspec = ContainerSpec(
             name=f"{self.cluster}_ingress",
             image=self.image,
@@ -330,9 +396,20 @@ class Network:
         )
         cspec.labels[L + "spec-hash"] = spec_hash(cspec)
         current = next(iter(self.docker.containers(kind="ingress")), None)
-        if current is not None and current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]:
+        if current is not None and (
+            current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]
+            or self.docker.on_stale_network(current)
+        ):
             self.docker.remove(current["Id"])
             current = None
+        if current is not None and current["State"] == "running":
+            # Check the candidate inside the running NGINX; refused, find the Ingress that
+            # breaks it and serve every other one.
+            text, model, problems = self._checked_ingress(current["Id"], candidates, text, model, problems, render)
+        for problem in problems:
+            self._event_once(problem.ingress, problem.reason, problem.message)
+        routed = {ep.rsplit(":", 1)[0] for up in model["upstreams"] for ep in up["endpoints"]}
+        changed = self._stage(directory, render([])[0], text)
         if current is None:
             for port in (http_port, https_port):
                 if not host_port_free(self.bind, port):
@@ -343,39 +420,101 @@ class Network:
                         "--http-port N --https-port M`",
                     )
                     return
-            self._write_if_changed(conf, text)
             if self.docker.image(self.image) is None:
                 self._set_addon_status("ingress", f"error: image {self.image} is missing; run `mikro images prepare`")
                 return
+            # The container promotes the staged candidate only if `nginx -t` accepts it.
             ident = self.docker.create(cspec)
             self.docker.start(ident)
-        else:
+            self.restarted[cspec.name] = time.monotonic()
+            self.wake_later(1.0)  # then check what it promoted, and that it still runs
+        elif current["State"] != "running":
             ident = current["Id"]
-            if current["State"] != "running":
-                self.docker.start(ident)
-            if conf.exists() and conf.read_text() == text:
-                self.routed["ingress"] = routed
-                self._set_served(ingresses)
-                self._set_addon_status("ingress", "running")
-                return
-            self._write_if_changed(directory / "nginx.conf.next", text)
-            # One round trip: check the new configuration, and only if NGINX accepts it, put it
-            # in place and reload (old workers finish their requests).
-            code, output = self.docker.exec(ident, ["sh", "-c", RELOAD_IF_VALID])
+            if cspec.name in self.restarted:
+                # It ran under this control plane and exited: say so, and start it again
+                # (with the last good configuration) at most every RESTART_BACKOFF seconds.
+                info = self.docker.inspect(ident) or {}
+                code = int((info.get("State") or {}).get("ExitCode", 0))
+                tail = _last_lines(b"".join(self.docker.logs(ident, follow=False, tail=5, timestamps=False)))
+                self._set_addon_status("ingress", f"error: the ingress container exited (code {code}): {tail}")
+                if not self._may_restart(cspec.name):
+                    return
+                # Should the last good configuration be what it cannot run (one written before
+                # configurations were checked), fall back to the one without user values; the
+                # next pass checks the candidate inside the running container.
+                self._write_if_changed(directory / "nginx.conf", render([])[0])
+            else:  # stopped by `mikro stop` (or the engine's restart)
+                self.restarted[cspec.name] = time.monotonic()
+            self.docker.start(ident)
+            self.wake_later(1.0)
+        elif changed:
+            code, output = self.docker.exec(current["Id"], ["sh", "-c", RELOAD_IF_VALID])
             if code != 0:
-                message = output.decode(errors="replace").strip().splitlines()
-                for ing in ingresses:
+                for ing in candidates:
                     if ingress_model.serves(ing):
                         self._event_once(
                             ing,
                             "ConfigError",
-                            "the new NGINX configuration was refused and the "
-                            "previous one is kept: " + " ".join(message[-2:]),
+                            "the new NGINX configuration was refused and the previous one is kept: "
+                            + _last_lines(output),
                         )
                 return
         self.routed["ingress"] = routed
-        self._set_served(ingresses)
+        self._set_served([i for i in candidates if not self._is_denied(i)])
         self._set_addon_status("ingress", "running")
+
+    def _is_denied(self, ing: dict[str, Any]) -> bool:
+        meta = ing["metadata"]
+        return self.denied.get(meta["uid"], ("", ""))[0] == meta.get("resourceVersion")
+
+    def _nginx_check(self, ident: str, text: str) -> tuple[bool, str]:
+        """`nginx -t` of a candidate inside the running ingress container."""
+        self._write_if_changed(self.paths.ingress / "nginx.conf.check", text)
+        code, output = self.docker.exec(ident, ["nginx", "-q", "-t", "-c", "/etc/mikro/nginx.conf.check"])
+        return code == 0, _last_lines(output)
+
+    def _checked_ingress(
+        self,
+        ident: str,
+        candidates: list[dict[str, Any]],
+        text: str,
+        model: dict[str, Any],
+        problems: list[ingress_model.Problem],
+        render: Any,
+    ) -> tuple[str, dict[str, Any], list[ingress_model.Problem]]:
+        """The candidate if NGINX accepts it; else the configuration without the Ingresses
+        that make NGINX refuse it (each denied, with an event), as ingress-nginx's admission
+        refuses the one Ingress and keeps serving the others."""
+        conf = self.paths.ingress / "nginx.conf"
+        if conf.exists() and conf.read_text() == text:
+            return text, model, problems
+        ok, why = self._nginx_check(ident, text)
+        if ok:
+            return text, model, problems
+        served = [i for i in candidates if ingress_model.serves(i)]
+        others = [i for i in candidates if not ingress_model.serves(i)]
+        bad: list[tuple[dict[str, Any], str]] = []
+        # Most often the Ingress changed last breaks it: try without it first.
+        newest = max(served, key=lambda i: int(i["metadata"].get("resourceVersion") or 0), default=None)
+        if newest is not None and self._nginx_check(ident, render([i for i in candidates if i is not newest])[0])[0]:
+            bad.append((newest, why))
+        else:
+            accepted: list[dict[str, Any]] = []
+            for ing in served:
+                ok, message = self._nginx_check(ident, render(others + accepted + [ing])[0])
+                if ok:
+                    accepted.append(ing)
+                else:
+                    bad.append((ing, message))
+        for ing, message in bad:
+            self.denied[ing["metadata"]["uid"]] = (ing["metadata"].get("resourceVersion", ""), message)
+            self._event_once(
+                ing,
+                "Rejected",
+                f"NGINX refuses the configuration with this ingress, which is not served (the others are): {message}",
+            )
+        kept = [i for i in candidates if not self._is_denied(i)]
+        return render(kept)
 
     def _set_served(self, ingresses: list[dict[str, Any]]) -> None:
         address = self.bind if self.bind != "0.0.0.0" else "127.0.0.1"
@@ -396,3 +535,8 @@ class Network:
         for c in self.docker.containers(kind="proxy") + self.docker.containers(kind="ingress"):
             if c["State"] == "running":
                 self.docker.stop(c["Id"], 1)
+
+
+def _last_lines(output: bytes, count: int = 2) -> str:
+    lines = [line for line in output.decode(errors="replace").strip().splitlines() if line.strip()]
+    return " ".join(lines[-count:])

@@ -48,6 +48,7 @@ class Docker:
                 "(for example `dockerd &` or `systemctl start docker`) and try again"
             ) from None
         self.api = self.client.api
+        self.net_id: str | None = None  # the id of the cluster network as this process knows it
 
     # -- networks --------------------------------------------------------------------------
 
@@ -65,6 +66,7 @@ class Docker:
                     f"a Docker network named {name!r} exists and is not mikro's; "
                     "choose another cluster name with MIKRO_CLUSTER"
                 )
+            self.net_id = net.id
             return net.attrs["IPAM"]["Config"][0]["Subnet"]
         except NotFound:
             pass
@@ -82,14 +84,31 @@ class Docker:
             if any(net16.overlaps(u) for u in used):
                 continue
             pods = str(next(net16.subnets(new_prefix=net16.prefixlen + 1)))
-            self.client.networks.create(
+            created = self.client.networks.create(
                 name,
                 driver="bridge",
                 labels={LABEL_CLUSTER: self.cluster},
                 ipam=IPAMConfig(pool_configs=[IPAMPool(subnet=candidate, iprange=pods)]),
             )
+            self.net_id = created.id
             return candidate
         raise DockerUnavailable("no free 10.x.0.0/16 subnet for the cluster network")
+
+    def on_stale_network(self, container: dict[str, Any]) -> bool:
+        """Whether a container (a list entry or an inspection) is attached to an earlier network
+        of the cluster's name: one removed (`docker network rm`) and created again since. Such
+        a container can never start again (Docker answers 404 for the old network): it must be
+        created anew."""
+        networks = (container.get("NetworkSettings") or {}).get("Networks") or {}
+        attached = (networks.get(self.network_name()) or {}).get("NetworkID")
+        if not attached:
+            return False
+        if self.net_id is None:
+            try:
+                self.net_id = self.client.networks.get(self.network_name()).id
+            except NotFound:
+                return True
+        return attached != self.net_id
 
     def remove_network(self) -> None:
         try:
@@ -125,6 +144,13 @@ class Docker:
             dns_search=spec.dns_search or None,
             dns_opt=spec.dns_opt or None,
             init=False,
+            group_add=spec.group_add or None,
+            read_only=spec.read_only or None,
+            cap_add=spec.cap_add or None,
+            cap_drop=spec.cap_drop or None,
+            privileged=spec.privileged,
+            security_opt=spec.security_opt or None,
+            pid_mode=spec.pid_mode,
         )
         networking = None
         if spec.network and not spec.network_mode:
@@ -234,21 +260,38 @@ class Docker:
             exit_code=lambda: None,
         )
 
-    def events(self, on_event: Callable[[dict[str, Any]], None], stop: threading.Event) -> None:
-        """Call `on_event` for each container event of this cluster until `stop` is set."""
+    def events(
+        self,
+        on_event: Callable[[dict[str, Any]], None],
+        stop: threading.Event,
+        on_reconnect: Callable[[], None] | None = None,
+    ) -> None:
+        """Call `on_event` for each container event of this cluster until `stop` is set.
+
+        The stream ends when the engine stops or restarts (its containers stopped with it, and
+        events may have been missed): it is opened again, and `on_reconnect` is called once it
+        is, so that the caller can look at everything afresh."""
+        first = True
         while not stop.is_set():
             try:
                 stream = self.api.events(
                     decode=True, filters={"type": "container", "label": f"{LABEL_CLUSTER}={self.cluster}"}
                 )
+                if not first and on_reconnect is not None:
+                    log.info("docker event stream is back; resyncing")
+                    on_reconnect()
+                first = False
                 for event in stream:
                     if stop.is_set():
                         stream.close()
                         return
                     on_event(event)
-            except Exception:  # noqa: BLE001 - the engine may restart; keep listening
-                log.exception("docker event stream broke; reconnecting")
-                stop.wait(1)
+                log.warning("docker event stream ended; reconnecting")
+            except Exception as exc:  # noqa: BLE001 - the engine may restart; keep listening
+                if first:
+                    first = False  # what the caller saw before the first stream may be stale too
+                log.warning("docker event stream broke (%s); reconnecting", exc.__class__.__name__)
+            stop.wait(1)
 
     # -- images ----------------------------------------------------------------------------
 

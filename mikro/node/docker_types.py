@@ -32,3 +32,10 @@ class ContainerSpec:
     tty: bool = False
     stdin_open: bool = False
     user: str | None = None
+    group_add: list[str] = field(default_factory=list)
+    read_only: bool = False
+    cap_add: list[str] = field(default_factory=list)
+    cap_drop: list[str] = field(default_factory=list)
+    privileged: bool = False
+    security_opt: list[str] = field(default_factory=list)
+    pid_mode: str | None = None

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -59,8 +60,24 @@ def labels_for(pod: dict[str, Any], ctr: str, attempt: int = 0) -> dict[str, str
     return labels
 
 
+# Fields added to ContainerSpec after format 2: left out of the hash at their defaults, so
+# that containers created before them are not recreated.
+_LATER_FIELDS = {
+    "group_add": [],
+    "read_only": False,
+    "cap_add": [],
+    "cap_drop": [],
+    "privileged": False,
+    "security_opt": [],
+    "pid_mode": None,
+}
+
+
 def spec_hash(spec: ContainerSpec) -> str:
     data = asdict(spec)
+    for key, default in _LATER_FIELDS.items():
+        if data.get(key) == default:
+            data.pop(key, None)
     data["format"] = 2
     data.pop("name")
     # DNS aliases (headless Services) are changed on the running container, not by recreating it.
@@ -94,6 +111,19 @@ def dns_search(namespace: str) -> list[str]:
 def infra_spec(ctx: PodContext, pod: dict[str, Any], aliases: list[str]) -> ContainerSpec:
     meta = pod["metadata"]
     spec = pod.get("spec") or {}
+    if spec.get("hostNetwork"):
+        # The pod shares the host's network namespace (and its names): no address, aliases,
+        # DNS settings or published ports of its own, as Docker's host mode allows none.
+        s = ContainerSpec(
+            name=container_name(ctx, pod, INFRA, 0),
+            image=ctx.infra_image,
+            labels=labels_for(pod, INFRA),
+            network_mode="host",
+            stop_signal="SIGKILL",
+            stop_timeout=0,
+        )
+        s.labels[LABEL_PREFIX + "spec-hash"] = spec_hash(s)
+        return s
     ports: dict[str, tuple[str, int]] = {}
     for ctr in spec.get("containers") or []:
         for p in ctr.get("ports") or []:
@@ -139,6 +169,23 @@ def _field_ref(pod: dict[str, Any], path: str, pod_ip: str, host_ip: str) -> str
 
 class MissingReference(Exception):
     """A Secret or ConfigMap a container needs does not exist (CreateContainerConfigError)."""
+
+
+class UnsafePath(MissingReference):
+    """A volume path that would leave its directory (CreateContainerConfigError)."""
+
+
+def contained(base: str, relative: str, field: str) -> str:
+    """`base/relative`, resolved (symbolic links included), refused when it is not inside
+    `base`: the API refuses such paths, and objects stored before it did must not write or
+    mount the host's files either."""
+    if not isinstance(relative, str) or not relative or "\x00" in relative or os.path.isabs(relative):
+        raise UnsafePath(f"{field} {relative!r}: must be a relative path")
+    root = os.path.realpath(base)
+    target = os.path.realpath(os.path.join(root, relative))
+    if target != root and not target.startswith(root + os.sep):
+        raise UnsafePath(f"{field} {relative!r}: must not leave its volume ({base})")
+    return target
 
 
 def resolve_env(pod: dict[str, Any], ctr: dict[str, Any], pod_ip: str, host_ip: str, lookup: Lookup) -> dict[str, str]:
@@ -208,6 +255,105 @@ def requests_of(pod: dict[str, Any]) -> tuple[float, float]:
     return cpu, mem
 
 
+# Security fields Docker cannot honour: accepted, with a warning event.
+UNSUPPORTED_POD_SECURITY = (
+    "seLinuxOptions",
+    "seccompProfile",
+    "appArmorProfile",
+    "sysctls",
+    "windowsOptions",
+    "fsGroupChangePolicy",
+    "supplementalGroupsPolicy",
+    "seLinuxChangePolicy",
+)
+UNSUPPORTED_CONTAINER_SECURITY = ("seLinuxOptions", "seccompProfile", "appArmorProfile", "windowsOptions", "procMount")
+
+
+@dataclass(frozen=True)
+class Security:
+    """What Docker does of a container's effective security context."""
+
+    user: str | None = None
+    group_add: tuple[str, ...] = ()
+    read_only: bool = False
+    cap_add: tuple[str, ...] = ()
+    cap_drop: tuple[str, ...] = ()
+    privileged: bool = False
+    no_new_privileges: bool = False
+    host_pid: bool = False
+
+
+class SecurityRefused(MissingReference):
+    """The kubelet refuses to start the container (CreateContainerConfigError)."""
+
+
+def _capability(name: str) -> str:
+    return name.upper().removeprefix("CAP_")
+
+
+def security(pod: dict[str, Any], ctr: dict[str, Any], image_user: str) -> tuple[Security, list[str]]:
+    """The container's effective security context (the container's fields over the pod's), as
+    Docker settings, and warnings for what Docker cannot do. Raises SecurityRefused, with the
+    kubelet's words, when runAsNonRoot cannot hold."""
+    spec = pod.get("spec") or {}
+    psc = spec.get("securityContext") or {}
+    csc = ctr.get("securityContext") or {}
+
+    def pick(field: str) -> Any:
+        return csc[field] if csc.get(field) is not None else psc.get(field)
+
+    uid, gid = pick("runAsUser"), pick("runAsGroup")
+    image_uid, _, image_gid = (image_user or "").partition(":")
+    if pick("runAsNonRoot"):
+        meta = pod["metadata"]
+        where = f'(pod: "{meta["name"]}_{meta.get("namespace", "")}({meta.get("uid", "")})", container: {ctr["name"]})'
+        if uid is not None:
+            if int(uid) == 0:
+                raise SecurityRefused(f"container's runAsUser breaks non-root policy {where}")
+        elif image_uid in ("", "0"):
+            raise SecurityRefused(f"container has runAsNonRoot and image will run as root {where}")
+        elif not image_uid.isdigit():
+            raise SecurityRefused(
+                f"container has runAsNonRoot and image has non-numeric user ({image_uid}), "
+                f"cannot verify user is non-root {where}"
+            )
+    user = None
+    if uid is not None or gid is not None:
+        user = str(uid) if uid is not None else (image_uid or "0")
+        if gid is not None:
+            user += f":{gid}"
+        elif uid is not None and image_gid:
+            user += f":{image_gid}"
+    groups = [str(g) for g in psc.get("supplementalGroups") or []]
+    if psc.get("fsGroup") is not None:
+        groups.insert(0, str(psc["fsGroup"]))
+    caps = csc.get("capabilities") or {}
+    warnings = [
+        f"pod securityContext.{f} is not supported by mikro's Docker runtime and is ignored"
+        for f in UNSUPPORTED_POD_SECURITY
+        if psc.get(f)
+    ] + [
+        f"container {ctr['name']}: securityContext.{f} is not supported by mikro's Docker runtime and is ignored"
+        for f in UNSUPPORTED_CONTAINER_SECURITY
+        if csc.get(f)
+    ]
+    if psc.get("fsGroup") is not None:
+        warnings.append("pod securityContext.fsGroup: volumes keep their ownership; the group is added to the process")
+    return (
+        Security(
+            user=user,
+            group_add=tuple(dict.fromkeys(groups)),
+            read_only=bool(csc.get("readOnlyRootFilesystem")),
+            cap_add=tuple(_capability(c) for c in caps.get("add") or []),
+            cap_drop=tuple(_capability(c) for c in caps.get("drop") or []),
+            privileged=bool(csc.get("privileged")),
+            no_new_privileges=csc.get("allowPrivilegeEscalation") is False,
+            host_pid=bool(spec.get("hostPID")),
+        ),
+        warnings,
+    )
+
+
 def app_spec(
     ctx: PodContext,
     pod: dict[str, Any],
@@ -216,10 +362,13 @@ def app_spec(
     attempt: int,
     env: dict[str, str],
     mounts: dict[str, dict[str, str]],
+    sec: Security | None = None,
 ) -> ContainerSpec:
     mem, cpu = resource_limits(ctr)
-    security = ctr.get("securityContext") or {}
-    user = str(security["runAsUser"]) if security.get("runAsUser") is not None else None
+    if sec is None:
+        security_context = ctr.get("securityContext") or {}
+        user = str(security_context["runAsUser"]) if security_context.get("runAsUser") is not None else None
+        sec = Security(user=user)
     s = ContainerSpec(
         name=container_name(ctx, pod, ctr["name"], attempt),
         image=ctr["image"],
@@ -234,7 +383,14 @@ def app_spec(
         binds=mounts,
         tty=bool(ctr.get("tty")),
         stdin_open=bool(ctr.get("stdin")),
-        user=user,
+        user=sec.user,
+        group_add=list(sec.group_add),
+        read_only=sec.read_only,
+        cap_add=list(sec.cap_add),
+        cap_drop=list(sec.cap_drop),
+        privileged=sec.privileged,
+        security_opt=["no-new-privileges"] if sec.no_new_privileges else [],
+        pid_mode="host" if sec.host_pid else None,
     )
     s.labels[LABEL_PREFIX + "spec-hash"] = spec_hash(s)
     return s

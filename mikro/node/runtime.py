@@ -108,7 +108,10 @@ class PodRuntime:
         self.boot()
         self.prober.start()
         threading.Thread(
-            target=self.docker.events, args=(self._on_docker_event, self.stop_event), name="docker-events", daemon=True
+            target=self.docker.events,
+            args=(self._on_docker_event, self.stop_event, self._engine_back),
+            name="docker-events",
+            daemon=True,
         ).start()
         threading.Thread(target=self._periodic, name="pod-resync", daemon=True).start()
 
@@ -132,6 +135,16 @@ class PodRuntime:
         uid = attrs.get(L + "uid")
         if uid and attrs.get(L + "kind") == "pod" and event.get("status") in ("die", "destroy", "start", "oom", "stop"):
             self.enqueue(uid)
+
+    def _engine_back(self) -> None:
+        """The Docker engine restarted (its containers stopped with it): bring the pods back
+        as `mikro start` does, in place, without counting restarts."""
+        try:
+            self.boot()
+        except DockerError as exc:
+            log.warning("resync after the engine came back: %s", exc)
+            for uid in list(self.index):
+                self.enqueue(uid)
 
     def _periodic(self) -> None:
         while not self.stop_event.wait(1.0):
@@ -175,7 +188,13 @@ class PodRuntime:
                 latest[key]["Labels"].get(L + "attempt", 0)
             ):
                 latest[key] = c
-        stopped = [(name, c) for (uid, name), c in latest.items() if c["State"] != "running" and uid not in ended]
+        # A container on an earlier network of the cluster's name (removed and created again)
+        # cannot start: the syncs recreate it.
+        stopped = [
+            (name, c)
+            for (uid, name), c in latest.items()
+            if c["State"] != "running" and uid not in ended and not self.docker.on_stale_network(c)
+        ]
         infra = [c for name, c in stopped if name == INFRA]
         apps = [c for name, c in stopped if name != INFRA]
         with ThreadPoolExecutor(max_workers=16) as pool:
@@ -346,10 +365,12 @@ class PodRuntime:
                         obj = {}
                     else:
                         raise podplan.MissingReference(f'{kind.lower()} "{name}" not found')
-                directory = self._pod_dir(uid) / "volumes" / vol["name"]
+                volumes_dir = self._pod_dir(uid) / "volumes"
+                volumes_dir.mkdir(parents=True, exist_ok=True)
+                directory = Path(podplan.contained(str(volumes_dir), str(vol["name"]), "volume name"))
                 directory.mkdir(parents=True, exist_ok=True)
                 for path, data in podplan.volume_files(kind, obj, ref.get("items")).items():
-                    target = directory / path
+                    target = Path(podplan.contained(str(directory), path, "volume file"))
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(data)
                 source, mode = str(directory), "ro"
@@ -360,7 +381,7 @@ class PodRuntime:
                 )
             target = mount.get("mountPath", "/")
             if mount.get("subPath") and source.startswith("/"):
-                source = os.path.join(source, mount["subPath"])
+                source = podplan.contained(source, mount["subPath"], "subPath")
             binds[source] = {"bind": target, "mode": mode}
         return binds
 
@@ -415,7 +436,10 @@ class PodRuntime:
         aliases = podplan.headless_aliases(pod["metadata"]["namespace"], pod["metadata"].get("labels") or {}, services)
         spec = podplan.infra_spec(self.ctx, pod, aliases)
         current = (observed.get(INFRA) or [None])[0]
-        if current is not None and current["Labels"].get(L + "spec-hash") != spec.labels[L + "spec-hash"]:
+        if current is not None and (
+            current["Labels"].get(L + "spec-hash") != spec.labels[L + "spec-hash"]
+            or self.docker.on_stale_network(current)
+        ):
             self.docker.remove(current["Id"])
             current = None
         if current is None:
@@ -448,6 +472,8 @@ class PodRuntime:
         if infra is not None:
             nets = (infra.get("NetworkSettings") or {}).get("Networks") or {}
             pod_ip = (nets.get(self.ctx.network) or {}).get("IPAddress", "")
+            if spec.get("hostNetwork"):
+                pod_ip = self.ctx.host_ip
         policy = spec.get("restartPolicy", "Always")
         now = time.time()
         init_done = True
@@ -551,12 +577,16 @@ class PodRuntime:
         try:
             env = podplan.resolve_env(pod, ctr, pod_ip, self.ctx.host_ip, self._lookup(pod["metadata"]["namespace"]))
             mounts = self._mounts(pod, ctr)
+            image = self.docker.image(ctr["image"]) or {}
+            sec, warnings = podplan.security(pod, ctr, str((image.get("Config") or {}).get("User") or ""))
         except podplan.MissingReference as exc:
             waiting[name] = ("CreateContainerConfigError", str(exc))
             self.reg.record_event(pod, "Failed", f"Error: {exc}", "Warning", "kubelet")
             self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + 5
             return "waiting"
-        cspec = podplan.app_spec(self.ctx, pod, ctr, infra["Id"], restart_count, env, mounts)
+        for warning in warnings:
+            self.reg.record_event(pod, "UnsupportedSecurityField", warning, "Warning", "kubelet")
+        cspec = podplan.app_spec(self.ctx, pod, ctr, infra["Id"], restart_count, env, mounts, sec)
         try:
             ident = self.docker.create(cspec)
             self.reg.record_event(pod, "Created", f"Created container {name}", component="kubelet")
