@@ -155,4 +155,4 @@ def test_enable_and_disable_dns_say_it_is_built_in(tmp_path: Path) -> None:
     assert disabled.returncode == 0 and disabled.stdout.startswith("Addon dns stays enabled: DNS is built in")
     unknown = mikro(tmp_path, "enable", "dns", "nope")
     assert unknown.returncode == 1 and unknown.stdout == ""  # nothing done before the bad name is refused
-    assert unknown.stderr == "error: unknown addon 'nope'; known addons: dns, ingress\n"
+    assert unknown.stderr == "error: unknown addon 'nope'; known addons: ingress, dns\n"

@@ -409,7 +409,7 @@ BUILT_IN = {
 def _check_addons(names: tuple[str, ...], catalog: dict[str, Any]) -> None:
     unknown = [n for n in names if n not in catalog and n not in BUILT_IN]
     if unknown:
-        fail(f"unknown addon {unknown[0]!r}; known addons: {', '.join([*BUILT_IN, *catalog])}")
+        fail(f"unknown addon {unknown[0]!r}; known addons: {', '.join([*catalog, *BUILT_IN])}")
 
 
 @main.command()
