@@ -91,7 +91,7 @@ def container_spec(
     return SupervisedContainer(
         name=name,
         image=image,
-        labels={LABEL_PREFIX + "kind": KIND},
+        labels={LABEL_PREFIX + "kind": KIND, LABEL_PREFIX + "name": "control-plane"},
         command=["--log", str(state_dir / "controlplane.log")],
         env=env,
         binds=binds,

@@ -47,7 +47,7 @@ def test_the_container_as_root() -> None:
         "DOCKER_HOST": "unix:///var/run/docker.sock",
     }
     assert s.command == ["--log", f"{HOME}/controlplane.log"]
-    assert s.labels == {"io.mikro/kind": "controlplane"}
+    assert s.labels == {"io.mikro/kind": "controlplane", "io.mikro/name": "control-plane"}
     assert s.user is None and s.group_add == []
     assert s.stop_timeout >= 30  # the pods stop first, each up to 10 s
 

@@ -200,6 +200,10 @@ def ensure(docker: Docker, progress: Progress, force: bool = False) -> tuple[str
         docker.build(bundle.context(base), tag, {"io.mikro/image": "controlplane"})
     except Exception as exc:  # noqa: BLE001 - the build's message is what the user needs
         raise ImageError(f"building {tag} failed: {exc}") from None
+    for image in docker.images(label="io.mikro/image=controlplane"):
+        for old in image.get("RepoTags") or []:
+            if old.startswith(f"{IMAGE_REPO}:") and old != tag:
+                docker.remove_unused_image(old)  # an older mikro's; kept while a container uses it
     return tag, True
 
 

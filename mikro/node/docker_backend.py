@@ -253,8 +253,16 @@ class Docker:
             raise docker.errors.ImageNotFound(f"{ref} not found after pull")
         return image
 
-    def images(self) -> list[dict[str, Any]]:
-        return self.api.images()
+    def images(self, label: str | None = None) -> list[dict[str, Any]]:
+        return self.api.images(filters={"label": label} if label else None)
+
+    def remove_unused_image(self, ref: str) -> bool:
+        """Remove an image unless a container (running or not) uses it; whether it was removed."""
+        try:
+            self.api.remove_image(ref)
+            return True
+        except docker.errors.APIError:
+            return False
 
     def load(self, data: bytes) -> list[str]:
         """Load a `docker save` archive; return the names it held, as `docker load` says them."""
