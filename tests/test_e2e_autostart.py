@@ -24,13 +24,14 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, Mikro, wait_for
+from .conftest import ROOT, Mikro, cluster_name, remove_cluster_leftovers, wait_for
 
 pytestmark = pytest.mark.docker
 USES_HOST_PORTS = True  # the ingress takes ports 80 and 443
 STACK = ROOT / "examples" / "stack-offline.yml"
 ENGINE_RESTART = os.environ.get("MIKRO_E2E_ENGINE_RESTART") == "1"
 DOCKERD_LOG = "/tmp/mikro-ci-dockerd.log"
+POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: idle}\nspec:\n  containers: [{name: c, image: 'hello-ip:1'}]\n"
 
 
 def get(url: str = "http://127.0.0.1/") -> str:
@@ -141,19 +142,31 @@ def test_a_killed_control_plane_comes_back_by_itself(stack: Mikro) -> None:
     assert get().startswith("Hello from mon-app-deployment-")
 
 
-def test_a_running_cluster_comes_back_after_a_reboot(stack: Mikro) -> None:
-    before = pods_state(stack)
-    reboot(stack)
-    back = time.monotonic()
-    answer = wait_for(lambda: (r := get()).startswith("Hello from mon-app-deployment-") and r, 10, 0.1, "port 80")
-    # No `mikro` command ran until here; now look at what came back.
-    assert any(name in answer for name, _ in before)
-    print(f"the stack answered {time.monotonic() - back:.1f}s after the engine was back")
-    wait_for(lambda: pods_state(stack) == before, 30, what="the same pods, Running")
-    status = stack.run("status").stdout
-    assert "starts at boot: yes" in status and "ingress" in status.split("enabled:")[1].split("disabled:")[0]
-    ready = stack.kubectl("get", "deployment", "mon-app-deployment").stdout.splitlines()[1].split()
-    assert ready[1] == "2/2"
+def test_a_running_cluster_comes_back_after_a_reboot_a_stopped_one_does_not(stack: Mikro, tmp_path: Path) -> None:
+    stopped = Mikro(tmp_path / "stopped", cluster_name("autostart-stopped"))
+    remove_cluster_leftovers(stopped.cluster)
+    try:
+        stopped.run("start")
+        stopped.run("apply", "-f", "-", "--wait", input=POD, timeout=120)
+        assert stopped.run("stop").stdout.strip() == "Stopped."
+        before = pods_state(stack)
+        reboot(stack)  # one engine restart for both clusters
+        back = time.monotonic()
+        answer = wait_for(lambda: (r := get()).startswith("Hello from mon-app-deployment-") and r, 10, 0.1, "port 80")
+        # No `mikro` command ran until here; now look at what came back.
+        print(f"the stack answered {time.monotonic() - back:.1f}s after the engine was back")
+        assert any(name in answer for name, _ in before)
+        wait_for(lambda: pods_state(stack) == before, 30, what="the same pods, Running")
+        status = stack.run("status").stdout
+        assert "starts at boot: yes" in status and "ingress" in status.split("enabled:")[1].split("disabled:")[0]
+        ready = stack.kubectl("get", "deployment", "mon-app-deployment").stdout.splitlines()[1].split()
+        assert ready[1] == "2/2"
+        # The cluster stopped with `mikro stop` stayed stopped.
+        assert {c["State"] for c in cluster_containers(stopped)} == {"exited"}
+        assert stopped.run("status", check=False).returncode == 1
+    finally:
+        stopped.run("stop", check=False)
+        remove_cluster_leftovers(stopped.cluster)
 
 
 def test_a_stopped_cluster_stays_stopped(stack: Mikro) -> None:
@@ -162,8 +175,6 @@ def test_a_stopped_cluster_stays_stopped(stack: Mikro) -> None:
     assert set(states.values()) == {"exited"}, states
     stopped = stack.run("status", check=False)
     assert stopped.returncode == 1 and "starts at boot: no (`mikro start` starts it" in stopped.stdout
-    if ENGINE_RESTART:
-        restart_engine()
     time.sleep(5)  # what would come back comes back at once; give it time to show
     assert [c["Names"][0] for c in cluster_containers(stack) if c["State"] != "exited"] == []
     assert get().startswith("no answer")
