@@ -1,8 +1,10 @@
 """The control plane process: store, API server, controllers, pod runtime and proxies.
 
-`mikro start` forks it into a session of its own (`python -m mikro.controlplane` runs it in the
-foreground, for debugging); SIGTERM (`mikro stop`) stops every container of the cluster, then
-the process. State stays in the state directory.
+`mikro start` runs it in a container the Docker engine supervises (see `mikro.lifecycle`;
+`python -m mikro.controlplane --log FILE` is that container's command), or, with
+`--no-autostart`, forks it into a session of its own (`python -m mikro.controlplane` runs it in
+the foreground, for debugging). SIGTERM (`mikro stop`) stops every container of the cluster,
+then the process. State stays in the state directory.
 """
 
 from __future__ import annotations
@@ -90,6 +92,15 @@ def bootstrap(registry: Registry, cluster: str, node_name: str, host_ip: str) ->
     store.update(BY_KIND["Node"], node, status_only=True)
 
 
+def redirect_output(log_path: str) -> None:
+    """In the control plane's container: stdout and stderr go to controlplane.log, as a
+    forked control plane's do."""
+    log = os.open(log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+    os.dup2(log, 1)
+    os.dup2(log, 2)
+    os.close(log)
+
+
 def main() -> int:
     paths = config.ensure_state_dir()
     logging.basicConfig(
@@ -151,7 +162,16 @@ def main() -> int:
 
     config.write_private(
         paths.endpoint,
-        json.dumps({"port": settings["port"], "token": settings["token"], "pid": os.getpid(), "cluster": cluster}),
+        json.dumps(
+            {
+                "port": settings["port"],
+                "token": settings["token"],
+                "pid": os.getpid(),
+                "cluster": cluster,
+                # set in the Docker-supervised container (see mikro.lifecycle): it starts at boot
+                "container": os.environ.get("MIKRO_CONTAINER") or None,
+            }
+        ),
     )
     network.start()
     runtime.start()
@@ -183,6 +203,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--log"] and len(sys.argv) == 3:
+        redirect_output(sys.argv[2])
     try:
         sys.exit(main())
     except ApiError as err:

@@ -43,7 +43,10 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
 
 def test_stopped_cluster(tmp_path: Path) -> None:
     status = mikro(tmp_path, "status")
-    assert status.returncode == 1 and status.stdout.strip() == "mikro is not running. Use `mikro start` to start it."
+    assert status.returncode == 1 and status.stdout.splitlines() == [
+        "mikro is not running. Use `mikro start` to start it.",
+        "starts at boot: no (`mikro start` starts it, and then at every boot)",
+    ]
     for args in (("apply", "-f", "-"), ("kubectl", "get", "pods"), ("delete", "pod", "x")):
         result = mikro(tmp_path, *args)
         assert result.returncode == 1, args

@@ -13,6 +13,7 @@ from mikro.node.podplan import (
     app_spec,
     back_off,
     dns_search,
+    exited_at,
     infra_spec,
     requests_of,
     resolve_env,
@@ -93,6 +94,18 @@ def test_back_off_and_restart_policy() -> None:
     assert [back_off(n) for n in (1, 2, 3, 6, 10)] == [10, 20, 40, 300, 300]
     assert should_restart("Always", 0) and should_restart("OnFailure", 1)
     assert not should_restart("OnFailure", 0) and not should_restart("Never", 1)
+
+
+@pytest.mark.parametrize(
+    ("wall_now", "finished", "due"),
+    [
+        (1_000_000.0, 1_000_000.0 - 4, 506.0),  # exited 4 s ago: 6 s of its 10 s back-off are left
+        (1_000_000.0, 1_000_000.0 + 3600, 510.0),  # the wall clock was set back an hour: 10 s, not 1 h
+        (1_000_000.0, 1_000_000.0 - 3600, 500.0),  # a laptop slept an hour since: due now, not negative
+    ],
+)
+def test_back_off_runs_on_the_monotonic_clock(wall_now: float, finished: float, due: float) -> None:
+    assert exited_at(500.0, wall_now, finished, 10.0) + 10.0 == due
 
 
 def test_requests_for_scheduling() -> None:

@@ -96,20 +96,54 @@ def main() -> None:
     help="Host address for ingress, NodePort and LoadBalancer ports (default 127.0.0.1).",
 )
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for the API.")
+@click.option(
+    "--autostart/--no-autostart",
+    default=None,
+    help="Whether the cluster comes back after a reboot until `mikro stop` (the default: the Docker "
+    "engine supervises the control plane), or runs as a plain background process. Remembered.",
+)
 @handled
-def start(bind_address: str | None, timeout: float) -> None:
+def start(bind_address: str | None, timeout: float, autostart: bool | None) -> None:
     """Start the cluster (and everything that was running in it)."""
     started = time.monotonic()
     if running_client() is not None:
         click.echo("mikro is already running")
         return
+    paths = config.ensure_state_dir()
+    settings = config.load_settings(paths)
+    was_supervised = settings.get("autostart", True)
+    if bind_address:
+        settings["bind_address"] = bind_address
+    if autostart is not None:
+        settings["autostart"] = autostart
+    if bind_address or autostart is not None:
+        config.save_settings(paths, settings)
+    if settings.get("autostart", True):
+        from mikro.cli import supervised
+        from mikro.lifecycle import LifecycleError
+
+        try:
+            info = supervised.start(
+                paths,
+                config.cluster_name(),
+                timeout,
+                lambda ep: Client("127.0.0.1", ep["port"], ep["token"]).healthy(),
+                click.echo,
+            )
+        except LifecycleError as exc:
+            fail(str(exc))
+        click.echo(
+            f"Started mikro ({config.cluster_name()}) in {time.monotonic() - started:.2f}s: "
+            f"API at https://127.0.0.1:{info['port']}"
+        )
+        click.echo("It comes back after a reboot until `mikro stop` (see `mikro start --help`).")
+        return
+    if was_supervised:
+        from mikro.cli import supervised
+
+        supervised.forget(config.cluster_name())
     # The control plane checks Docker itself (and says so); importing the Docker client here
     # too would only slow the start down.
-    paths = config.ensure_state_dir()
-    if bind_address:
-        settings = config.load_settings(paths)
-        settings["bind_address"] = bind_address
-        config.save_settings(paths, settings)
     pid = spawn_control_plane(paths.log)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -134,6 +168,11 @@ def start(bind_address: str | None, timeout: float) -> None:
 @handled
 def stop(timeout: float) -> None:
     """Stop every container of the cluster, then the control plane; keep all state."""
+    from mikro.cli import supervised
+
+    if supervised.stop(config.cluster_name(), timeout):
+        click.echo("Stopped.")
+        return
     info = config.read_json(config.paths().endpoint)
     pid = int(info["pid"]) if info and info.get("pid") else None
     if pid is None or not _alive(pid):
@@ -226,21 +265,33 @@ def status(fmt: str, wait_ready: bool, timeout: float, live: bool) -> None:
         time.sleep(0.2)
         client = running_client()
     if client is None:
+        from mikro.cli import supervised
+
+        boot = supervised.starts_at_boot(config.cluster_name())
         if fmt == "yaml":
-            click.echo(_yaml().safe_dump({"microk8s": {"running": False}, "mikro": {"running": False}}).rstrip())
+            data = {"microk8s": {"running": False}, "mikro": {"running": False, "startsAtBoot": bool(boot)}}
+            click.echo(_yaml().safe_dump(data).rstrip())
         else:
             click.echo("mikro is not running. Use `mikro start` to start it.")
+            if boot is not None:
+                click.echo(f"starts at boot: {_boot_words(bool(boot))}")
         sys.exit(1)
     if live:
         show_overview(client)
         return
+    boot = bool((config.read_json(config.paths().endpoint) or {}).get("container"))
     state = addon_state(client)
     catalog = addon_catalog()
     enabled = [n for n in catalog if state.get(n) == "enabled"]
     disabled = [n for n in catalog if n not in enabled]
     if fmt == "yaml":
         data = {
-            "mikro": {"running": True, "cluster": config.cluster_name(), "api": client.server},
+            "mikro": {
+                "running": True,
+                "cluster": config.cluster_name(),
+                "api": client.server,
+                "startsAtBoot": boot,
+            },
             "addons": [
                 {
                     "name": n,
@@ -254,11 +305,13 @@ def status(fmt: str, wait_ready: bool, timeout: float, live: bool) -> None:
         return
     if fmt == "short":
         click.echo("mikro is running")
+        click.echo(f"starts at boot: {'yes' if boot else 'no'}")
         for n in catalog:
             click.echo(f"{n}: {'enabled' if n in enabled else 'disabled'}")
         return
     click.echo("mikro is running")
     click.echo(f"api: {client.server}")
+    click.echo(f"starts at boot: {_boot_words(boot)}")
     click.echo("addons:")
     click.echo("  enabled:")
     for n in enabled:
@@ -303,6 +356,14 @@ def show_overview(client: Client) -> None:
             stop.set()
 
 
+def _boot_words(boot: bool) -> str:
+    if boot:
+        return "yes (the Docker engine brings it back until `mikro stop`)"
+    if config.load_settings(config.paths()).get("autostart", True):
+        return "no (`mikro start` starts it, and then at every boot)"
+    return "no (started with --no-autostart; `mikro start --autostart` changes that)"
+
+
 @main.command()
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @handled
@@ -312,6 +373,9 @@ def reset(yes: bool) -> None:
         f"This removes every object, container, network and volume of cluster {config.cluster_name()!r}. Continue?"
     ):
         fail("reset cancelled")
+    from mikro.cli import supervised
+
+    supervised.stop(config.cluster_name(), 180)
     info = config.read_json(config.paths().endpoint)
     if info and info.get("pid") and _alive(int(info["pid"])):
         os.kill(int(info["pid"]), signal.SIGTERM)
@@ -374,17 +438,36 @@ def config_cmd() -> None:
 # -- addons --------------------------------------------------------------------------------
 
 
+# Addons that microk8s users enable and that mikro has built in: `enable`/`disable` say so.
+BUILT_IN = {
+    "dns": "DNS is built in and always on: pods resolve Services by name (svc, svc.ns, svc.ns.svc.cluster.local)"
+}
+
+
+def _check_addons(names: tuple[str, ...], catalog: dict[str, Any]) -> None:
+    unknown = [n for n in names if n not in catalog and n not in BUILT_IN]
+    if unknown:
+        fail(f"unknown addon {unknown[0]!r}; known addons: {', '.join([*catalog, *BUILT_IN])}")
+
+
 @main.command()
-@click.argument("addon")
+@click.argument("addons", nargs=-1, required=True)
 @click.option("--http-port", default=80, show_default=True, help="Host port for HTTP (ingress).")
 @click.option("--https-port", default=443, show_default=True, help="Host port for HTTPS (ingress).")
 @click.option("--timeout", default=60.0, show_default=True)
 @handled
-def enable(addon: str, http_port: int, https_port: int, timeout: float) -> None:
-    """Enable an addon (see `mikro addons list`)."""
+def enable(addons: tuple[str, ...], http_port: int, https_port: int, timeout: float) -> None:
+    """Enable addons, one after the other (see `mikro addons list`)."""
     catalog = addon_catalog()
-    if addon not in catalog:
-        fail(f"unknown addon {addon!r}; known addons: {', '.join(catalog)}")
+    _check_addons(addons, catalog)
+    for addon in addons:
+        if addon in BUILT_IN:
+            click.echo(f"Addon {addon} is enabled: {BUILT_IN[addon]}")
+        else:
+            _enable(catalog, addon, http_port, https_port, timeout)
+
+
+def _enable(catalog: dict[str, Any], addon: str, http_port: int, https_port: int, timeout: float) -> None:
     client = Client.from_state()
     from mikro.node.images import NGINX_IMAGE
 
@@ -448,13 +531,20 @@ def enable(addon: str, http_port: int, https_port: int, timeout: float) -> None:
 
 
 @main.command()
-@click.argument("addon")
+@click.argument("addons", nargs=-1, required=True)
 @handled
-def disable(addon: str) -> None:
-    """Disable an addon."""
+def disable(addons: tuple[str, ...]) -> None:
+    """Disable addons."""
     catalog = addon_catalog()
-    if addon not in catalog:
-        fail(f"unknown addon {addon!r}; known addons: {', '.join(catalog)}")
+    _check_addons(addons, catalog)
+    for addon in addons:
+        if addon in BUILT_IN:
+            click.echo(f"Addon {addon} stays enabled: {BUILT_IN[addon]}")
+        else:
+            _disable(addon)
+
+
+def _disable(addon: str) -> None:
     client = Client.from_state()
     client.patch(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM, {"data": {addon: "disabled", f"{addon}.status": None}})
     if addon == "ingress":

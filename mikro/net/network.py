@@ -95,6 +95,7 @@ class Network:
             return False
 
         self.store.watch(on_change)
+        self.wake.set()  # a first pass at once: the proxies and the ingress that ran before come back
         threading.Thread(target=self._loop, name="network", daemon=True).start()
 
     def _loop(self) -> None:

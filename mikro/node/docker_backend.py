@@ -21,7 +21,7 @@ import docker.errors
 from docker.types import IPAMConfig, IPAMPool
 
 from mikro.config import LABEL_PREFIX
-from mikro.node.docker_types import ContainerSpec
+from mikro.node.docker_types import ContainerSpec, SupervisedContainer
 
 log = logging.getLogger("mikro.docker")
 
@@ -186,6 +186,30 @@ class Docker:
         )
         return created["Id"]
 
+    def create_supervised(self, spec: SupervisedContainer) -> str:
+        """Create a container that the engine restarts by its restart policy (see
+        `SupervisedContainer`); an existing container of that name is replaced."""
+        host_config = self.api.create_host_config(
+            network_mode=spec.network_mode,
+            pid_mode=spec.pid_mode,
+            binds=spec.binds,
+            restart_policy={"Name": spec.restart_policy},
+            group_add=spec.group_add or None,
+            init=False,
+        )
+        self.remove(spec.name)
+        created = self.api.create_container(
+            image=spec.image,
+            command=spec.command,
+            name=spec.name,
+            environment=spec.env,
+            labels={LABEL_CLUSTER: self.cluster, **spec.labels},
+            host_config=host_config,
+            user=spec.user,
+            stop_timeout=spec.stop_timeout,
+        )
+        return created["Id"]
+
     def start(self, ident: str) -> None:
         self.api.start(ident)
 
@@ -311,8 +335,16 @@ class Docker:
             raise docker.errors.ImageNotFound(f"{ref} not found after pull")
         return image
 
-    def images(self) -> list[dict[str, Any]]:
-        return self.api.images()
+    def images(self, label: str | None = None) -> list[dict[str, Any]]:
+        return self.api.images(filters={"label": label} if label else None)
+
+    def remove_unused_image(self, ref: str) -> bool:
+        """Remove an image unless a container (running or not) uses it; whether it was removed."""
+        try:
+            self.api.remove_image(ref)
+            return True
+        except docker.errors.APIError:
+            return False
 
     def load(self, data: bytes) -> list[str]:
         """Load a `docker save` archive; return the names it held, as `docker load` says them."""
@@ -325,12 +357,14 @@ class Docker:
         return names
 
     def build(self, context: bytes, tag: str, labels: dict[str, str] | None = None) -> None:
-        for _ in self.api.build(
+        output: list[str] = []
+        for message in self.api.build(
             fileobj=io.BytesIO(context), custom_context=True, tag=tag, rm=True, labels=labels, decode=True
         ):
-            pass
+            output.append(str(message.get("stream") or message.get("error") or ""))
         if self.image(tag) is None:
-            raise docker.errors.BuildError(f"building {tag} failed", [])
+            tail = "".join(output).strip().splitlines()[-6:]
+            raise docker.errors.BuildError(f"building {tag} failed: " + " / ".join(tail), [])
 
     def import_image(self, stream: Any, tag: str, changes: list[str]) -> None:
         repo, _, version = tag.rpartition(":")

@@ -39,3 +39,22 @@ class ContainerSpec:
     privileged: bool = False
     security_opt: list[str] = field(default_factory=list)
     pid_mode: str | None = None
+
+
+@dataclass(frozen=True)
+class SupervisedContainer:
+    """A container the Docker engine itself keeps running (the control plane's): it comes back
+    after a crash and after an engine restart, until it is stopped with `docker stop`."""
+
+    name: str
+    image: str
+    labels: dict[str, str]
+    command: list[str]
+    env: dict[str, str]
+    binds: dict[str, dict[str, str]]
+    restart_policy: str  # "unless-stopped": a stopped one stays stopped across engine restarts
+    network_mode: str  # "host": the API listens on the host's 127.0.0.1
+    pid_mode: str  # "host": the pid it records is a host pid, as a forked control plane's
+    user: str | None
+    group_add: list[str]
+    stop_timeout: int

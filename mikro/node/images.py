@@ -122,34 +122,47 @@ def build_nginx(docker: Docker, progress: Progress) -> None:
         )
         docker.build(context_tar({"Dockerfile": dockerfile.encode()}), NGINX_IMAGE, {"io.mikro/image": "nginx"})
         return
+    progress(f"no registry: building {NGINX_IMAGE} from Debian {suite} packages with mmdebstrap (about a minute)")
+    debian_image(
+        docker,
+        suite,
+        NGINX_PACKAGES,
+        NGINX_IMAGE,
+        ['CMD ["nginx", "-g", "daemon off;"]', "LABEL io.mikro/image=nginx"],
+        [f"chroot \"$1\" sh -c '{DEFAULT_CERT_COMMAND}'"],
+    )
+
+
+def debian_image(
+    docker: Docker, suite: str, packages: list[str], tag: str, changes: list[str], hooks: list[str] | None = None
+) -> None:
+    """Build an image from Debian's packages with mmdebstrap (no registry needed): a minimal
+    system of `suite` with `packages`, loaded with `docker import`."""
     mmdebstrap = shutil.which("mmdebstrap")
     if mmdebstrap is None:
         raise ImageError(
             f"no registry answers and mmdebstrap is missing: install it (apt-get install mmdebstrap) "
-            f"to build {NGINX_IMAGE} from Debian's packages"
+            f"to build {tag} from Debian's packages"
         )
-    progress(f"no registry: building {NGINX_IMAGE} from Debian {suite} packages with mmdebstrap (about a minute)")
     cmd = [
         mmdebstrap,
         "--quiet",
         "--variant=essential",
-        f"--include={','.join(NGINX_PACKAGES)}",
+        f"--include={','.join(packages)}",
         "--dpkgopt=path-exclude=/usr/share/doc/*",
         "--dpkgopt=path-exclude=/usr/share/man/*",
         "--dpkgopt=path-exclude=/usr/share/locale/*",
-        f"--customize-hook=chroot \"$1\" sh -c '{DEFAULT_CERT_COMMAND}'",
+        *[f"--customize-hook={hook}" for hook in hooks or []],
         suite,
         "-",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout is not None
     try:
-        docker.import_image(
-            proc.stdout, NGINX_IMAGE, ['CMD ["nginx", "-g", "daemon off;"]', "LABEL io.mikro/image=nginx"]
-        )
+        docker.import_image(proc.stdout, tag, changes)
     finally:
         _, err = proc.communicate()
-    if proc.returncode != 0 or docker.image(NGINX_IMAGE) is None:
+    if proc.returncode != 0 or docker.image(tag) is None:
         raise ImageError(f"mmdebstrap failed (exit {proc.returncode}): {err.decode(errors='replace')[-800:]}")
 
 
@@ -163,4 +176,10 @@ def prepare(docker: Docker, progress: Progress, force: bool = False) -> list[str
         builder(docker, progress)
         progress(f"{image}: ready")
         built.append(image)
+    from mikro.node import cpimage  # it builds on this module's helpers
+
+    tag, was_built = cpimage.ensure(docker, progress, force)
+    progress(f"{tag}: {'ready' if was_built else 'present'} (the control plane's image)")
+    if was_built:
+        built.append(tag)
     return built

@@ -10,6 +10,7 @@ the fallback where those files are not visible. Sampling runs only while the add
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -21,7 +22,8 @@ from typing import Any, Protocol
 log = logging.getLogger("mikro.metrics")
 
 METRICS_ADDON = "metrics-server"
-CGROUP_ROOT = Path("/sys/fs/cgroup")
+# In the control plane's container the host's cgroup tree is mounted elsewhere (mikro.lifecycle).
+CGROUP_ROOT = Path(os.environ.get("MIKRO_CGROUP_ROOT") or "/sys/fs/cgroup")
 PERIOD_SECONDS = 10.0  # metrics-server's default resolution is 15 s; kubectl top reads the latest
 
 

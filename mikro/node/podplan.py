@@ -401,6 +401,13 @@ def back_off(restarts: int) -> float:
     return min(BACKOFF_INITIAL * (2 ** max(restarts - 1, 0)), BACKOFF_MAX)
 
 
+def exited_at(monotonic_now: float, wall_now: float, finished: float, delay: float) -> float:
+    """When a container exited, on the monotonic clock: its wall-clock age (Docker's FinishedAt)
+    is read once, bounded to [0, delay], so that a wall-clock jump (a laptop waking up, a clock
+    set back) never stretches or skips a back-off; from then on only the monotonic clock counts."""
+    return monotonic_now - min(max(wall_now - finished, 0.0), delay)
+
+
 def should_restart(policy: str, exit_code: int) -> bool:
     return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
 

@@ -70,6 +70,7 @@ class PodRuntime:
         self.running: set[str] = set()
         self.index: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name)
         self.wakeups: dict[str, float] = {}  # uid -> monotonic time of a due back-off
+        self.exits: dict[str, float] = {}  # exited container id -> monotonic time of its exit
         self.pull_backoff: dict[tuple[str, str], tuple[int, float]] = {}
         self.stop_event = threading.Event()
         self.wait_unrouted: Callable[[str, float], None] | None = None
@@ -554,8 +555,9 @@ class PodRuntime:
                 return "done"
             finished = parse_time(docker_time(state.get("FinishedAt"))) or now
             delay = podplan.back_off(restart_count + 1)
-            if now < finished + delay:
-                self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + (finished + delay - now)
+            exited = self.exits.setdefault(current["Id"], podplan.exited_at(time.monotonic(), now, finished, delay))
+            if time.monotonic() < exited + delay:
+                self.wakeups[pod["metadata"]["uid"]] = exited + delay
                 waiting[name] = (
                     "CrashLoopBackOff",
                     f"back-off {int(delay)}s restarting failed container={name} "
@@ -569,6 +571,7 @@ class PodRuntime:
                     "kubelet",
                 )
                 return "waiting"
+            self.exits.pop(current["Id"], None)
             restart_count += 1
         ready, reason, message = self._ensure_image(pod, ctr)
         if not ready:

@@ -1,0 +1,93 @@
+"""The commands' side of the Docker-supervised control plane (see `mikro.lifecycle`): start it
+and wait until it answers, stop it, tell whether it starts at boot. Imported only by the
+lifecycle commands, which need Docker anyway."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from mikro import config, lifecycle
+from mikro.lifecycle import LifecycleError
+from mikro.node.docker_backend import Docker, DockerError, DockerUnavailable
+
+
+def docker_or_none(cluster: str) -> Docker | None:
+    try:
+        return Docker(cluster)
+    except DockerUnavailable:
+        return None
+
+
+def _log_tail(paths: config.Paths) -> list[str]:
+    try:
+        return paths.log.read_text(errors="replace").strip().splitlines()[-5:]
+    except OSError:
+        return []
+
+
+def start(
+    paths: config.Paths,
+    cluster: str,
+    timeout: float,
+    healthy: Callable[[dict[str, Any]], bool],
+    progress: Callable[[str], None],
+) -> dict[str, Any]:
+    """Start the control plane's container (building its image first when mikro's code
+    changed) and wait until its API answers; return what it wrote to apiserver.json."""
+    from mikro.node import cpimage
+    from mikro.node.images import ImageError
+
+    try:
+        docker = Docker(cluster)
+    except DockerUnavailable as exc:
+        raise LifecycleError(str(exc)) from None
+    try:
+        image, _ = cpimage.ensure(docker, progress)
+        spec = lifecycle.host_spec(cluster, paths.root, image)
+        info = lifecycle.start_supervised(docker, spec)
+    except ImageError as exc:
+        raise LifecycleError(f"{exc}; `mikro start --no-autostart` runs the control plane without it") from None
+    except DockerError as exc:
+        raise LifecycleError(f"cannot start the control plane's container: {exc}") from None
+    restarts = int(info.get("RestartCount") or 0)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = docker.inspect(spec.name) or {}
+        state = info.get("State") or {}
+        if not state.get("Running") or state.get("Restarting") or int(info.get("RestartCount") or 0) > restarts:
+            # It exited during the start: stop it, or the engine would restart it over and over.
+            docker.stop(spec.name, 5)
+            tail = _log_tail(paths)
+            if tail and tail[-1].startswith("error: "):
+                raise LifecycleError(tail[-1].removeprefix("error: "))
+            raise LifecycleError("the control plane exited during start:\n" + "\n".join(tail))
+        endpoint = config.read_json(paths.endpoint)
+        if endpoint and endpoint.get("pid") == state.get("Pid") and healthy(endpoint):
+            return endpoint
+        time.sleep(0.05)
+    raise LifecycleError(f"the control plane did not become ready within {timeout:.0f}s; see {paths.log}")
+
+
+def stop(cluster: str, timeout: float) -> bool:
+    """Stop the supervised control plane if it runs; whether it did."""
+    docker = docker_or_none(cluster)
+    return docker is not None and lifecycle.stop_supervised(docker, cluster, timeout)
+
+
+def forget(cluster: str) -> None:
+    """Remove the (stopped) control plane's container: the cluster now runs unsupervised."""
+    docker = docker_or_none(cluster)
+    if docker is not None:
+        lifecycle.remove_supervised(docker, cluster)
+
+
+def starts_at_boot(cluster: str) -> bool | None:
+    """Whether the engine will start the control plane at its next start (None: Docker does
+    not answer). A container stopped with `mikro stop` stays stopped."""
+    docker = docker_or_none(cluster)
+    if docker is None:
+        return None
+    state = lifecycle.supervised_state(docker, cluster)
+    return bool(state and (state.get("Running") or state.get("Restarting")))
