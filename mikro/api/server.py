@@ -13,12 +13,13 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from mikro import __version__
-from mikro.api import resources, selectors
+from mikro.api import bodies, resources, selectors
+from mikro.api.connections import IDLE_TIMEOUT, BoundedTLSServer
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
 from mikro.api.store import Change
@@ -38,7 +39,9 @@ KUBE_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
-MAX_BODY = 8 * 1024 * 1024
+MAX_BODY = bodies.MAX_REQUEST_BYTES
+# Errors of a connection whose client went away: the end of a conversation, not a fault.
+GONE = (ConnectionError, ssl.SSLError, TimeoutError)
 PUBLIC_PATHS = {"/version", "/healthz", "/readyz", "/livez"}
 
 
@@ -56,10 +59,7 @@ class PodRuntimeHooks(Protocol):
     def exec(self, pod: dict[str, Any], container: str | None, command: list[str]) -> tuple[int, bytes]: ...
 
 
-class ApiHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class ApiHTTPServer(BoundedTLSServer):
     def __init__(
         self, address: tuple[str, int], registry: Registry, token: str, runtime: PodRuntimeHooks | None
     ) -> None:
@@ -73,7 +73,7 @@ class ApiHTTPServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up (kubectl does, after a watch) is not an error worth a traceback.
         exc = sys.exc_info()[1]
-        if not isinstance(exc, (ConnectionError, ssl.SSLError, TimeoutError)):
+        if not isinstance(exc, GONE):
             log.exception("error serving %s", client_address)
 
 
@@ -124,6 +124,11 @@ class Handler(BaseHTTPRequestHandler):
     disable_nagle_algorithm = True
     server: ApiHTTPServer
     server_version = "mikro-apiserver"
+    # Read and write timeout of the socket: an idle keep-alive connection, or a client that
+    # stops reading a watch, is closed after this long.
+    timeout = IDLE_TIMEOUT
+    # The request body not read yet: its length, "chunked", or None once read or drained.
+    _unread: int | str | None = None
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
@@ -135,6 +140,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_response(code)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(data)))
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
@@ -157,22 +164,62 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            raise ApiError(413, f"request body of {length} bytes is too large")
-        raw = self.rfile.read(length) if length else b""
-        if not raw:
-            return {}
+    def _framing(self) -> int | str | None:
+        """How the request's body is framed, refused when it cannot be read safely (the
+        connection is closed then: its stream is no longer in step)."""
         try:
-            return json.loads(raw)
-        except ValueError:
-            try:
-                import yaml
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                return "chunked"
+            length = bodies.parse_content_length(self.headers.get_all("Content-Length") or [])
+        except ApiError:
+            self.close_connection = True
+            raise
+        if length is not None and length > MAX_BODY:
+            self.close_connection = True
+            raise bodies.too_large()
+        return length or None
 
-                return yaml.safe_load(raw)
-            except Exception:  # noqa: BLE001 - any parse failure is the client's
-                raise ApiError(400, "the request body is neither JSON nor YAML") from None
+    def _read_raw(self) -> bytes:
+        pending, self._unread = self._unread, None
+        if pending is None:
+            return b""
+        if pending != "chunked":
+            return self.rfile.read(int(pending))
+        data = bytearray()
+        while True:
+            line = self.rfile.readline(65537)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise ApiError(400, "invalid chunked request body") from None
+            if size < 0 or len(data) + size > MAX_BODY:
+                self.close_connection = True
+                raise bodies.too_large()
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return bytes(data)
+            data += self.rfile.read(size)
+            self.rfile.readline(3)
+
+    def _finish_body(self, authorized: bool) -> None:
+        """Never leave a body in the stream: the next request on this keep-alive connection
+        would be read from the middle of it. Drain it for a client with a token; close the
+        connection of one without (its body is never read)."""
+        if self._unread is None:
+            return
+        if not authorized:
+            self._unread = None
+            self.close_connection = True
+            return
+        try:
+            self._read_raw()
+        except ApiError:
+            self.close_connection = True
+
+    def _body(self) -> Any:
+        return bodies.decode(self._read_raw())
 
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization", "")
@@ -198,20 +245,31 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch(self, method: str) -> None:
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        authorized = False
+        self._unread = None
         try:
+            self._unread = self._framing()
             # Like Kubernetes' system:public-info-viewer: health and version need no token.
-            if url.path.rstrip("/") not in PUBLIC_PATHS and not self._authorized():
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            authorized = self._authorized()
+            if url.path.rstrip("/") not in PUBLIC_PATHS and not authorized:
                 raise ApiError(401, "Unauthorized")
             if not self._discovery(url.path):
                 self._resource(method, url.path, query)
+            self._finish_body(authorized)
         except ApiError as err:
-            self._send_error(err)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+            self._answer_error(err, authorized)
+        except GONE:
+            self.close_connection = True
         except Exception as exc:  # noqa: BLE001 - the server must answer, not die
             log.exception("internal error on %s %s", method, self.path)
-            self._send_error(ApiError(500, f"internal error: {exc}"))
+            self._answer_error(ApiError(500, f"internal error: {exc}"), authorized)
+
+    def _answer_error(self, err: ApiError, authorized: bool) -> None:
+        try:
+            self._finish_body(authorized)
+            self._send_error(err)
+        except GONE:
+            self.close_connection = True
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -287,7 +345,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self, path: str) -> tuple[Resource, str | None, str | None, str | None, bool]:
         """Resource, namespace, name, subresource and whether the legacy /watch/ prefix was used."""
-        parts = [p for p in path.split("/") if p]
+        # Segments are percent-decoded one by one, so every stored name is addressable and an
+        # encoded "/" stays inside its segment.
+        try:
+            parts = [unquote(p, errors="strict") for p in path.split("/") if p]
+        except UnicodeDecodeError:
+            raise ApiError(400, f"the path {path!r} is not percent-encoded UTF-8") from None
         if parts[:2] == ["api", "v1"]:
             group, version, rest = "", "v1", parts[2:]
         elif len(parts) >= 3 and parts[0] == "apis":
@@ -328,8 +391,8 @@ class Handler(BaseHTTPRequestHandler):
             self._list(res, ns, query)
             return
         if method == "POST" and name is None:
-            body = self._body()
-            obj = reg.create(res, ns or "", body, dry_run=dry_run)
+            body = bodies.require_object(self._body(), res.kind)
+            obj = self._decoded(res, lambda: reg.create(res, ns or "", body, dry_run=dry_run))
             self._send_json(201, obj)
             return
         if name is None:
@@ -347,30 +410,47 @@ class Handler(BaseHTTPRequestHandler):
                 obj = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", ""))
             self._send_json(200, obj)
         elif method == "PUT":
-            body = self._body()
+            body = bodies.require_object(self._body(), "Scale" if sub == "scale" else res.kind)
             if sub == "scale":
                 self._send_json(200, reg.set_scale(res, ns or "", name, body, dry_run))
             else:
-                self._send_json(200, reg.update(res, ns or "", name, body, subresource=sub, dry_run=dry_run))
+                obj = self._decoded(
+                    res, lambda: reg.update(res, ns or "", name, body, subresource=sub, dry_run=dry_run)
+                )
+                self._send_json(200, obj)
         elif method == "PATCH":
             body = self._body()
             ctype = self.headers.get("Content-Type", "application/merge-patch+json")
-            self._send_json(200, reg.patch(res, ns or "", name, ctype, body, subresource=sub, dry_run=dry_run))
+            obj = self._decoded(
+                res, lambda: reg.patch(res, ns or "", name, ctype, body, subresource=sub, dry_run=dry_run)
+            )
+            self._send_json(200, obj)
         elif method == "DELETE":
-            body = self._body() or {}
-            propagation = body.get("propagationPolicy") or query.get("propagationPolicy")
-            grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+            propagation, grace = delete_options(self._body(), query)
             obj = reg.delete(
                 res,
                 ns or "",
                 name,
                 propagation=propagation,
-                grace_seconds=int(grace) if grace is not None else None,
+                grace_seconds=grace,
                 dry_run=dry_run,
             )
             self._send_json(200, obj)
         else:
             raise ApiError(405, f"{method} is not allowed")
+
+    @staticmethod
+    def _decoded(res: Resource, verb: Any) -> Any:
+        """Run a verb on a decoded body. Go decodes into typed structs, so a value of the wrong
+        type (a string where a list belongs) is a 400 there; here it surfaces as Python's
+        TypeError or AttributeError while defaulting or admitting, and answers the same 400."""
+        try:
+            return verb()
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError, AssertionError, RecursionError) as exc:
+            log.warning("refused a %s body: %s: %s", res.kind, type(exc).__name__, exc)
+            raise ApiError(
+                400, f"the request body cannot be handled as a {res.kind}: {type(exc).__name__}: {exc}"
+            ) from None
 
     def _filters(self, query: dict[str, str]) -> tuple[Any, Any]:
         try:
@@ -382,6 +462,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _list(self, res: Resource, ns: str | None, query: dict[str, str]) -> None:
         labels, fields = self._filters(query)
+        bodies.resource_version(query)
+        bodies.query_int(query, "limit", minimum=0)
+        bodies.query_int(query, "timeoutSeconds", minimum=0)
         items, rv = self.server.registry.list(res, ns)
         items = [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
         if res.kind == "Event":
@@ -414,11 +497,10 @@ class Handler(BaseHTTPRequestHandler):
         def predicate(change: Change) -> bool:
             return change.resource == res and wanted(change.obj)
 
-        rv = query.get("resourceVersion")
-        since = int(rv) if rv and rv != "0" else None
+        since = bodies.resource_version(query)
+        timeout = min(bodies.query_int(query, "timeoutSeconds", minimum=0) or 1800, 3600)
         watch = reg.store.watch(predicate, since=since)
         table = self._wants_table()
-        timeout = min(int(query.get("timeoutSeconds") or 1800), 3600)
         try:
             self._start_chunked("application/json")
             if since is None:
@@ -428,6 +510,12 @@ class Handler(BaseHTTPRequestHandler):
                         self._send_event("ADDED", res, obj, table)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and not self.server.stopping.is_set():
+                if watch.expired:
+                    # A watcher that fell too far behind is dropped, as Kubernetes' watch cache
+                    # drops one: it lists again and watches from there.
+                    gone = ApiError(410, "too old resource version: the watcher fell behind", "Expired")
+                    self._chunk(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
+                    break
                 change = watch.next(timeout=1.0)
                 if change is not None:
                     self._send_event(change.type, res, change.obj, table)
@@ -453,13 +541,13 @@ class Handler(BaseHTTPRequestHandler):
         if container is not None and container not in containers:
             raise ApiError(400, f"container {container} is not valid for pod {name}")
         if sub == "log":
-            tail = query.get("tailLines")
+            tail = bodies.query_int(query, "tailLines", minimum=0)
             chunks = runtime.logs(
                 pod,
                 container,
                 follow=query.get("follow") == "true",
                 previous=query.get("previous") == "true",
-                tail=int(tail) if tail else None,
+                tail=tail,
                 timestamps=query.get("timestamps") == "true",
             )
             first = next(chunks, b"")  # errors (no previous run...) surface before the 200
@@ -483,13 +571,43 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(output)
 
 
+PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
+
+
+def delete_options(body: Any, query: dict[str, str]) -> tuple[str | None, int | None]:
+    """propagationPolicy and gracePeriodSeconds of a DELETE, from its DeleteOptions body or
+    its query; 400/422 for values Kubernetes refuses."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body cannot be handled as a DeleteOptions: expected an object")
+    grace: Any = body.get("gracePeriodSeconds")
+    if grace is None:
+        grace = bodies.query_int(query, "gracePeriodSeconds")
+    elif isinstance(grace, bool) or not isinstance(grace, int):
+        raise ApiError(
+            400, "the request body cannot be handled as a DeleteOptions: gracePeriodSeconds: expected an integer"
+        )
+    propagation = body.get("propagationPolicy") or query.get("propagationPolicy")
+    if propagation is not None and propagation not in PROPAGATION_POLICIES:
+        choices = ", ".join(f'"{p}"' for p in PROPAGATION_POLICIES)
+        raise ApiError(
+            422,
+            f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "{propagation}": '
+            f"supported values: {choices}",
+            "Invalid",
+        )
+    if grace is not None and grace < 0:
+        grace = 0  # Kubernetes treats a negative grace period as an immediate delete
+    return propagation, grace
+
+
 def serve(
     registry: Registry, token: str, runtime: PodRuntimeHooks | None, port: int = 0, tls: tuple[str, str] | None = None
 ) -> ApiHTTPServer:
     server = ApiHTTPServer(("127.0.0.1", port), registry, token, runtime)
     if tls is not None:
+        # The listening socket stays plain: each connection's thread does its own handshake.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.tls_context = context
     threading.Thread(target=server.serve_forever, name="apiserver", daemon=True).start()
     return server
