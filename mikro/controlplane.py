@@ -25,7 +25,7 @@ from mikro.api.resources import BY_KIND
 from mikro.api.server import serve
 from mikro.api.store import Store
 from mikro.controllers.manager import Controllers
-from mikro.errors import ApiError
+from mikro.errors import ApiError, StateDirError
 from mikro.net.network import ADDONS_CM, ADDONS_NS, Network
 from mikro.node.docker_backend import Docker, DockerUnavailable
 from mikro.node.images import INFRA_IMAGE, NGINX_IMAGE
@@ -87,7 +87,11 @@ def bootstrap(registry: Registry, cluster: str, node_name: str, host_ip: str) ->
 
 
 def main() -> int:
-    paths = config.ensure_state_dir()
+    try:
+        paths = config.ensure_state_dir()
+    except StateDirError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)  # `mikro start` shows this line
+        return 2
     logging.basicConfig(
         level=os.environ.get("MIKRO_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
