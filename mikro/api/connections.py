@@ -27,6 +27,9 @@ class BoundedTLSServer(ThreadingHTTPServer):
     max_connections = MAX_CONNECTIONS
     handshake_timeout = HANDSHAKE_TIMEOUT
     tls_context: ssl.SSLContext | None = None
+    # The kernel's queue of connections not yet accepted (socketserver's default is 5: a burst
+    # of parallel clients beyond it was reset).
+    request_queue_size = socket.SOMAXCONN
 
     def server_activate(self) -> None:
         super().server_activate()
