@@ -611,3 +611,23 @@ def test_a_state_dir_of_another_user_is_refused(tmp_path: Path, monkeypatch: pyt
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
     assert stat.S_IMODE(other.stat().st_mode) == before
     assert not (other / "store.db").exists()
+
+
+# -- issue 9: what DELETE answers --------------------------------------------------------------
+
+
+def test_delete_answers_a_status_when_the_object_is_gone(api: Api) -> None:
+    created = api.call("POST", CM_PATH, {"metadata": {"name": "gone"}})[1]
+    code, status = api.call("DELETE", f"{CM_PATH}/gone")
+    assert code == 200 and status["kind"] == "Status" and status["status"] == "Success"
+    assert status["details"] == {"name": "gone", "group": "", "kind": "configmaps", "uid": created["metadata"]["uid"]}
+
+
+def test_delete_answers_the_object_while_its_deletion_is_pending(api: Api) -> None:
+    api.call("POST", CM_PATH, {"metadata": {"name": "held", "finalizers": ["example.com/hold"]}})
+    code, obj = api.call("DELETE", f"{CM_PATH}/held")
+    assert code == 200 and obj["kind"] == "ConfigMap" and obj["metadata"]["deletionTimestamp"]
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    api.call("POST", "/api/v1/namespaces/default/pods", pod)
+    code, obj = api.call("DELETE", "/api/v1/namespaces/default/pods/p")
+    assert code == 200 and obj["kind"] == "Pod" and obj["metadata"]["deletionGracePeriodSeconds"] == 30

@@ -435,7 +435,7 @@ class Handler(BaseHTTPRequestHandler):
                 grace_seconds=grace,
                 dry_run=dry_run,
             )
-            self._send_json(200, obj)
+            self._send_json(200, deleted_answer(res, obj))
         else:
             raise ApiError(405, f"{method} is not allowed")
 
@@ -569,6 +569,16 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("X-Mikro-Exit-Code", str(code))
         self.end_headers()
         self.wfile.write(output)
+
+
+def deleted_answer(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    """What a DELETE answers, as kube-apiserver does: the object while its deletion is pending
+    (finalizers, a graceful Pod), a Status of Success once it is gone."""
+    meta = obj.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return obj
+    details = {"name": meta.get("name"), "group": res.group, "kind": res.plural, "uid": meta.get("uid")}
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
 
 
 PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
