@@ -16,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mikro.api.resources import RESOURCES
+from mikro.api.resources import RESOURCES, Resource
 from tests.test_abuse_api import AUTH, Api, start, stop
 
 KEEP = "keep-fuzz"
@@ -95,22 +95,41 @@ patch_ops = st.lists(
 )
 
 
+QUERY_VALUES = ["abc", "-1", "0", "1", "5", "", "true", "x=y", "1.5", "--1", "99999999999999999999", "Orphan", "All"]
+
+
+def collection(res: Resource, ns: str) -> str:
+    prefix = "/api/v1" if not res.group else f"/apis/{res.group}/{res.version}"
+    return f"{prefix}/namespaces/{ns}/{res.plural}" if res.namespaced else f"{prefix}/{res.plural}"
+
+
 @st.composite
 def requests(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes | None]:
     method = draw(st.sampled_from(["GET", "POST", "PUT", "PATCH", "DELETE"]))
-    path = draw(st.sampled_from([*PREFIXES, "/api", "/apis", "/version", "/healthz", "/openapi/v2", "", "/x"]))
-    if draw(st.booleans()):
-        path += "/namespaces/" + draw(st.sampled_from(["default", "nope", "kube-system"]) | segment)
     if draw(st.integers(0, 4)):
-        path += "/" + draw(st.sampled_from(PLURALS) | segment)
+        # Mostly the paths of real resources, where the verbs run.
+        res = draw(st.sampled_from(RESOURCES))
+        path = collection(res, draw(st.sampled_from(["default", "default", "nope"]) | segment))
         if draw(st.booleans()):
             path += "/" + draw(st.sampled_from(NAMES) | segment)
             if draw(st.integers(0, 3)) == 0:
                 path += "/" + draw(st.sampled_from(SUBS) | segment)
-    query = draw(st.dictionaries(st.sampled_from(QUERY_KEYS), st.text(max_size=12), max_size=4))
+    else:
+        path = draw(st.sampled_from([*PREFIXES, "/api", "/apis", "/version", "/healthz", "/openapi/v2", "", "/x"]))
+        if draw(st.booleans()):
+            path += "/namespaces/" + draw(st.sampled_from(["default", "nope", "kube-system"]) | segment)
+        if draw(st.integers(0, 4)):
+            path += "/" + draw(st.sampled_from(PLURALS) | segment)
+            if draw(st.booleans()):
+                path += "/" + draw(st.sampled_from(NAMES) | segment)
+    values = st.sampled_from(QUERY_VALUES) | st.text(max_size=12)
+    query = draw(st.dictionaries(st.sampled_from(QUERY_KEYS), values, max_size=4))
     if draw(st.integers(0, 4)) == 0:
         query["watch"] = draw(st.sampled_from(["true", "1", "false", "x"]))
-        query["timeoutSeconds"] = "1"  # a watch that ends, so that the next example runs
+        if draw(st.booleans()):
+            query["timeoutSeconds"] = "1"  # a watch that ends, so that the next example runs
+    if query.get("watch") in ("true", "1") and bodies_ok_timeout(query.get("timeoutSeconds")):
+        query["timeoutSeconds"] = "1"
     if query.get("follow") == "true":
         query["follow"] = "false"
     headers = {**AUTH, "Content-Type": draw(st.sampled_from(CONTENT_TYPES))}
@@ -120,6 +139,7 @@ def requests(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes | None]:
         st.one_of(
             st.none(),
             manifest.map(lambda m: json.dumps(m).encode()),
+            manifest.map(lambda m: json.dumps(m).encode()),
             json_value.map(lambda v: json.dumps(v).encode()),
             patch_ops.map(lambda v: json.dumps(v).encode()),
             st.binary(max_size=64),
@@ -127,6 +147,17 @@ def requests(draw: st.DrawFn) -> tuple[str, str, dict[str, str], bytes | None]:
         )
     )
     return method, path + ("?" + urlencode(query) if query else ""), headers, body
+
+
+def bodies_ok_timeout(value: str | None) -> bool:
+    """Whether a watch with this timeoutSeconds would be accepted and then run long: such
+    watches get 1 s, so that the fuzz moves on (bad values stay, to be refused)."""
+    if value is None:
+        return True
+    try:
+        return int(value) != 1 and int(value) >= 0
+    except ValueError:
+        return False
 
 
 class Tracebacks(logging.Handler):
