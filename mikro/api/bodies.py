@@ -113,6 +113,10 @@ def require_object(body: Any, kind: str) -> dict[str, Any]:
     for field in ("apiVersion", "kind"):
         if body.get(field) is not None and not isinstance(body[field], str):
             raise refuse(f"{field}: expected a string, got {_json_type(body[field])}")
+    for field in ("spec", "status"):
+        value = body.get(field)
+        if value is not None and not isinstance(value, dict):
+            raise refuse(f"{field}: expected an object, got {_json_type(value)}")
     meta = body.get("metadata")
     if meta is None:
         return body
@@ -137,10 +141,6 @@ def require_object(body: Any, kind: str) -> dict[str, Any]:
     refs = meta.get("ownerReferences") or []
     if not all(isinstance(ref, dict) for ref in refs):
         raise refuse("metadata.ownerReferences: every item must be an object")
-    for field in ("spec", "status"):
-        value = body.get(field)
-        if value is not None and not isinstance(value, dict):
-            raise refuse(f"{field}: expected an object, got {_json_type(value)}")
     return body
 
 
