@@ -640,3 +640,18 @@ def test_delete_answers_the_object_while_its_deletion_is_pending(api: Api) -> No
     api.call("POST", "/api/v1/namespaces/default/pods", pod)
     code, obj = api.call("DELETE", "/api/v1/namespaces/default/pods/p")
     assert code == 200 and obj["kind"] == "Pod" and obj["metadata"]["deletionGracePeriodSeconds"] == 30
+
+
+def test_expect_continue_invites_the_body_only_when_it_is_read(api: Api) -> None:
+    # Refused first (no token): a final answer, no 100, the connection closed.
+    head = request_head("POST", CM_PATH, {"Content-Length": "1000", "Expect": "100-continue"})
+    response, closed = raw_exchange(api, head)
+    assert response.startswith(b"HTTP/1.1 401") and closed
+    # Accepted: a 100, then the body, then the answer.
+    body = json.dumps({"metadata": {"name": "expected"}}).encode()
+    headers = {**AUTH, "Content-Type": "application/json", "Content-Length": str(len(body)), "Expect": "100-continue"}
+    with socket.create_connection(("127.0.0.1", api.port), timeout=CLIENT_TIMEOUT) as sock:
+        sock.sendall(request_head("POST", CM_PATH, headers))
+        assert sock.recv(100).startswith(b"HTTP/1.1 100")
+        sock.sendall(body)
+        assert sock.recv(100).startswith(b"HTTP/1.1 201")

@@ -129,6 +129,8 @@ class Handler(BaseHTTPRequestHandler):
     timeout = IDLE_TIMEOUT
     # The request body not read yet: its length, "chunked", or None once read or drained.
     _unread: int | str | None = None
+    # The client sent `Expect: 100-continue` and waits for a 100 before sending its body.
+    _expects_continue = False
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
@@ -179,10 +181,21 @@ class Handler(BaseHTTPRequestHandler):
             raise bodies.too_large()
         return length or None
 
+    def handle_expect_100(self) -> bool:
+        # The 100 goes out only when the body is about to be read (as Go's server does), so a
+        # request refused before that (401, 413, 404) never invites its body.
+        self._expects_continue = True
+        return True
+
     def _read_raw(self) -> bytes:
         pending, self._unread = self._unread, None
         if pending is None:
             return b""
+        if self._expects_continue:
+            self._expects_continue = False
+            self.send_response_only(100)
+            self.end_headers()
+            self.wfile.flush()
         if pending != "chunked":
             return self.rfile.read(int(pending))
         data = bytearray()
@@ -209,7 +222,8 @@ class Handler(BaseHTTPRequestHandler):
         connection of one without (its body is never read)."""
         if self._unread is None:
             return
-        if not authorized:
+        if not authorized or self._expects_continue:
+            # (A client waiting for a 100 may or may not send its body after all.)
             self._unread = None
             self.close_connection = True
             return
@@ -249,6 +263,8 @@ class Handler(BaseHTTPRequestHandler):
         self._unread = None
         try:
             self._unread = self._framing()
+            if self._unread is None:
+                self._expects_continue = False
             # Like Kubernetes' system:public-info-viewer: health and version need no token.
             authorized = self._authorized()
             if url.path.rstrip("/") not in PUBLIC_PATHS and not authorized:
