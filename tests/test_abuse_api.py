@@ -353,6 +353,41 @@ def test_scale_and_patches_in_parallel_lose_nothing(api: Api) -> None:
     assert got["metadata"]["annotations"] == {f"a{i}": "x" for i in range(0, 40, 2)}
 
 
+def test_parallel_updates_with_versions_lose_nothing(api: Api) -> None:
+    """Read, change, PUT with the version read, again on 409: what kubectl edit and client-go's
+    RetryOnConflict do. Every writer's key survives."""
+    assert api.call("POST", CM_PATH, {"metadata": {"name": "cas"}, "data": {}})[0] == 201
+
+    def put(i: int) -> int:
+        while True:
+            current = api.call("GET", f"{CM_PATH}/cas")[1]
+            current["data"] = {**(current.get("data") or {}), f"k{i}": str(i)}
+            code, _ = api.call("PUT", f"{CM_PATH}/cas", current)
+            if code != 409:
+                return code
+
+    assert parallel(30, put) == [200] * 30
+    assert api.call("GET", f"{CM_PATH}/cas")[1]["data"] == {f"k{i}": str(i) for i in range(30)}
+
+
+def test_status_writes_and_patches_in_parallel_lose_nothing(api: Api) -> None:
+    pod = {"metadata": {"name": "sp"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    path = "/api/v1/namespaces/default/pods/sp"
+    assert api.call("POST", "/api/v1/namespaces/default/pods", pod)[0] == 201
+    merge = {"Content-Type": "application/merge-patch+json"}
+
+    def work(i: int) -> int:
+        if i % 2:
+            status = {"metadata": {"name": "sp"}, "status": {"phase": "Running", "message": f"m{i}"}}
+            return api.call("PUT", f"{path}/status", status)[0]
+        return api.call("PATCH", path, {"metadata": {"labels": {f"l{i}": "x"}}}, headers=merge)[0]
+
+    assert parallel(40, work) == [200] * 40
+    got = api.call("GET", path)[1]
+    assert got["metadata"]["labels"] == {f"l{i}": "x" for i in range(0, 40, 2)}
+    assert got["status"]["phase"] == "Running"
+
+
 def test_a_patch_with_a_stale_version_still_conflicts(api: Api) -> None:
     created = api.call("POST", CM_PATH, {"metadata": {"name": "v"}})[1]
     merge = {"Content-Type": "application/merge-patch+json"}
