@@ -70,7 +70,25 @@ class Paths:
 
 
 def paths() -> Paths:
-    return Paths(state_dir())
+    """The state directory's paths; StateDirError when it exists and is not the user's own
+    (its endpoint file names a pid to signal, `reset` deletes in it)."""
+    p = Paths(state_dir())
+    try:
+        st = p.root.stat()
+    except OSError:
+        return p
+    _check_owner(p.root, st)
+    return p
+
+
+def _check_owner(root: Path, st: os.stat_result) -> None:
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateDirError(f"{root} is not a directory; set MIKRO_HOME to a directory of your own")
+    if st.st_uid != os.getuid():
+        raise StateDirError(
+            f"{root} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}): refusing to use it "
+            "as mikro's state directory; set MIKRO_HOME to a directory of your own"
+        )
 
 
 def ensure_state_dir() -> Paths:
@@ -83,13 +101,7 @@ def ensure_state_dir() -> Paths:
         st = p.root.stat()
     except OSError as exc:
         raise StateDirError(f"cannot use {p.root} as mikro's state directory: {exc.strerror}") from None
-    if not stat.S_ISDIR(st.st_mode):
-        raise StateDirError(f"{p.root} is not a directory; set MIKRO_HOME to a directory of your own")
-    if st.st_uid != os.getuid():
-        raise StateDirError(
-            f"{p.root} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}): refusing to use it "
-            "as mikro's state directory; set MIKRO_HOME to a directory of your own"
-        )
+    _check_owner(p.root, st)
     if stat.S_IMODE(st.st_mode) != 0o700:
         os.chmod(p.root, 0o700)
     for f in (p.db, p.root / "store.db-wal", p.root / "store.db-shm", p.settings, p.endpoint, p.log):

@@ -655,6 +655,13 @@ def test_a_state_dir_of_another_user_is_refused(tmp_path: Path, monkeypatch: pyt
     assert "Traceback" not in result.output and isinstance(result.exception, SystemExit)
     assert stat.S_IMODE(other.stat().st_mode) == before
     assert not (other / "store.db").exists()
+    if other != Path("/"):
+        (other / "store.db").write_text("someone else's")
+        for command in (["reset", "--yes"], ["stop"], ["status"], ["kubectl", "get", "pods"]):
+            result = CliRunner().invoke(main, command)
+            assert result.exit_code != 0 and "not to you" in result.output, command
+            assert isinstance(result.exception, SystemExit), command
+        assert (other / "store.db").read_text() == "someone else's"
 
 
 # -- issue 9: what DELETE answers --------------------------------------------------------------
