@@ -203,7 +203,7 @@ def test_connections_beyond_the_bound_are_closed_not_queued(tmp_path: Path, monk
                 code = api.call("GET", "/healthz", token=False)[0]
                 break
             except (ConnectionError, http.client.RemoteDisconnected):
-                continue
+                threading.Event().wait(0.05)
         assert code == 200
     finally:
         stop(api)
