@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from mikro.errors import StateDirError
 
 DEFAULT_CLUSTER = "mikro"
 LABEL_PREFIX = "io.mikro/"
@@ -67,13 +70,46 @@ class Paths:
 
 
 def paths() -> Paths:
-    return Paths(state_dir())
+    """The state directory's paths; StateDirError when it exists and is not the user's own
+    (its endpoint file names a pid to signal, `reset` deletes in it)."""
+    p = Paths(state_dir())
+    try:
+        st = p.root.stat()
+    except OSError:
+        return p
+    _check_owner(p.root, st)
+    return p
+
+
+def _check_owner(root: Path, st: os.stat_result) -> None:
+    if not stat.S_ISDIR(st.st_mode):
+        raise StateDirError(f"{root} is not a directory; set MIKRO_HOME to a directory of your own")
+    if st.st_uid != os.getuid():
+        raise StateDirError(
+            f"{root} belongs to uid {st.st_uid}, not to you (uid {os.getuid()}): refusing to use it "
+            "as mikro's state directory; set MIKRO_HOME to a directory of your own"
+        )
 
 
 def ensure_state_dir() -> Paths:
+    """The state directory, made owner-only (0700, its files 0600): it holds the token, the CA
+    key and every Secret. One that exists and belongs to another user is refused, never
+    chmod-ed: `MIKRO_HOME=/etc` must not make /etc private to whoever ran mikro."""
     p = paths()
-    p.root.mkdir(parents=True, exist_ok=True)
-    os.chmod(p.root, 0o700)
+    try:
+        p.root.mkdir(mode=0o700, parents=True, exist_ok=True)
+        st = p.root.stat()
+    except OSError as exc:
+        raise StateDirError(f"cannot use {p.root} as mikro's state directory: {exc.strerror}") from None
+    _check_owner(p.root, st)
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(p.root, 0o700)
+    for f in (p.db, p.root / "store.db-wal", p.root / "store.db-shm", p.settings, p.endpoint, p.log):
+        try:
+            if f.stat().st_mode & 0o077:
+                os.chmod(f, 0o600)
+        except FileNotFoundError:
+            pass
     return p
 
 

@@ -28,7 +28,7 @@ from mikro.api.server import serve
 from mikro.api.store import Store
 from mikro.controllers.hpa import HPAController
 from mikro.controllers.manager import Controllers
-from mikro.errors import ApiError
+from mikro.errors import ApiError, StateDirError
 from mikro.net.dashboard import DASHBOARD_ADDON, DashboardAddon
 from mikro.net.network import ADDONS_CM, ADDONS_NS, Network
 from mikro.node.docker_backend import Docker, DockerUnavailable
@@ -102,7 +102,11 @@ def redirect_output(log_path: str) -> None:
 
 
 def main() -> int:
-    paths = config.ensure_state_dir()
+    try:
+        paths = config.ensure_state_dir()
+    except StateDirError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)  # `mikro start` shows this line
+        return 2
     logging.basicConfig(
         level=os.environ.get("MIKRO_LOG_LEVEL", "INFO"), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

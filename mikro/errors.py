@@ -20,6 +20,10 @@ REASONS = {
 }
 
 
+class StateDirError(Exception):
+    """The state directory cannot be used safely (not the user's own, not a directory)."""
+
+
 class ManifestError(Exception):
     """A manifest cannot be applied; the message names file, document and field."""
 

@@ -10,6 +10,7 @@ import copy
 import hashlib
 import ipaddress
 import random
+import threading
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,9 @@ from mikro.api.store import Store, now_rfc3339
 from mikro.errors import ApiError, already_exists, invalid
 
 NODE_PORT_RANGE = (30000, 32767)
+# A read-modify-write (patch, scale) that lost a race to another writer starts again from the
+# object as it is now, as kube-apiserver's GuaranteedUpdate does; this many times at most.
+MAX_UPDATE_ATTEMPTS = 1000
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
 
 
@@ -32,6 +36,8 @@ class Registry:
         self.store = store
         self.service_network = ipaddress.ip_network(service_network)
         self.node_name = node_name
+        # Cluster IPs and node ports are chosen from what is stored: one Service write at a time.
+        self.allocation = threading.RLock()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -216,16 +222,17 @@ class Registry:
         self._check(res, obj)
         if not (dry_run and assume_namespace and self.store.find(BY_KIND["Namespace"], "", ns) is None):
             self._check_namespace(res, ns)
-        self._admit(res, obj, None)
-        if "status" in ((openapi.schema_of(res.kind) or {}).get("properties") or {}):
-            obj.setdefault("status", {})  # clients (kr8s, the official client) expect the key
-        if manager:
-            managedfields.track_update(None, obj, manager, res.kind)
-        if dry_run:
-            if self.store.find(res, ns, meta["name"]) is not None:
-                raise already_exists(res.plural, meta["name"], res.group)
-            return obj
-        return self.store.create(res, obj)
+        with self.allocation if res.kind == "Service" else _NO_LOCK:
+            self._admit(res, obj, None)
+            if "status" in ((openapi.schema_of(res.kind) or {}).get("properties") or {}):
+                obj.setdefault("status", {})  # clients (kr8s, the official client) expect the key
+            if manager:
+                managedfields.track_update(None, obj, manager, res.kind)
+            if dry_run:
+                if self.store.find(res, ns, meta["name"]) is not None:
+                    raise already_exists(res.plural, meta["name"], res.group)
+                return obj
+            return self.store.create(res, obj)
 
     def update(
         self,
@@ -257,14 +264,15 @@ class Registry:
         if not res.namespaced:
             meta.pop("namespace", None)
         self._check(res, obj)
-        self._admit(res, obj, old)
-        if manager:
-            managedfields.track_update(old, obj, manager, res.kind)
-        elif "managedFields" not in meta and "managedFields" in old["metadata"]:
-            meta["managedFields"] = old["metadata"]["managedFields"]
-        if dry_run:
-            return obj
-        return self.store.update(res, obj)
+        with self.allocation if res.kind == "Service" else _NO_LOCK:
+            self._admit(res, obj, old)
+            if manager:
+                managedfields.track_update(old, obj, manager, res.kind)
+            elif "managedFields" not in meta and "managedFields" in old["metadata"]:
+                meta["managedFields"] = old["metadata"]["managedFields"]
+            if dry_run:
+                return obj
+            return self.store.update(res, obj)
 
     def patch(
         self,
@@ -278,37 +286,56 @@ class Registry:
         field_validation: str | None = None,
         manager: str | None = None,
     ) -> dict[str, Any]:
-        current = self.store.get(res, ns, name)
-        target = current
-        if subresource == "scale":
-            target = scale_of(current)
-        try:
-            if "json-patch" in content_type:
-                patched = patch.json_patch(target, body)
-            elif "strategic-merge-patch" in content_type:
-                patched = patch.strategic_merge_patch(target, body)
-            elif "merge-patch" in content_type:
-                patched = patch.merge_patch(target, body)
-            else:
-                raise ApiError(415, f"the content type {content_type!r} is not supported for PATCH")
-        except (ValueError, KeyError, IndexError, TypeError) as exc:
-            raise ApiError(422, f"the patch could not be applied: {exc}") from None
-        if subresource == "scale":
-            return self.set_scale(res, ns, name, patched, dry_run)
-        if not isinstance(patched, dict):
-            raise ApiError(422, "the patch did not produce an object")
-        if field_validation and subresource is None:
-            patched = fieldvalidation.decode_patched(patched, res.kind, field_validation, body)
-        # A patch applies to what was read, so only a resourceVersion the patch itself
-        # carries makes it conditional.
+        check_patch(content_type, body)
+        # A resourceVersion the patch itself carries makes it conditional (409 when stale);
+        # otherwise it applies to the object as it is when written: on a conflict with another
+        # writer, read again and patch again.
         sent_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
-        patched.setdefault("metadata", {})["resourceVersion"] = sent_rv
-        return self.update(res, ns, name, patched, subresource=subresource, dry_run=dry_run, manager=manager)
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            current = self.store.get(res, ns, name)
+            target = scale_of(current) if subresource == "scale" else current
+            try:
+                if "json-patch" in content_type:
+                    patched = patch.json_patch(target, body)
+                elif "strategic-merge-patch" in content_type:
+                    patched = patch.strategic_merge_patch(target, body)
+                else:
+                    patched = patch.merge_patch(target, body)
+            except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+                raise ApiError(422, f"the patch could not be applied: {exc}") from None
+            if not isinstance(patched, dict):
+                raise ApiError(422, "the patch did not produce an object")
+            if not isinstance(patched.get("metadata", {}), dict):
+                raise ApiError(422, "the patch did not produce an object with metadata")
+            if field_validation and subresource is None:
+                patched = fieldvalidation.decode_patched(patched, res.kind, field_validation, body)
+            meta = patched.setdefault("metadata", {})
+            meta["resourceVersion"] = sent_rv or current["metadata"]["resourceVersion"]
+            try:
+                if subresource == "scale":
+                    return self.set_scale(res, ns, name, patched, dry_run, _current=current)
+                return self.update(
+                    res, ns, name, patched, subresource=subresource, dry_run=dry_run, manager=manager
+                )
+            except ApiError as err:
+                if err.code != 409 or err.reason == "AlreadyExists" or sent_rv:
+                    raise
+        raise ApiError(409, f"the patch of {res.plural} {name!r} kept conflicting with other writers; try again")
 
     def set_scale(
-        self, res: Resource, ns: str, name: str, scale: dict[str, Any], dry_run: bool = False
+        self,
+        res: Resource,
+        ns: str,
+        name: str,
+        scale: dict[str, Any],
+        dry_run: bool = False,
+        _current: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        replicas = (scale.get("spec") or {}).get("replicas", 0)  # Go int32: absent is 0, as protobuf sends it
+        """Write a Scale. With a resourceVersion in the Scale, only onto that version (409
+        otherwise); without, onto the object as it is when written (retrying on a conflict)."""
+        spec = scale.get("spec")
+        # Go's int32: an absent replicas is 0, as a protobuf scale to zero arrives.
+        replicas = spec.get("replicas", 0) if isinstance(spec, dict) else None
         if isinstance(replicas, bool) or not isinstance(replicas, int) or replicas < 0:
             raise invalid(
                 "Scale",
@@ -320,11 +347,18 @@ class Registry:
                     )
                 ],
             )
-        current = self.store.get(res, ns, name)
-        current["spec"]["replicas"] = replicas
-        current["metadata"].pop("resourceVersion", None)
-        updated = self.update(res, ns, name, current, dry_run=dry_run)
-        return scale_of(updated)
+        sent_rv = (scale.get("metadata") or {}).get("resourceVersion")
+        for _ in range(MAX_UPDATE_ATTEMPTS):
+            current = _current or self.store.get(res, ns, name)
+            _current = None
+            current.setdefault("spec", {})["replicas"] = replicas
+            current["metadata"]["resourceVersion"] = sent_rv or current["metadata"]["resourceVersion"]
+            try:
+                return scale_of(self.update(res, ns, name, current, dry_run=dry_run))
+            except ApiError as err:
+                if err.code != 409 or err.reason == "AlreadyExists" or sent_rv:
+                    raise
+        raise ApiError(409, f"the scale of {res.plural} {name!r} kept conflicting with other writers; try again")
 
     def delete(
         self,
@@ -411,6 +445,35 @@ class Registry:
                 "reportingInstance": self.node_name,
             },
         )
+
+
+class _NoLock:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+_NO_LOCK = _NoLock()
+
+
+def check_patch(content_type: str, body: Any) -> None:
+    """A PATCH body of the shape its content type names (400 otherwise, as Go's decoding of
+    it answers): a JSON patch is a list of operations, a merge patch an object."""
+    if "json-patch" in content_type:
+        if not isinstance(body, list):
+            raise ApiError(400, "json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+        for i, op in enumerate(body):
+            if not isinstance(op, dict):
+                raise ApiError(400, f"json: cannot unmarshal a non-object into operation {i} of a jsonpatch.Patch")
+            if not isinstance(op.get("op"), str) or not isinstance(op.get("path", ""), str):
+                raise ApiError(400, f"operation {i} of the JSON patch needs string 'op' and 'path' fields")
+    elif "merge-patch" in content_type:  # merge-patch+json, strategic-merge-patch+json
+        if not isinstance(body, dict):
+            raise ApiError(400, "json: cannot unmarshal a non-object into Go value of type map[string]interface {}")
+    else:
+        raise ApiError(415, f"the content type {content_type!r} is not supported for PATCH")
 
 
 def scale_of(obj: dict[str, Any]) -> dict[str, Any]:

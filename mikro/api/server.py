@@ -14,14 +14,15 @@ import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Protocol
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from mikro import __version__
 from mikro.api import (
     apply,
     auth,
+    bodies,
     fieldvalidation,
     kubeproto,
     listing,
@@ -33,6 +34,7 @@ from mikro.api import (
     selectors,
     streaming,
 )
+from mikro.api.connections import IDLE_TIMEOUT, BoundedTLSServer
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
 from mikro.api.store import Change
@@ -52,7 +54,9 @@ KUBE_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
-MAX_BODY = 8 * 1024 * 1024
+MAX_BODY = bodies.MAX_REQUEST_BYTES
+# Errors of a connection whose client went away: the end of a conversation, not a fault.
+GONE = (ConnectionError, ssl.SSLError, TimeoutError)
 PUBLIC_PATHS = {"/version", "/healthz", "/readyz", "/livez"}
 
 
@@ -76,10 +80,7 @@ class PodRuntimeHooks(Protocol):
     ) -> streaming.ProcessStream: ...
 
 
-class ApiHTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
+class ApiHTTPServer(BoundedTLSServer):
     def __init__(
         self, address: tuple[str, int], registry: Registry, token: str, runtime: PodRuntimeHooks | None
     ) -> None:
@@ -94,7 +95,7 @@ class ApiHTTPServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up (kubectl does, after a watch) is not an error worth a traceback.
         exc = sys.exc_info()[1]
-        if not isinstance(exc, (ConnectionError, ssl.SSLError, TimeoutError)):
+        if not isinstance(exc, GONE):
             log.exception("error serving %s", client_address)
 
 
@@ -161,6 +162,13 @@ class Handler(BaseHTTPRequestHandler):
     server: ApiHTTPServer
     server_version = "mikro-apiserver"
     _watch_protobuf = False  # set per watch request
+    # Read and write timeout of the socket: an idle keep-alive connection, or a client that
+    # stops reading a watch, is closed after this long.
+    timeout = IDLE_TIMEOUT
+    # The request body not read yet: its length, "chunked", or None once read or drained.
+    _unread: int | str | None = None
+    # The client sent `Expect: 100-continue` and waits for a 100 before sending its body.
+    _expects_continue = False
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
@@ -175,6 +183,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         for warning in fieldvalidation.warnings():
             self.send_header("Warning", '299 - "' + warning.replace("\\", "\\\\").replace('"', '\\"') + '"')
+        if self.close_connection:
+            self.send_header("Connection", "close")
         self.end_headers()
         self.wfile.write(data)
 
@@ -197,25 +207,78 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
 
-    def _body(self) -> Any:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY:
-            raise ApiError(413, f"request body of {length} bytes is too large")
-        raw = self.rfile.read(length) if length else b""
-        self.raw_body = raw  # for the duplicate-field check of fieldValidation
-        if not raw:
-            return {}
-        if kubeproto.is_protobuf(self.headers.get("Content-Type")):
-            return kubeproto.read_body(raw)
+    def _framing(self) -> int | str | None:
+        """How the request's body is framed, refused when it cannot be read safely (the
+        connection is closed then: its stream is no longer in step)."""
         try:
-            return json.loads(raw)
-        except ValueError:
-            try:
-                import yaml
+            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+                return "chunked"
+            length = bodies.parse_content_length(self.headers.get_all("Content-Length") or [])
+        except ApiError:
+            self.close_connection = True
+            raise
+        if length is not None and length > MAX_BODY:
+            self.close_connection = True
+            raise bodies.too_large()
+        return length or None
 
-                return yaml.safe_load(raw)
-            except Exception:  # noqa: BLE001 - any parse failure is the client's
-                raise ApiError(400, "the request body is neither JSON nor YAML") from None
+    def handle_expect_100(self) -> bool:
+        # The 100 goes out only when the body is about to be read (as Go's server does), so a
+        # request refused before that (401, 413, 404) never invites its body.
+        self._expects_continue = True
+        return True
+
+    def _read_raw(self) -> bytes:
+        pending, self._unread = self._unread, None
+        if pending is None:
+            return b""
+        if self._expects_continue:
+            self._expects_continue = False
+            self.send_response_only(100)
+            self.end_headers()
+            self.wfile.flush()
+        if pending != "chunked":
+            return self.rfile.read(int(pending))
+        data = bytearray()
+        while True:
+            line = self.rfile.readline(65537)
+            try:
+                size = int(line.split(b";", 1)[0].strip(), 16)
+            except ValueError:
+                self.close_connection = True
+                raise ApiError(400, "invalid chunked request body") from None
+            if size < 0 or len(data) + size > MAX_BODY:
+                self.close_connection = True
+                raise bodies.too_large()
+            if size == 0:
+                while self.rfile.readline(65537) not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return bytes(data)
+            data += self.rfile.read(size)
+            self.rfile.readline(3)
+
+    def _finish_body(self, authorized: bool) -> None:
+        """Never leave a body in the stream: the next request on this keep-alive connection
+        would be read from the middle of it. Drain it for a client with a token; close the
+        connection of one without (its body is never read)."""
+        if self._unread is None:
+            return
+        if not authorized or self._expects_continue:
+            # (A client waiting for a 100 may or may not send its body after all.)
+            self._unread = None
+            self.close_connection = True
+            return
+        try:
+            self._read_raw()
+        except ApiError:
+            self.close_connection = True
+
+    def _body(self) -> Any:
+        raw = self._read_raw()
+        self.raw_body = raw  # for the duplicate-field check of fieldValidation
+        if raw and kubeproto.is_protobuf(self.headers.get("Content-Type")):
+            return kubeproto.read_body(raw)
+        return bodies.decode(raw)
 
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization", "")
@@ -248,10 +311,15 @@ class Handler(BaseHTTPRequestHandler):
     def _dispatch_request(self, method: str) -> None:
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query).items()}
+        authorized = False
+        self._unread = None
         try:
+            self._unread = self._framing()
+            if self._unread is None:
+                self._expects_continue = False
             # Like Kubernetes' system:public-info-viewer: health and version need no token.
-            if url.path.rstrip("/") not in PUBLIC_PATHS and not self._authorized():
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            authorized = self._authorized()
+            if url.path.rstrip("/") not in PUBLIC_PATHS and not authorized:
                 raise ApiError(401, "Unauthorized")
             if method == "POST" and auth.review_path(url.path):
                 self._review(auth.review_path(url.path) or ("", ""))
@@ -259,13 +327,21 @@ class Handler(BaseHTTPRequestHandler):
                 self._send_json(200, metrics.handle(self.server.metrics, url.path, query))
             elif not self._discovery(url.path):
                 self._resource(method, url.path, query)
+            self._finish_body(authorized)
         except ApiError as err:
-            self._send_error(err)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
+            self._answer_error(err, authorized)
+        except GONE:
+            self.close_connection = True
         except Exception as exc:  # noqa: BLE001 - the server must answer, not die
             log.exception("internal error on %s %s", method, self.path)
-            self._send_error(ApiError(500, f"internal error: {exc}"))
+            self._answer_error(ApiError(500, f"internal error: {exc}"), authorized)
+
+    def _answer_error(self, err: ApiError, authorized: bool) -> None:
+        try:
+            self._finish_body(authorized)
+            self._send_error(err)
+        except GONE:
+            self.close_connection = True
 
     # -- discovery -------------------------------------------------------------------------
 
@@ -345,7 +421,7 @@ class Handler(BaseHTTPRequestHandler):
     def _review(self, key: tuple[str, str]) -> None:
         if "protobuf" in self.headers.get("Content-Type", ""):
             # Go clients send reviews as protobuf; the answer does not depend on what is asked.
-            self.rfile.read(min(int(self.headers.get("Content-Length") or 0), MAX_BODY))
+            self._read_raw()
             body: Any = {"spec": {"resourceAttributes": {"verb": "*"}}}
         else:
             body = self._body()
@@ -373,7 +449,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _route(self, path: str) -> tuple[Resource, str | None, str | None, str | None, bool]:
         """Resource, namespace, name, subresource and whether the legacy /watch/ prefix was used."""
-        parts = [p for p in path.split("/") if p]
+        # Segments are percent-decoded one by one, so every stored name is addressable and an
+        # encoded "/" stays inside its segment.
+        try:
+            parts = [unquote(p, errors="strict") for p in path.split("/") if p]
+        except UnicodeDecodeError:
+            raise ApiError(400, f"the path {path!r} is not percent-encoded UTF-8") from None
         if parts[:2] == ["api", "v1"]:
             group, version, rest = "", "v1", parts[2:]
         elif len(parts) >= 3 and parts[0] == "apis":
@@ -438,16 +519,19 @@ class Handler(BaseHTTPRequestHandler):
             self._list(res, ns, query)
             return
         if method == "POST" and name is None:
-            body = self._body()
+            body = bodies.require_object(self._body(), res.kind)
             self._duplicates(res, query)
-            obj = reg.create(
+            obj = self._decoded(
                 res,
-                ns or "",
-                body,
-                dry_run=dry_run,
-                field_validation=fieldvalidation.directive(query),
-                assume_namespace=query.get("mikroAssumeNamespace") == "true",
-                manager=self._manager(query),
+                lambda: reg.create(
+                    res,
+                    ns or "",
+                    body,
+                    dry_run=dry_run,
+                    field_validation=fieldvalidation.directive(query),
+                    assume_namespace=query.get("mikroAssumeNamespace") == "true",
+                    manager=self._manager(query),
+                ),
             )
             self._send_json(201, obj)
             return
@@ -470,15 +554,15 @@ class Handler(BaseHTTPRequestHandler):
                 obj = listing.include_object(table, [obj], query.get("includeObject"))
             self._send_json(200, obj)
         elif method == "PUT":
-            body = self._body()
+            body = bodies.require_object(self._body(), "Scale" if sub == "scale" else res.kind)
             self._duplicates(res, query)
             if sub == "scale":
                 self._send_json(200, reg.set_scale(res, ns or "", name, body, dry_run))
             else:
                 validate = fieldvalidation.directive(query)
-                self._send_json(
-                    200,
-                    reg.update(
+                obj = self._decoded(
+                    res,
+                    lambda: reg.update(
                         res,
                         ns or "",
                         name,
@@ -489,6 +573,7 @@ class Handler(BaseHTTPRequestHandler):
                         manager=self._manager(query),
                     ),
                 )
+                self._send_json(200, obj)
         elif method == "PATCH":
             body = self._body()
             ctype = self.headers.get("Content-Type", "application/merge-patch+json")
@@ -496,14 +581,17 @@ class Handler(BaseHTTPRequestHandler):
             if ctype.startswith("application/apply-patch") and sub is None:
                 force = query.get("force") in ("true", "1")
                 self._send_json(
-                    *apply.server_side_apply(
-                        reg, res, ns or "", name, body, query.get("fieldManager"), force, validate, dry_run
+                    *self._decoded(
+                        res,
+                        lambda: apply.server_side_apply(
+                            reg, res, ns or "", name, body, query.get("fieldManager"), force, validate, dry_run
+                        ),
                     )
                 )
                 return
-            self._send_json(
-                200,
-                reg.patch(
+            obj = self._decoded(
+                res,
+                lambda: reg.patch(
                     res,
                     ns or "",
                     name,
@@ -515,21 +603,33 @@ class Handler(BaseHTTPRequestHandler):
                     manager=self._manager(query),
                 ),
             )
+            self._send_json(200, obj)
         elif method == "DELETE":
-            body = self._body() or {}
-            propagation = body.get("propagationPolicy") or query.get("propagationPolicy")
-            grace = body.get("gracePeriodSeconds", query.get("gracePeriodSeconds"))
+            propagation, grace = delete_options(self._body(), query)
             obj = reg.delete(
                 res,
                 ns or "",
                 name,
                 propagation=propagation,
-                grace_seconds=int(grace) if grace is not None else None,
+                grace_seconds=grace,
                 dry_run=dry_run,
             )
-            self._send_json(200, obj)
+            self._send_json(200, deleted_answer(res, obj))
         else:
             raise ApiError(405, f"{method} is not allowed")
+
+    @staticmethod
+    def _decoded(res: Resource, verb: Any) -> Any:
+        """Run a verb on a decoded body. Go decodes into typed structs, so a value of the wrong
+        type (a string where a list belongs) is a 400 there; here it surfaces as Python's
+        TypeError or AttributeError while defaulting or admitting, and answers the same 400."""
+        try:
+            return verb()
+        except (AttributeError, TypeError, KeyError, IndexError, ValueError, AssertionError, RecursionError) as exc:
+            log.warning("refused a %s body: %s: %s", res.kind, type(exc).__name__, exc)
+            raise ApiError(
+                400, f"the request body cannot be handled as a {res.kind}: {type(exc).__name__}: {exc}"
+            ) from None
 
     def _filters(self, query: dict[str, str]) -> tuple[Any, Any]:
         try:
@@ -541,6 +641,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _list(self, res: Resource, ns: str | None, query: dict[str, str]) -> None:
         labels, fields = self._filters(query)
+        bodies.resource_version(query)
+        bodies.query_int(query, "limit", minimum=0)
+        bodies.query_int(query, "timeoutSeconds", minimum=0)
         items, rv = self.server.registry.list(res, ns)
         items = [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
         if res.kind == "Event":
@@ -576,14 +679,13 @@ class Handler(BaseHTTPRequestHandler):
         def predicate(change: Change) -> bool:
             return change.resource == res and wanted(change.obj)
 
-        rv = query.get("resourceVersion")
-        since = int(rv) if rv and rv != "0" else None
+        since = bodies.resource_version(query)
+        timeout = min(bodies.query_int(query, "timeoutSeconds", minimum=0) or 1800, 3600)
         watch = reg.store.watch(predicate, since=since)
         table = self._wants_table()
         # Go clients' watches: length-delimited protobuf frames (Tables stay JSON).
         self._watch_protobuf = not table and kubeproto.prefers_protobuf(self.headers.get("Accept"))
         self._watch_protobuf &= kubeproto.has_schema(res.api_version, res.kind)
-        timeout = min(int(query.get("timeoutSeconds") or 1800), 3600)
         try:
             self._start_chunked(kubeproto.WATCH_MEDIA_TYPE if self._watch_protobuf else "application/json")
             if since is None:
@@ -593,6 +695,12 @@ class Handler(BaseHTTPRequestHandler):
                         self._send_event("ADDED", res, obj, table)
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and not self.server.stopping.is_set():
+                if watch.expired:
+                    # A watcher that fell too far behind is dropped, as Kubernetes' watch cache
+                    # drops one: it lists again and watches from there.
+                    gone = ApiError(410, "too old resource version: the watcher fell behind", "Expired")
+                    self._chunk(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
+                    break
                 change = watch.next(timeout=1.0)
                 if change is not None:
                     self._send_event(change.type, res, change.obj, table)
@@ -652,7 +760,7 @@ class Handler(BaseHTTPRequestHandler):
         if container is not None and container not in containers:
             raise ApiError(400, f"container {container} is not valid for pod {name}")
         if sub == "log":
-            tail = query.get("tailLines")
+            tail = bodies.query_int(query, "tailLines", minimum=0)
             opts = logfilter.options(query, datetime.now(UTC))
             chunks = logfilter.apply(
                 runtime.logs(
@@ -660,7 +768,7 @@ class Handler(BaseHTTPRequestHandler):
                     container,
                     follow=query.get("follow") == "true",
                     previous=query.get("previous") == "true",
-                    tail=int(tail) if tail else None,
+                    tail=tail,
                     timestamps=opts.runtime_timestamps,
                 ),
                 opts,
@@ -676,13 +784,53 @@ class Handler(BaseHTTPRequestHandler):
             return
 
 
+def deleted_answer(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
+    """What a DELETE answers, as kube-apiserver does: the object while its deletion is pending
+    (finalizers, a graceful Pod), a Status of Success once it is gone."""
+    meta = obj.get("metadata") or {}
+    if meta.get("deletionTimestamp"):
+        return obj
+    details = {"name": meta.get("name"), "group": res.group, "kind": res.plural, "uid": meta.get("uid")}
+    return {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "details": details}
+
+
+PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
+
+
+def delete_options(body: Any, query: dict[str, str]) -> tuple[str | None, int | None]:
+    """propagationPolicy and gracePeriodSeconds of a DELETE, from its DeleteOptions body or
+    its query; 400/422 for values Kubernetes refuses."""
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body cannot be handled as a DeleteOptions: expected an object")
+    grace: Any = body.get("gracePeriodSeconds")
+    if grace is None:
+        grace = bodies.query_int(query, "gracePeriodSeconds")
+    elif isinstance(grace, bool) or not isinstance(grace, int):
+        raise ApiError(
+            400, "the request body cannot be handled as a DeleteOptions: gracePeriodSeconds: expected an integer"
+        )
+    propagation = body.get("propagationPolicy") or query.get("propagationPolicy")
+    if propagation is not None and propagation not in PROPAGATION_POLICIES:
+        choices = ", ".join(f'"{p}"' for p in PROPAGATION_POLICIES)
+        raise ApiError(
+            422,
+            f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "{propagation}": '
+            f"supported values: {choices}",
+            "Invalid",
+        )
+    if grace is not None and grace < 0:
+        grace = 0  # Kubernetes treats a negative grace period as an immediate delete
+    return propagation, grace
+
+
 def serve(
     registry: Registry, token: str, runtime: PodRuntimeHooks | None, port: int = 0, tls: tuple[str, str] | None = None
 ) -> ApiHTTPServer:
     server = ApiHTTPServer(("127.0.0.1", port), registry, token, runtime)
     if tls is not None:
+        # The listening socket stays plain: each connection's thread does its own handshake.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls)
-        server.socket = context.wrap_socket(server.socket, server_side=True)
+        server.tls_context = context
     threading.Thread(target=server.serve_forever, name="apiserver", daemon=True).start()
     return server

@@ -3,7 +3,9 @@
 WAL journal with synchronous=FULL, so a committed write is on disk before the call returns
 and survives `kill -9`. One resourceVersion counter for every object, as etcd's revision.
 Changes are also published in memory to watchers (the API server's `watch=true` and the
-controllers), with a bounded history so that a watch may start from a recent version.
+controllers), with a history bounded by count and by bytes (kept as JSON text) so that a
+watch may start from a recent version. The database and its WAL are readable by their owner
+only: they hold every Secret.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import collections
 import copy
 import json
+import os
 import sqlite3
 import threading
 import uuid
@@ -20,10 +23,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from mikro.api.bodies import MAX_OBJECT_BYTES, object_too_large
 from mikro.api.resources import Resource
 from mikro.errors import ApiError, already_exists, conflict, not_found
 
 HISTORY = 5000
+HISTORY_BYTES = 32 * 1024 * 1024
+# A watcher that leaves this much unread is dropped (it relists), rather than holding the
+# changes in memory for as long as it does not read.
+WATCH_PENDING_BYTES = 32 * 1024 * 1024
+WATCH_PENDING_CHANGES = 50_000
 
 
 def now_rfc3339() -> str:
@@ -36,6 +45,20 @@ class Change:
     resource: Resource
     obj: dict[str, Any]
     rv: int
+    size: int = 0  # bytes of the object's JSON
+
+
+@dataclass(frozen=True)
+class _Past:
+    """A change as the history keeps it: JSON text, decoded again for each replay."""
+
+    type: str
+    resource: Resource
+    data: str
+    rv: int
+
+    def change(self) -> Change:
+        return Change(self.type, self.resource, json.loads(self.data), self.rv, len(self.data))
 
 
 def _spec_part(obj: dict[str, Any]) -> Any:
@@ -50,18 +73,31 @@ class Watch:
         self.queue: collections.deque[Change] = collections.deque()
         self.cond = threading.Condition()
         self.closed = False
+        self.expired = False  # fell too far behind: dropped, the watcher must list again
+        self.pending_bytes = 0
 
     def push(self, change: Change) -> None:
         if self.predicate(change):
             with self.cond:
+                if self.expired:
+                    return
                 self.queue.append(change)
+                self.pending_bytes += change.size
+                if self.pending_bytes > WATCH_PENDING_BYTES or len(self.queue) > WATCH_PENDING_CHANGES:
+                    self.expired = True
+                    self.queue.clear()
+                    self.pending_bytes = 0
                 self.cond.notify()
 
     def next(self, timeout: float) -> Change | None:
         with self.cond:
-            if not self.queue and not self.closed:
+            if not self.queue and not self.closed and not self.expired:
                 self.cond.wait(timeout)
-            return self.queue.popleft() if self.queue else None
+            if not self.queue:
+                return None
+            change = self.queue.popleft()
+            self.pending_bytes -= change.size
+            return change
 
     def close(self) -> None:
         self.store.unwatch(self)
@@ -73,6 +109,7 @@ class Watch:
 class Store:
     def __init__(self, path: Path) -> None:
         self.path = path
+        _private_files(path)
         self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=FULL")
@@ -82,11 +119,13 @@ class Store:
             "PRIMARY KEY (resource, namespace, name))"
         )
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        _private_files(path)  # SQLite made the -wal and -shm files just now
         row = self.db.execute("SELECT value FROM meta WHERE key='rv'").fetchone()
         self.rv = int(row[0]) if row else 0
         self.lock = threading.RLock()
         self.watches: list[Watch] = []
-        self.history: collections.deque[Change] = collections.deque(maxlen=HISTORY)
+        self.history: collections.deque[_Past] = collections.deque()
+        self.history_bytes = 0
 
     @staticmethod
     def key(res: Resource) -> str:
@@ -128,8 +167,16 @@ class Store:
     def _commit(self, res: Resource, obj: dict[str, Any], kind: str, delete: bool = False) -> dict[str, Any]:
         meta = obj["metadata"]
         ns = meta.get("namespace", "") if res.namespaced else ""
+        previous_rv = meta.get("resourceVersion")
+        meta["resourceVersion"] = str(self.rv + 1)
+        data = json.dumps(obj, separators=(",", ":"))
+        if len(data) > MAX_OBJECT_BYTES and not delete:
+            if previous_rv is None:
+                meta.pop("resourceVersion", None)
+            else:
+                meta["resourceVersion"] = previous_rv
+            raise object_too_large()
         self.rv += 1
-        meta["resourceVersion"] = str(self.rv)
         self.db.execute("BEGIN IMMEDIATE")
         try:
             if delete:
@@ -140,7 +187,7 @@ class Store:
             else:
                 self.db.execute(
                     "INSERT OR REPLACE INTO objects (resource, namespace, name, rv, data) VALUES (?,?,?,?,?)",
-                    (self.key(res), ns, meta["name"], self.rv, json.dumps(obj, separators=(",", ":"))),
+                    (self.key(res), ns, meta["name"], self.rv, data),
                 )
             self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)", (str(self.rv),))
             self.db.execute("COMMIT")
@@ -148,11 +195,17 @@ class Store:
             self.db.execute("ROLLBACK")
             self.rv -= 1
             raise
-        change = Change(kind, res, copy.deepcopy(obj), self.rv)
-        self.history.append(change)
+        change = Change(kind, res, json.loads(data), self.rv, len(data))
+        self._remember(_Past(kind, res, data, self.rv))
         for w in list(self.watches):
             w.push(change)
         return obj
+
+    def _remember(self, past: _Past) -> None:
+        self.history.append(past)
+        self.history_bytes += len(past.data)
+        while len(self.history) > HISTORY or (self.history_bytes > HISTORY_BYTES and len(self.history) > 1):
+            self.history_bytes -= len(self.history.popleft().data)
 
     def create(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
@@ -229,9 +282,9 @@ class Store:
                 oldest = self.history[0].rv if self.history else self.rv + 1
                 if since + 1 < oldest:
                     raise ApiError(410, f"too old resource version: {since} ({oldest - 1})", "Expired")
-                for change in self.history:
-                    if change.rv > since:
-                        w.push(change)
+                for past in self.history:
+                    if past.rv > since:
+                        w.push(past.change())
             self.watches.append(w)
         return w
 
@@ -242,6 +295,19 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+
+
+def _private_files(path: Path) -> None:
+    """The database and SQLite's companion files, owner-only (SQLite gives the -wal and -shm
+    files the mode of the database, so the database is made first, 0600)."""
+    if not path.exists():
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+    for p in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            if p.stat().st_mode & 0o077:
+                os.chmod(p, 0o600)
+        except FileNotFoundError:
+            pass
 
 
 def snapshot(path: Path) -> list[dict[str, Any]]:

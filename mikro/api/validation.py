@@ -8,19 +8,20 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 from mikro.api import checks
 
-DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
-LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]$")
-QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?$")
-ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
-IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?$")
+DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
+DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?\Z")
+LABEL_NAME = re.compile(r"^([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]\Z")
+QUANTITY = re.compile(r"^([+-]?[0-9.]+)([eE][+-]?[0-9]+|[KMGTPE]i|[numkMGTPE])?\Z")
+ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*\Z")
+IANA_SVC_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,13}[a-z0-9])?\Z")
 
 SUFFIX_FACTORS = {
     "": 1,
@@ -72,17 +73,27 @@ def parse_quantity(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError(value)
     if isinstance(value, (int, float)):
-        return float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ValueError(value) from None
+        if not math.isfinite(number):
+            raise ValueError(value)
+        return number
     if not isinstance(value, str):
         raise ValueError(value)
     m = QUANTITY.match(value.strip())
     if not m or value.strip() != value:
         raise ValueError(value)
     number, suffix = m.group(1), m.group(2) or ""
-    base = float(number)
-    if suffix[:1] in ("e", "E"):
-        return base * 10 ** int(suffix[1:])
-    return base * SUFFIX_FACTORS[suffix]
+    try:
+        base = float(number)
+        value = base * 10.0 ** int(suffix[1:]) if suffix[:1] in ("e", "E") else base * SUFFIX_FACTORS[suffix]
+    except OverflowError:
+        raise ValueError(value) from None
+    if not math.isfinite(value):
+        raise ValueError(value)
+    return value
 
 
 class _Checker:
@@ -340,7 +351,7 @@ def _workload(c: _Checker, kind: str, spec: dict[str, Any]) -> None:
             if value is None:
                 continue
             if isinstance(value, str):
-                if not re.match(r"^\d+%$", value):
+                if not re.match(r"^\d+%\Z", value):
                     c.invalid(
                         f"spec.strategy.rollingUpdate.{field}", value, "must be an integer or percentage (e.g '5%')"
                     )
@@ -600,7 +611,7 @@ def _service(c: _Checker, spec: dict[str, Any]) -> None:
     selector = c.mapping(spec.get("selector"), "spec.selector")
     c.labels(selector, "spec.selector")
     cluster_ip = spec.get("clusterIP")
-    if cluster_ip not in (None, "", "None") and not re.match(r"^\d+\.\d+\.\d+\.\d+$", str(cluster_ip)):
+    if cluster_ip not in (None, "", "None") and not re.match(r"^\d+\.\d+\.\d+\.\d+\Z", str(cluster_ip)):
         c.invalid("spec.clusterIP", cluster_ip, "must be a valid IP address, (e.g. 10.9.8.7) or None")
 
 

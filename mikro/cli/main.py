@@ -21,7 +21,7 @@ from mikro import config
 from mikro.api.resources import BY_KIND
 from mikro.cli import kubectl
 from mikro.cli.client import Client, NotRunning
-from mikro.errors import ApiError, ManifestError
+from mikro.errors import ApiError, ManifestError, StateDirError
 
 ADDONS_NS, ADDONS_CM = "kube-system", "mikro-addons"
 NOT_RUNNING_HINT = "mikro is not running; start it with `mikro start`"
@@ -47,7 +47,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             return fn(*args, **kwargs)
         except NotRunning:
             fail(NOT_RUNNING_HINT)
-        except ManifestError as exc:
+        except (ManifestError, StateDirError) as exc:
             fail(str(exc))
         except kubectl.UsageError as exc:
             fail(str(exc))
