@@ -10,10 +10,11 @@ import copy
 import hashlib
 import ipaddress
 import random
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from mikro.api import defaults, patch, validation
+from mikro.api import batch, defaults, patch, validation
 from mikro.api.resources import BY_KIND, Resource
 from mikro.api.store import Store, now_rfc3339
 from mikro.errors import ApiError, already_exists, invalid
@@ -53,6 +54,10 @@ class Registry:
             self._allocate_service(obj, old)
         if res.kind == "Pod" and old is None:
             obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
+        if res.kind == "Job" and old is not None:
+            errors = [validation.FieldError(*e) for e in batch.validate_job_update(obj, old)]
+            if errors:
+                raise invalid(res.kind, obj["metadata"]["name"], res.group, errors)
         if res.kind == "Deployment" and old is not None:
             old_sel = (old.get("spec") or {}).get("selector")
             if old_sel != (obj.get("spec") or {}).get("selector"):
@@ -196,6 +201,7 @@ class Registry:
             meta["name"] = meta["generateName"] + random_suffix()
         for field in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation"):
             meta.pop(field, None)
+        meta["uid"] = str(uuid.uuid4())  # before defaulting, as Kubernetes: a Job's selector holds it
         defaults.apply(obj)
         if not res.namespaced:
             meta.pop("namespace", None)
@@ -230,6 +236,7 @@ class Registry:
                 return obj
             return self.store.update(res, obj, status_only=True)
         obj["apiVersion"], obj["kind"] = res.api_version, res.kind
+        meta["uid"] = old["metadata"]["uid"]
         defaults.apply(obj)
         if not res.namespaced:
             meta.pop("namespace", None)

@@ -12,6 +12,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from mikro.api import batch
+
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
@@ -170,12 +172,11 @@ def validate(obj: dict[str, Any]) -> list[FieldError]:
     if kind == "Pod":
         _pod_spec(c, spec, "spec")
     elif kind in POD_TEMPLATE_KINDS:
-        _workload(c, kind, spec)
+        _workload(c, kind, spec, obj)
     elif kind == "CronJob":
         job = c.mapping(c.mapping(spec.get("jobTemplate"), "spec.jobTemplate").get("spec"), "spec.jobTemplate.spec")
-        _template(c, job, "spec.jobTemplate.spec", restart_policies=["OnFailure", "Never"])
-        if not spec.get("schedule"):
-            c.required("spec.schedule")
+        _template(c, job, "spec.jobTemplate.spec", restart_policies=None)
+        c.errors += [FieldError(*e) for e in batch.validate_cronjob(obj)]
     elif kind == "Service":
         _service(c, spec)
     elif kind == "Ingress":
@@ -246,7 +247,7 @@ def selector_matches(selector: dict[str, Any] | None, labels: dict[str, Any] | N
     return True
 
 
-def _workload(c: _Checker, kind: str, spec: dict[str, Any]) -> None:
+def _workload(c: _Checker, kind: str, spec: dict[str, Any], obj: dict[str, Any]) -> None:
     c.integer(spec.get("replicas"), "spec.replicas", low=0)
     selector = spec.get("selector")
     template = c.mapping(spec.get("template"), "spec.template")
@@ -262,8 +263,10 @@ def _workload(c: _Checker, kind: str, spec: dict[str, Any]) -> None:
     template_labels = (template.get("metadata") or {}).get("labels") or {}
     if selector and template and not selector_matches(selector, template_labels):
         c.invalid("spec.template.metadata.labels", template_labels, "`selector` does not match template `labels`")
-    policies = ["OnFailure", "Never"] if kind == "Job" else ["Always"]
+    policies = None if kind == "Job" else ["Always"]  # a Job's restartPolicy: batch.validate_job
     _template(c, spec, "spec", restart_policies=policies)
+    if kind == "Job":
+        c.errors += [FieldError(*e) for e in batch.validate_job(obj)]
     if kind == "Deployment":
         strategy = c.mapping(spec.get("strategy"), "spec.strategy")
         stype = strategy.get("type")
@@ -292,7 +295,7 @@ def _workload(c: _Checker, kind: str, spec: dict[str, Any]) -> None:
         c.integer(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit", low=0)
 
 
-def _template(c: _Checker, spec: dict[str, Any], path: str, restart_policies: list[str]) -> None:
+def _template(c: _Checker, spec: dict[str, Any], path: str, restart_policies: list[str] | None) -> None:
     template = c.mapping(spec.get("template"), f"{path}.template")
     if not template:
         c.required(f"{path}.template")

@@ -1,0 +1,158 @@
+"""Jobs and CronJobs against real Docker: pods run to completion, back-off limits, logs of a
+Job, schedules, and real kubectl on top."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Mikro, wait_for
+
+pytestmark = pytest.mark.docker
+KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
+
+
+def job(name: str, command: str, **spec: Any) -> str:
+    restart = spec.pop("restartPolicy", "Never")
+    body = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name},
+        "spec": {
+            **spec,
+            "template": {
+                "spec": {
+                    "restartPolicy": restart,
+                    "containers": [{"name": "main", "image": "hello-ip:1", "command": ["sh", "-c", command]}],
+                }
+            },
+        },
+    }
+    return json.dumps(body)
+
+
+def condition(obj: dict[str, Any], ctype: str) -> dict[str, Any] | None:
+    return next(
+        (c for c in (obj.get("status") or {}).get("conditions") or [] if c["type"] == ctype and c["status"] == "True"),
+        None,
+    )
+
+
+@pytest.fixture(scope="module")
+def kubeconfig(mikro: Mikro, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("kube") / "config"
+    path.write_text(mikro.run("config").stdout)
+    return path
+
+
+def kubectl(kubeconfig: Path, *args: str, check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [KUBECTL, "--kubeconfig", str(kubeconfig), *args], capture_output=True, text=True, timeout=timeout
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kubectl {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_job_runs_to_completion(mikro: Mikro, kubeconfig: Path) -> None:
+    mikro.run("apply", "-f", "-", input=job("count", "echo done $HOSTNAME", completions=3, parallelism=2))
+    kubectl(kubeconfig, "wait", "--for=condition=complete", "job/count", "--timeout=120s", timeout=150)
+    got = mikro.json("job", "count")
+    assert got["status"]["succeeded"] == 3
+    assert got["status"]["startTime"] and got["status"]["completionTime"]
+    assert condition(got, "SuccessCriteriaMet")["reason"] == "CompletionsReached"
+    labels = got["spec"]["template"]["metadata"]["labels"]
+    assert labels["batch.kubernetes.io/job-name"] == "count" and labels["job-name"] == "count"
+    assert got["spec"]["selector"]["matchLabels"] == {"batch.kubernetes.io/controller-uid": got["metadata"]["uid"]}
+    pods = mikro.pods("batch.kubernetes.io/job-name=count")
+    assert len(pods) == 3 and all(p["status"]["phase"] == "Succeeded" for p in pods)
+    assert all(p["metadata"]["name"].startswith("count-") and len(p["metadata"]["name"]) == len("count-") + 5 for p in pods)
+    table = mikro.kubectl("get", "jobs").stdout.splitlines()
+    assert table[0].split() == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert table[1].split()[:3] == ["count", "Complete", "3/3"]
+    # Both kubectls find the Job's pod by its selector.
+    assert "done count-" in mikro.kubectl("logs", "job/count").stdout
+    assert "done count-" in kubectl(kubeconfig, "logs", "job/count").stdout
+
+
+def test_failing_job_stops_at_backoff_limit(mikro: Mikro) -> None:
+    mikro.run("apply", "-f", "-", input=job("fails", "echo trying; exit 3", backoffLimit=1))
+
+    def failed() -> dict[str, Any] | None:
+        return condition(mikro.json("job", "fails"), "Failed")
+
+    cond = wait_for(failed, timeout=120, what="the Job to fail")
+    assert cond["reason"] == "BackoffLimitExceeded"
+    assert cond["message"] == "Job has reached the specified backoff limit"
+    got = mikro.json("job", "fails")
+    assert got["status"]["failed"] == 2 and "active" not in got["status"]
+    pods = mikro.pods("job-name=fails")
+    assert len(pods) == 2 and all(p["status"]["phase"] == "Failed" for p in pods)
+    assert mikro.kubectl("get", "job", "fails").stdout.splitlines()[1].split()[1] == "Failed"
+
+
+def test_bad_jobs_are_refused_with_kubernetes_wording(mikro: Mikro) -> None:
+    bad = json.loads(job("bad", "true", completions=-1))
+    bad["spec"]["template"]["spec"]["restartPolicy"] = "Always"
+    proc = mikro.run("apply", "-f", "-", input=json.dumps(bad), check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "spec.completions: Invalid value: -1: must be greater than or equal to 0" in proc.stderr
+    assert 'spec.template.spec.restartPolicy: Required value: valid values: "OnFailure", "Never"' in proc.stderr
+    cron = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "badcron"},
+        "spec": {"schedule": "61 * * * *", "timeZone": "Mars/Olympus", "jobTemplate": json.loads(job("x", "true"))},
+    }
+    del cron["spec"]["jobTemplate"]["apiVersion"], cron["spec"]["jobTemplate"]["kind"]
+    proc = mikro.run("apply", "-f", "-", input=json.dumps(cron), check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert 'spec.schedule: Invalid value: "61 * * * *": end of range (61) above maximum (59): 61' in proc.stderr
+    assert 'spec.timeZone: Invalid value: "Mars/Olympus": unknown time zone Mars/Olympus' in proc.stderr
+    assert mikro.kubectl("get", "cronjob", "badcron", check=False).returncode != 0
+
+
+def test_cronjob_schedules_and_runs_on_demand(mikro: Mikro, kubeconfig: Path) -> None:
+    template = json.loads(job("x", "echo tick"))
+    cron = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "tick"},
+        "spec": {"schedule": "*/1 * * * *", "jobTemplate": {"spec": template["spec"]}},
+    }
+    mikro.run("apply", "-f", "-", input=json.dumps(cron))
+    # kubectl's own generator: a Job from the CronJob's template, owned by it, at once.
+    manual = kubectl(kubeconfig, "create", "job", "tick-now", "--from=cronjob/tick", check=False)
+    if manual.returncode != 0:  # the generator's protobuf body needs the protobuf codec
+        body = kubectl(kubeconfig, "create", "job", "tick-now", "--from=cronjob/tick", "-o", "json", "--dry-run=client").stdout
+        mikro.run("kubectl", "create", "-f", "-", input=body)
+    kubectl(kubeconfig, "wait", "--for=condition=complete", "job/tick-now", "--timeout=60s", timeout=90)
+    now_job = mikro.json("job", "tick-now")
+    assert now_job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    assert now_job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+
+    def scheduled() -> list[dict[str, Any]]:
+        return [
+            j
+            for j in mikro.json("jobs")["items"]
+            if "batch.kubernetes.io/cronjob-scheduled-timestamp" in (j["metadata"].get("annotations") or {})
+        ]
+
+    jobs = wait_for(scheduled, timeout=65, interval=1, what="a scheduled Job")
+    name = jobs[0]["metadata"]["name"]
+    minutes = int(name.rsplit("-", 1)[1])
+    stamp = jobs[0]["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"]
+    assert minutes * 60 % 60 == 0 and stamp
+    got = mikro.json("cronjob", "tick")
+    assert got["status"]["lastScheduleTime"]
+    row = mikro.kubectl("get", "cronjobs").stdout.splitlines()
+    assert row[0].split() == ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"]
+    mikro.kubectl("delete", "cronjob", "tick")
+    wait_for(lambda: not mikro.json("jobs")["items"] or all(
+        j["metadata"]["name"] not in (name, "tick-now") for j in mikro.json("jobs")["items"]
+    ), timeout=60, what="the CronJob's Jobs to go with it")
