@@ -65,6 +65,11 @@ class Paths:
     def ingress(self) -> Path:
         return self.root / "ingress"
 
+    @property
+    def volumes(self) -> Path:
+        """Persistent volumes the mikro-hostpath class provisions: one directory per claim."""
+        return self.root / "volumes"
+
 
 def paths() -> Paths:
     return Paths(state_dir())

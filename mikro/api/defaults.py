@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from mikro.api import batch
+from mikro.api import batch, storage
 
 
 def image_pull_policy(image: str) -> str:
@@ -68,6 +68,8 @@ def apply(obj: dict[str, Any]) -> dict[str, Any]:
         if isinstance(template, dict) and isinstance(template.get("spec"), dict):
             pod_spec(template["spec"])
         batch.default_job(obj) if kind == "Job" else batch.default_cronjob(obj)
+    elif kind == "StorageClass":
+        storage.defaults_class(obj)
     elif kind == "Service":
         assert isinstance(spec, dict)
         spec.setdefault("type", "ClusterIP")

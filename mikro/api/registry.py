@@ -14,7 +14,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from mikro.api import batch, defaults, patch, validation
+from mikro.api import batch, defaults, patch, storage, validation
 from mikro.api.resources import BY_KIND, Resource
 from mikro.api.store import Store, now_rfc3339
 from mikro.errors import ApiError, already_exists, invalid
@@ -54,6 +54,10 @@ class Registry:
             self._allocate_service(obj, old)
         if res.kind == "Pod" and old is None:
             obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
+        if res.kind == "PersistentVolumeClaim" and old is None:
+            storage.admit_claim(obj, self.store.list(BY_KIND["StorageClass"])[0])
+        if res.kind == "PersistentVolume" and old is None:
+            storage.admit_volume(obj)
         if res.kind == "Job" and old is not None:
             errors = [validation.FieldError(*e) for e in batch.validate_job_update(obj, old)]
             if errors:

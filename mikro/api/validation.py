@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mikro.api import batch
+from mikro.api import batch, storage
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -177,6 +177,10 @@ def validate(obj: dict[str, Any]) -> list[FieldError]:
         job = c.mapping(c.mapping(spec.get("jobTemplate"), "spec.jobTemplate").get("spec"), "spec.jobTemplate.spec")
         _template(c, job, "spec.jobTemplate.spec", restart_policies=None)
         c.errors += [FieldError(*e) for e in batch.validate_cronjob(obj)]
+    elif kind == "PersistentVolumeClaim":
+        c.errors += [FieldError(*e) for e in storage.validate_claim(obj)]
+    elif kind == "PersistentVolume":
+        c.errors += [FieldError(*e) for e in storage.validate_volume(obj)]
     elif kind == "Service":
         _service(c, spec)
     elif kind == "Ingress":

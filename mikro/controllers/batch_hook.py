@@ -3,12 +3,14 @@ each pass: Job, CronJob and the volume binder/provisioner."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Protocol
 
 from mikro.controllers.cronjob import CronJobController
 from mikro.controllers.cronjob import RegistryControl as CronJobControl
 from mikro.controllers.job import JobController
 from mikro.controllers.job import RegistryControl as JobControl
+from mikro.controllers.volume import VolumeController
 
 
 class Reconciler(Protocol):
@@ -16,4 +18,9 @@ class Reconciler(Protocol):
 
 
 def extra_controllers(registry: Any) -> list[Reconciler]:
-    return [JobController(JobControl(registry)), CronJobController(CronJobControl(registry))]
+    volumes = Path(registry.store.path).parent / "volumes"  # the state directory's, beside store.db
+    return [
+        VolumeController(registry, volumes),
+        JobController(JobControl(registry)),
+        CronJobController(CronJobControl(registry)),
+    ]

@@ -25,6 +25,7 @@ from mikro.cli.printers import parse_time
 from mikro.config import LABEL_PREFIX
 from mikro.errors import ApiError
 from mikro.node import podplan
+from mikro.node import volumes as claims
 from mikro.node.docker_backend import Docker, DockerError, NotFound
 from mikro.node.podplan import INFRA, PodContext
 from mikro.node.prober import Prober
@@ -120,7 +121,7 @@ class PodRuntime:
             else:
                 self.index[meta["uid"]] = (meta["namespace"], meta["name"])
             self.enqueue(meta["uid"])
-        elif change.resource.kind in ("Secret", "ConfigMap"):
+        elif change.resource.kind in ("Secret", "ConfigMap", "PersistentVolumeClaim"):
             # A pod waiting for a missing Secret or ConfigMap may be able to start now.
             for uid, (ns, _) in list(self.index.items()):
                 if ns == change.obj["metadata"].get("namespace"):
@@ -232,6 +233,10 @@ class PodRuntime:
             self._terminate(pod)
             return
         if not (pod.get("spec") or {}).get("nodeName"):
+            blocked, tell = claims.unbound_claims(pod, self.store)
+            if blocked:  # the scheduler's volume binding: wait for the claims to be bound
+                self._unschedulable(pod, blocked, tell)
+                return
             pod = self._schedule(pod)
             if pod is None:
                 return
@@ -241,6 +246,25 @@ class PodRuntime:
         observed = self._observed(uid)
         status = self._sync_containers(pod, observed)
         self._write_status(pod, status)
+
+    def _unschedulable(self, pod: dict[str, Any], message: str, tell: bool) -> None:
+        status = dict(pod.get("status") or {})
+        if [c.get("message") for c in status.get("conditions") or []] != [message]:
+            status["phase"] = "Pending"
+            status["conditions"] = [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": message,
+                    "lastTransitionTime": now_rfc3339(),
+                }
+            ]
+            pod["status"] = status
+            self.store.update(POD, pod, status_only=True)
+            if tell:
+                self.reg.record_event(pod, "FailedScheduling", message, "Warning", "default-scheduler")
+        self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + 5
 
     def _schedule(self, pod: dict[str, Any]) -> dict[str, Any] | None:
         cpu, mem = podplan.requests_of(pod)
@@ -329,11 +353,7 @@ class PodRuntime:
                 raise podplan.MissingReference(f'volume "{mount.get("name")}" is not declared')
             mode = "ro" if mount.get("readOnly") else "rw"
             if "persistentVolumeClaim" in vol:
-                claim = vol["persistentVolumeClaim"].get("claimName", "")
-                source = self.docker.ensure_volume(
-                    f"{self.ctx.cluster}_pvc_{meta['namespace']}_{claim}",
-                    {L + "kind": "pvc", L + "namespace": meta["namespace"]},
-                )
+                source = claims.claim_path(meta["namespace"], vol["persistentVolumeClaim"], self.store)
             elif "hostPath" in vol:
                 source = vol["hostPath"].get("path", "/")
             elif "configMap" in vol or "secret" in vol:
