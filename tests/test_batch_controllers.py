@@ -13,6 +13,7 @@ import pytest
 
 from mikro.api import batch, defaults, validation
 from mikro.controllers import cronjob, job
+from mikro.node import podplan
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)
 
@@ -557,3 +558,8 @@ def test_cronjob_validation_wording() -> None:
     assert 'spec.concurrencyPolicy: Unsupported value: "Sometimes": supported values: "Allow", "Forbid", "Replace"' in errors
     good = make_cronjob("@daily")
     assert validation.validate(good) == [], json.dumps(good)
+
+
+def test_kubelet_restarts_a_crashed_container_at_once_the_first_time() -> None:
+    # restartCount so far -> seconds before the next start: CrashLoopBackOff comes with RESTARTS >= 1.
+    assert [podplan.restart_delay(n) for n in (0, 1, 2, 3, 5, 6, 10)] == [0, 10, 20, 40, 160, 300, 300]

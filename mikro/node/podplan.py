@@ -245,6 +245,12 @@ def back_off(restarts: int) -> float:
     return min(BACKOFF_INITIAL * (2 ** max(restarts - 1, 0)), BACKOFF_MAX)
 
 
+def restart_delay(restarts: int) -> float:
+    """How long the kubelet waits before restarting a container that has already been
+    restarted `restarts` times: the first restart at once, then the crash back-off."""
+    return back_off(restarts) if restarts > 0 else 0.0
+
+
 def should_restart(policy: str, exit_code: int) -> bool:
     return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
 

@@ -547,8 +547,10 @@ class PodRuntime:
             if not podplan.should_restart(policy, code):
                 return "done"
             finished = parse_time(docker_time(state.get("FinishedAt"))) or now
-            delay = podplan.back_off(restart_count + 1)
-            if now < finished + delay:
+            # As the kubelet: the first restart at once, then 10 s doubling to 5 minutes, so that
+            # CrashLoopBackOff always shows a restart (and `logs --previous` has a run to show).
+            delay = podplan.restart_delay(restart_count)
+            if delay and now < finished + delay:
                 self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + (finished + delay - now)
                 waiting[name] = (
                     "CrashLoopBackOff",
