@@ -623,7 +623,7 @@ class PodRuntime:
         state = infos[0].get("State") or {}
         if state.get("Running"):
             cs["state"] = {"running": {"startedAt": docker_time(state.get("StartedAt"))}}
-            cs["started"] = True
+            cs["started"] = self.prober.started(uid, ctr["name"], attempts[0]["Id"])
             cs["ready"] = self.prober.ready(uid, ctr["name"], attempts[0]["Id"])
         elif docker_time(state.get("StartedAt")):
             cs["state"] = {"terminated": self._terminated(infos[0])}
@@ -741,7 +741,7 @@ class PodRuntime:
         if not restart:
             return
         self.reg.record_event(
-            pod, "Killing", f"Container {name} failed liveness probe, will be restarted", component="kubelet"
+            pod, "Killing", f"Container {name} failed {kind} probe, will be restarted", component="kubelet"
         )
         grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
         for c in (self._observed(uid).get(name) or [])[:1]:
