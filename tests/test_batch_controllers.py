@@ -411,7 +411,7 @@ def test_work_queue_job_completes_when_one_succeeded_and_none_runs() -> None:
 
 
 def make_cronjob(schedule: str = "*/5 * * * *", **spec: Any) -> dict[str, Any]:
-    tpl = make_job()
+    tpl = {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox:1"}]}}}}
     obj = {
         "apiVersion": "batch/v1",
         "kind": "CronJob",
@@ -563,3 +563,20 @@ def test_cronjob_validation_wording() -> None:
 def test_kubelet_restarts_a_crashed_container_at_once_the_first_time() -> None:
     # restartCount so far -> seconds before the next start: CrashLoopBackOff comes with RESTARTS >= 1.
     assert [podplan.restart_delay(n) for n in (0, 1, 2, 3, 5, 6, 10)] == [0, 10, 20, 40, 160, 300, 300]
+
+
+def test_create_job_from_cronjob_is_kubectls_generator() -> None:
+    from mikro.cli.batch import job_from_cronjob
+
+    cj = make_cronjob()
+    cj["spec"]["jobTemplate"]["metadata"]["annotations"] = {"team/owner": "ops"}
+    got = job_from_cronjob(cj, "run-now")
+    assert got["metadata"]["name"] == "run-now"
+    assert got["metadata"]["annotations"] == {"cronjob.kubernetes.io/instantiate": "manual", "team/owner": "ops"}
+    assert got["metadata"]["labels"] == {"team": "a"}
+    assert got["metadata"]["ownerReferences"] == [
+        {"apiVersion": "batch/v1", "kind": "CronJob", "name": "nightly", "uid": "cj-uid", "controller": True}
+    ]
+    assert got["spec"] == cj["spec"]["jobTemplate"]["spec"]
+    defaulted = defaults.apply({**copy.deepcopy(got), "metadata": {**got["metadata"], "uid": "u1", "namespace": "default"}})
+    assert validation.validate(defaulted) == []
