@@ -580,3 +580,15 @@ def test_create_job_from_cronjob_is_kubectls_generator() -> None:
     assert got["spec"] == cj["spec"]["jobTemplate"]["spec"]
     defaulted = defaults.apply({**copy.deepcopy(got), "metadata": {**got["metadata"], "uid": "u1", "namespace": "default"}})
     assert validation.validate(defaulted) == []
+
+
+def test_apply_wait_follows_a_job_to_its_end() -> None:
+    from mikro.cli.batch import job_progress
+
+    j = make_job(completions=3)
+    j["status"] = {"succeeded": 1}
+    assert job_progress(j) == (False, 'Waiting for job "pi": 1 of 3 completions...', None)
+    j["status"]["conditions"] = [{"type": "Complete", "status": "True"}]
+    assert job_progress(j)[:2] == (True, 'job "pi" completed')
+    j["status"]["conditions"] = [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "m"}]
+    assert job_progress(j)[2] == "DeadlineExceeded: m"

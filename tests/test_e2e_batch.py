@@ -81,7 +81,12 @@ def test_job_runs_to_completion(mikro: Mikro, kubeconfig: Path) -> None:
 
 
 def test_failing_job_stops_at_backoff_limit(mikro: Mikro) -> None:
-    mikro.run("apply", "-f", "-", input=job("fails", "echo trying; exit 3", backoffLimit=1))
+    waited = mikro.run(
+        "apply", "-f", "-", "--wait", "--timeout", "120",
+        input=job("fails", "echo trying; exit 3", backoffLimit=1), check=False, timeout=180,
+    )
+    assert waited.returncode == 1 and "Traceback" not in waited.stderr
+    assert "error: job.batch/fails failed: BackoffLimitExceeded: Job has reached the specified backoff limit" in waited.stderr
 
     def failed() -> dict[str, Any] | None:
         return condition(mikro.json("job", "fails"), "Failed")

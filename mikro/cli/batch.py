@@ -51,3 +51,20 @@ def create_job(client: Client, name: str, source: str, namespace: str) -> str:
         raise
     client.create(BY_KIND["Job"], namespace, job_from_cronjob(cronjob, name))
     return f"job.batch/{name} created"
+
+
+def job_progress(job: dict[str, Any]) -> tuple[bool, str, str | None]:
+    """`apply --wait` for a Job: (done, progress line, failure) — a Job is done once Complete,
+    and a Failed one is an error with its reason."""
+    name = job["metadata"]["name"]
+    status = job.get("status") or {}
+    for cond in status.get("conditions") or []:
+        if cond.get("status") != "True":
+            continue
+        if cond.get("type") == "Complete":
+            return True, f'job "{name}" completed', None
+        if cond.get("type") == "Failed":
+            return False, f'job "{name}" failed', f"{cond.get('reason')}: {cond.get('message')}"
+    completions = (job.get("spec") or {}).get("completions")
+    target = str(completions) if completions is not None else "1"
+    return False, f'Waiting for job "{name}": {status.get("succeeded", 0)} of {target} completions...', None
