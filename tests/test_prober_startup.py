@@ -1,24 +1,102 @@
-"""startupProbe gating and HTTPS probe commands, with a fake exec (no Docker)."""
+"""startupProbe gating and HTTPS probes: a fake exec, and a TLS server on 127.0.0.1 (no Docker)."""
 
 from __future__ import annotations
 
+import datetime
+import http.server
+import ssl
+import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
-from mikro.node.prober import Prober, probe_command
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
+
+from mikro.node.prober import Prober, https_get, probe_command
 
 CTR = {"name": "web", "ports": [{"name": "https", "containerPort": 8443}]}
 
 
-def test_https_probe_speaks_tls_without_checking_the_certificate() -> None:
-    where, argv = probe_command({"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}}, CTR)
-    assert where == "infra"
-    assert argv[:4] == ["timeout", "1", "sh", "-c"]
-    assert "wget -q --no-check-certificate" in argv[4]
-    assert argv[5:] == ["https-probe", "https://127.0.0.1:8443/healthz", "1", "8443"]
-    # A path with a space cannot break out of the URL argument.
-    _, argv = probe_command({"httpGet": {"path": "/a b;rm", "port": 8443, "scheme": "HTTPS"}}, CTR)
-    assert argv[6] == "https://127.0.0.1:8443/a%20b;rm"
+def test_https_probe_goes_from_the_node_to_the_pod_address() -> None:
+    assert probe_command({"httpGet": {"path": "/healthz", "port": "https", "scheme": "HTTPS"}}, CTR) == (
+        "host",
+        ["8443", "/healthz", "1"],
+    )
+    # A path with a space or a line break cannot smuggle anything into the request line.
+    assert probe_command({"httpGet": {"path": "/a b\r\nX: y", "port": 8443, "scheme": "HTTPS"}}, CTR)[1][1] == (
+        "/a%20b%0D%0AX:%20y"
+    )
+    seen: list[tuple[Any, ...]] = []
+    prober = Prober(
+        lambda ident, argv: (0, b""),
+        lambda uid: None,
+        lambda *args: None,
+        get=lambda *args: seen.append(args) or (0, b""),
+    )
+    ctr = {
+        **CTR,
+        "readinessProbe": {
+            "httpGet": {"scheme": "HTTPS", "port": 8443, "path": "/h", "httpHeaders": [{"name": "X-Probe", "value": "1"}]},
+            "periodSeconds": 0,
+        },
+    }
+    prober.track("uid", ctr, "c1", "infra", "10.152.0.7")
+    prober.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not prober.ready("uid", "web", "c1") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen[0] == ("10.152.0.7", 8443, "/h", 1.0, {"X-Probe": "1"})
+    finally:
+        prober.stop.set()
+
+
+@pytest.fixture()
+def tls_server(tmp_path: Path) -> Iterator[int]:
+    """An HTTPS server on 127.0.0.1 with a self-signed certificate: /ok answers 200, the rest 404."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "probe.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=1))
+        .not_valid_after(now + datetime.timedelta(hours=1)).sign(key, hashes.SHA256())
+    )
+    (tmp_path / "c.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "k.pem").write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
+            self.send_response(200 if self.path == "/ok" else 404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tmp_path / "c.pem", tmp_path / "k.pem")
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_https_get_speaks_tls_and_reads_the_status(tls_server: int) -> None:
+    assert https_get("127.0.0.1", tls_server, "/ok", 2.0, {}) == (0, b"")
+    assert https_get("127.0.0.1", tls_server, "/missing", 2.0, {}) == (1, b"HTTP probe failed with statuscode: 404")
 
 
 def test_liveness_and_readiness_wait_for_the_startup_probe() -> None:

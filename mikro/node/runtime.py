@@ -498,7 +498,7 @@ class PodRuntime:
             for ctr in spec.get("containers") or []:
                 latest = (fresh.get(ctr["name"]) or [None])[0]
                 running = latest is not None and latest["State"] == "running"
-                self.prober.track(meta["uid"], ctr, latest["Id"] if running else None, infra["Id"])
+                self.prober.track(meta["uid"], ctr, latest["Id"] if running else None, infra["Id"], pod_ip)
         return self._status(pod, fresh, pod_ip, waiting, infra)
 
     def _sync_one(
