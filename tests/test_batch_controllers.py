@@ -592,3 +592,19 @@ def test_apply_wait_follows_a_job_to_its_end() -> None:
     assert job_progress(j)[:2] == (True, 'job "pi" completed')
     j["status"]["conditions"] = [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded", "message": "m"}]
     assert job_progress(j)[2] == "DeadlineExceeded: m"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "after", "until", "latest", "count"),
+    [
+        ("* * * * *", T0, T0 + timedelta(days=30, seconds=30), T0 + timedelta(days=30), 101),
+        ("*/10 * * * *", T0, T0 + timedelta(minutes=35), T0 + timedelta(minutes=30), 3),
+        ("0 * * * *", T0, T0 + timedelta(minutes=59, seconds=59, microseconds=900000), None, 0),
+        ("0 * * * *", T0, T0 + timedelta(hours=1), T0 + timedelta(hours=1), 1),
+    ],
+)
+def test_missed_times_find_the_latest_and_count_up_to_the_cap(
+    schedule: str, after: datetime, until: datetime, latest: datetime | None, count: int
+) -> None:
+    got, n = batch.missed_times(schedule, UTC, after, until)
+    assert (got, n) == (latest, count)

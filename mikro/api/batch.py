@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import re
-from datetime import datetime, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -124,14 +124,13 @@ def parse_schedule(schedule: str) -> str:
     return " ".join(f.replace("?", "*") for f in fields)
 
 
-def schedule_times(schedule: str, tz: tzinfo, after: datetime, until: datetime, limit: int) -> tuple[list[datetime], int]:
-    """The schedule's times t with after < t <= until (at most `limit` of the latest kept) and how
-    many there were in all. Times are aware, in `tz`."""
+def missed_times(schedule: str, tz: tzinfo, after: datetime, until: datetime, cap: int = 101) -> tuple[datetime | None, int]:
+    """The latest of the schedule's times t with after < t <= until, and how many there were
+    (counted up to `cap`, so that a long stop costs no more than a short one). Aware, in `tz`."""
     expr = parse_schedule(schedule)
-    it = croniter(expr, after.astimezone(tz))
-    kept: list[datetime] = []
     count = 0
-    while True:
+    it = croniter(expr, after.astimezone(tz))
+    while count < cap:
         try:
             t = it.get_next(datetime)
         except CroniterBadDateError:
@@ -139,10 +138,17 @@ def schedule_times(schedule: str, tz: tzinfo, after: datetime, until: datetime, 
         if t > until:
             break
         count += 1
-        kept.append(t)
-        if len(kept) > limit:
-            kept.pop(0)
-    return kept, count
+    if count == 0:
+        return None, 0
+    try:
+        # The latest time at or before `until`: a step back from just after it.
+        back = croniter(expr, (until + timedelta(seconds=1)).astimezone(tz))
+        latest = back.get_prev(datetime)
+        while latest > until:
+            latest = back.get_prev(datetime)
+    except CroniterBadDateError:
+        return None, 0
+    return (latest if after < latest <= until else None), count
 
 
 def next_time(schedule: str, tz: tzinfo, after: datetime) -> datetime | None:

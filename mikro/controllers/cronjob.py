@@ -106,8 +106,7 @@ def most_recent_missed(
         bound = now - timedelta(seconds=int(deadline))
         if bound > earliest:
             earliest = bound
-    times, count = batch.schedule_times(spec["schedule"], tz, earliest, now, limit=1)
-    return (times[-1] if times else None), count
+    return batch.missed_times(spec["schedule"], tz, earliest, now, cap=MAX_MISSED + 1)
 
 
 def plan(cj: dict[str, Any], jobs: list[dict[str, Any]], now: datetime) -> Plan:
