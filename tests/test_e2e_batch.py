@@ -80,6 +80,20 @@ def test_job_runs_to_completion(mikro: Mikro, kubeconfig: Path) -> None:
     assert "done count-" in kubectl(kubeconfig, "logs", "job/count").stdout
 
 
+def test_indexed_job_gives_each_pod_its_index(mikro: Mikro) -> None:
+    body = job("idx", "echo index=$JOB_COMPLETION_INDEX host=$(hostname)", completionMode="Indexed", completions=3, parallelism=3)
+    waited = mikro.run("apply", "-f", "-", "--wait", "--timeout", "120", input=body, timeout=180)
+    assert 'job "idx" completed' in waited.stdout
+    got = mikro.json("job", "idx")
+    assert got["status"]["completedIndexes"] == "0-2"
+    outputs = set()
+    for pod in mikro.pods("job-name=idx"):
+        index = pod["metadata"]["annotations"]["batch.kubernetes.io/job-completion-index"]
+        assert pod["metadata"]["name"].startswith(f"idx-{index}-")
+        outputs.add(mikro.kubectl("logs", pod["metadata"]["name"]).stdout.strip())
+    assert outputs == {f"index={i} host=idx-{i}" for i in range(3)}
+
+
 def test_failing_job_stops_at_backoff_limit(mikro: Mikro) -> None:
     waited = mikro.run(
         "apply", "-f", "-", "--wait", "--timeout", "120",
