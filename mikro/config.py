@@ -68,6 +68,11 @@ class Paths:
     def ingress(self) -> Path:
         return self.root / "ingress"
 
+    @property
+    def volumes(self) -> Path:
+        """Persistent volumes the mikro-hostpath class provisions: one directory per claim."""
+        return self.root / "volumes"
+
 
 def paths() -> Paths:
     """The state directory's paths; StateDirError when it exists and is not the user's own

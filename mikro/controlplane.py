@@ -21,7 +21,7 @@ import threading
 from typing import Any
 
 from mikro import addonstate, config
-from mikro.api import pki
+from mikro.api import pki, storage
 from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
 from mikro.api.server import serve
@@ -58,6 +58,8 @@ def bootstrap(registry: Registry, cluster: str, node_name: str, host_ip: str) ->
     for ns in SYSTEM_NAMESPACES:
         if store.find(BY_KIND["Namespace"], "", ns) is None:
             registry.create(BY_KIND["Namespace"], "", {"metadata": {"name": ns}})
+    if store.find(BY_KIND["StorageClass"], "", storage.DEFAULT_CLASS) is None:
+        registry.create(BY_KIND["StorageClass"], "", storage.default_class())
     if store.find(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM) is None:
         registry.create(BY_KIND["ConfigMap"], ADDONS_NS, {"metadata": {"name": ADDONS_CM}, "data": {}})
     cpu = str(os.cpu_count() or 1)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+from mikro.api import batch, storage
+
 
 def image_pull_policy(image: str) -> str:
     """Kubernetes' default: Always for `:latest` or no tag, IfNotPresent otherwise."""
@@ -64,6 +66,14 @@ def apply(obj: dict[str, Any]) -> dict[str, Any]:
         spec.setdefault("minReplicas", 1)
         spec.setdefault("metrics", [{"type": "Resource", "resource": {
             "name": "cpu", "target": {"type": "Utilization", "averageUtilization": 80}}}])
+    elif kind in ("Job", "CronJob") and isinstance(spec, dict):
+        job_spec = spec if kind == "Job" else (spec.get("jobTemplate") or {}).get("spec")
+        template = (job_spec or {}).get("template") if isinstance(job_spec, dict) else None
+        if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+            pod_spec(template["spec"])
+        batch.default_job(obj) if kind == "Job" else batch.default_cronjob(obj)
+    elif kind == "StorageClass":
+        storage.defaults_class(obj)
     elif kind == "Service":
         assert isinstance(spec, dict)
         spec.setdefault("type", "ClusterIP")

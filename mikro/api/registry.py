@@ -11,10 +11,11 @@ import hashlib
 import ipaddress
 import random
 import threading
+import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from mikro.api import defaults, fieldvalidation, managedfields, openapi, patch, validation
+from mikro.api import batch, defaults, fieldvalidation, managedfields, openapi, patch, storage, validation
 from mikro.api.resources import BY_KIND, Resource
 from mikro.api.store import Store, now_rfc3339
 from mikro.errors import ApiError, already_exists, invalid
@@ -59,6 +60,14 @@ class Registry:
             self._allocate_service(obj, old)
         if res.kind == "Pod" and old is None and not (obj.get("status") or {}).get("phase"):
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}  # Go clients send `status: {}`
+        if res.kind == "PersistentVolumeClaim" and old is None:
+            storage.admit_claim(obj, self.store.list(BY_KIND["StorageClass"])[0])
+        if res.kind == "PersistentVolume" and old is None:
+            storage.admit_volume(obj)
+        if res.kind == "Job" and old is not None:
+            errors = [validation.FieldError(*e) for e in batch.validate_job_update(obj, old)]
+            if errors:
+                raise invalid(res.kind, obj["metadata"]["name"], res.group, errors)
         if res.kind == "Deployment" and old is not None:
             old_sel = (old.get("spec") or {}).get("selector")
             if old_sel != (obj.get("spec") or {}).get("selector"):
@@ -216,6 +225,7 @@ class Registry:
             meta["name"] = meta["generateName"] + random_suffix()
         for field in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation"):
             meta.pop(field, None)
+        meta["uid"] = str(uuid.uuid4())  # before defaulting, as Kubernetes: a Job's selector holds it
         defaults.apply(obj)
         if not res.namespaced:
             meta.pop("namespace", None)
@@ -260,6 +270,7 @@ class Registry:
                 return obj
             return self.store.update(res, obj, status_only=True)
         obj["apiVersion"], obj["kind"] = res.api_version, res.kind
+        meta["uid"] = old["metadata"]["uid"]
         defaults.apply(obj)
         if not res.namespaced:
             meta.pop("namespace", None)

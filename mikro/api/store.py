@@ -213,7 +213,7 @@ class Store:
             ns = meta.get("namespace", "") if res.namespaced else ""
             if self.find(res, ns, meta["name"]) is not None:
                 raise already_exists(res.plural, meta["name"], res.group)
-            meta["uid"] = str(uuid.uuid4())
+            meta["uid"] = meta.get("uid") or str(uuid.uuid4())  # the registry sets it before defaulting
             meta["creationTimestamp"] = now_rfc3339()
             meta["generation"] = 1
             meta.pop("deletionTimestamp", None)

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mikro.api import checks
+from mikro.api import batch, checks, storage
 
 DNS1123_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?\Z")
 DNS1123_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\Z")
@@ -189,14 +189,17 @@ def validate(obj: dict[str, Any]) -> list[FieldError]:
     if kind == "Pod":
         _pod_spec(c, spec, "spec")
     elif kind in POD_TEMPLATE_KINDS:
-        _workload(c, kind, spec)
+        _workload(c, kind, spec, obj)
     elif kind == "CronJob":
         job = c.mapping(c.mapping(spec.get("jobTemplate"), "spec.jobTemplate").get("spec"), "spec.jobTemplate.spec")
-        _template(c, job, "spec.jobTemplate.spec", restart_policies=["OnFailure", "Never"])
-        if not spec.get("schedule"):
-            c.required("spec.schedule")
+        _template(c, job, "spec.jobTemplate.spec", restart_policies=None)
+        c.errors += [FieldError(*e) for e in batch.validate_cronjob(obj)]
     elif kind == "HorizontalPodAutoscaler":
         _hpa(c, spec)
+    elif kind == "PersistentVolumeClaim":
+        c.errors += [FieldError(*e) for e in storage.validate_claim(obj)]
+    elif kind == "PersistentVolume":
+        c.errors += [FieldError(*e) for e in storage.validate_volume(obj)]
     elif kind == "Service":
         _service(c, spec)
     elif kind == "Ingress":
@@ -314,7 +317,7 @@ def selector_matches(selector: dict[str, Any] | None, labels: dict[str, Any] | N
     return True
 
 
-def _workload(c: _Checker, kind: str, spec: dict[str, Any]) -> None:
+def _workload(c: _Checker, kind: str, spec: dict[str, Any], obj: dict[str, Any]) -> None:
     c.integer(spec.get("replicas"), "spec.replicas", low=0)
     selector = spec.get("selector")
     template = c.mapping(spec.get("template"), "spec.template")
@@ -330,8 +333,10 @@ def _workload(c: _Checker, kind: str, spec: dict[str, Any]) -> None:
     template_labels = (template.get("metadata") or {}).get("labels") or {}
     if selector and template and not selector_matches(selector, template_labels):
         c.invalid("spec.template.metadata.labels", template_labels, "`selector` does not match template `labels`")
-    policies = ["OnFailure", "Never"] if kind == "Job" else ["Always"]
+    policies = None if kind == "Job" else ["Always"]  # a Job's restartPolicy: batch.validate_job
     _template(c, spec, "spec", restart_policies=policies)
+    if kind == "Job":
+        c.errors += [FieldError(*e) for e in batch.validate_job(obj)]
     if kind == "Deployment":
         strategy = c.mapping(spec.get("strategy"), "spec.strategy")
         stype = strategy.get("type")
@@ -360,7 +365,7 @@ def _workload(c: _Checker, kind: str, spec: dict[str, Any]) -> None:
         c.integer(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit", low=0)
 
 
-def _template(c: _Checker, spec: dict[str, Any], path: str, restart_policies: list[str]) -> None:
+def _template(c: _Checker, spec: dict[str, Any], path: str, restart_policies: list[str] | None) -> None:
     template = c.mapping(spec.get("template"), f"{path}.template")
     if not template:
         c.required(f"{path}.template")

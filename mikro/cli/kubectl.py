@@ -539,7 +539,7 @@ def pods_of(client: Client, obj: dict[str, Any]) -> list[dict[str, Any]]:
 
 def wait_ready(client: Client, objs: list[dict[str, Any]], timeout: float) -> int:
     """`apply --wait` / `rollout status`: live progress until every workload is ready."""
-    pending = [o for o in objs if o["kind"] in ("Deployment", "Pod")]
+    pending = [o for o in objs if o["kind"] in ("Deployment", "Pod", "Job")]
     deadline = time.monotonic() + timeout
     last_message: dict[str, str] = {}
     stuck_since: dict[str, float] = {}
@@ -550,6 +550,13 @@ def wait_ready(client: Client, objs: list[dict[str, Any]], timeout: float) -> in
             current = client.get(res, o["metadata"]["namespace"], o["metadata"]["name"])
             if o["kind"] == "Deployment":
                 done, message = deployment_progress(current)
+            elif o["kind"] == "Job":
+                from mikro.cli.batch import job_progress
+
+                done, message, failure = job_progress(current)
+                if failure:
+                    err(f"error: {qualified_name(current)} failed: {failure}")
+                    return 1
             else:
                 reason, ready, total, _, _ = printers.pod_status(current)
                 done, message = ready == total and reason == "Running", f'pod "{o["metadata"]["name"]}": {reason}'

@@ -393,7 +393,7 @@ def reset(yes: bool) -> None:
             path.unlink()
     import shutil
 
-    for directory in (paths.proxies, paths.ingress, paths.root / "pods"):
+    for directory in (paths.proxies, paths.ingress, paths.root / "pods", paths.volumes):
         shutil.rmtree(directory, ignore_errors=True)
     settings = config.load_settings(paths)
     settings.pop("subnet", None)
@@ -878,6 +878,23 @@ def _deployment_arg(target: str, name: str | None) -> str:
     if kubectl.resolve(kind).kind != "Deployment":
         raise kubectl.UsageError(f"{kind} is not supported here; use deployment/NAME")
     return rest or name or ""
+
+
+@kubectl_group.group("create")
+def kubectl_create() -> None:
+    """Create a resource with a generator (kubectl create job NAME --from=cronjob/X)."""
+
+
+@kubectl_create.command("job")
+@click.argument("name")
+@click.option("--from", "source", required=True, help="The CronJob to run now: cronjob/NAME.")
+@click.option("-n", "--namespace", default="default")
+@handled
+def kubectl_create_job(name: str, source: str, namespace: str) -> None:
+    """Create a Job from a CronJob's template, to run it now."""
+    from mikro.cli import batch
+
+    click.echo(batch.create_job(Client.from_state(), name, source, namespace))
 
 
 @kubectl_group.command("scale")

@@ -211,7 +211,113 @@ def _spec(o: dict[str, Any]) -> dict[str, Any]:
     return o.get("spec") or {}
 
 
+def _job_status(o: dict[str, Any]) -> str:
+    """kubectl's printJob STATUS."""
+    true = {c.get("type") for c in _status(o).get("conditions") or [] if c.get("status") == "True"}
+    if "Complete" in true:
+        return "Complete"
+    if "Failed" in true:
+        return "Failed"
+    if _meta(o).get("deletionTimestamp"):
+        return "Terminating"
+    for ctype in ("Suspended", "FailureTarget", "SuccessCriteriaMet"):
+        if ctype in true:
+            return ctype
+    return "Running"
+
+
+def _job_completions(o: dict[str, Any]) -> str:
+    spec, succeeded = _spec(o), _status(o).get("succeeded", 0)
+    if spec.get("completions") is not None:
+        return f"{succeeded}/{spec['completions']}"
+    parallelism = spec.get("parallelism", 0)
+    return f"{succeeded}/1 of {parallelism}" if parallelism > 1 else f"{succeeded}/1"
+
+
+def _job_duration(o: dict[str, Any]) -> str:
+    start = parse_time(_status(o).get("startTime"))
+    if start is None:
+        return ""
+    end = parse_time(_status(o).get("completionTime")) or time.time()
+    return human_duration(end - start)
+
+
+def _job_template_containers(o: dict[str, Any]) -> tuple[str, str]:
+    return _containers({"spec": ((_spec(o).get("jobTemplate") or {}).get("spec") or {})})
+
+
+ACCESS_MODES = {"ReadWriteOnce": "RWO", "ReadOnlyMany": "ROX", "ReadWriteMany": "RWX", "ReadWriteOncePod": "RWOP"}
+
+
+def _access_modes(modes: list[str] | None) -> str:
+    return ",".join(ACCESS_MODES.get(m, m) for m in modes or [])
+
+
+def _pv_claim(o: dict[str, Any]) -> str:
+    ref = _spec(o).get("claimRef") or {}
+    return f"{ref.get('namespace')}/{ref.get('name')}" if ref.get("name") else ""
+
+
+def _sc_name(o: dict[str, Any]) -> str:
+    default = (_meta(o).get("annotations") or {}).get("storageclass.kubernetes.io/is-default-class") == "true"
+    return _name(o) + (" (default)" if default else "")
+
+
 COLUMNS: dict[str, list[Column]] = {
+    "Job": [
+        ("NAME", 0, _name),
+        ("STATUS", 0, _job_status),
+        ("COMPLETIONS", 0, _job_completions),
+        ("DURATION", 0, _job_duration),
+        ("AGE", 0, _age),
+        ("CONTAINERS", 1, lambda o: _containers(o)[0]),
+        ("IMAGES", 1, lambda o: _containers(o)[1]),
+        ("SELECTOR", 1, lambda o: _selector(_spec(o).get("selector"))),
+    ],
+    "CronJob": [
+        ("NAME", 0, _name),
+        ("SCHEDULE", 0, lambda o: _spec(o).get("schedule", "")),
+        ("TIMEZONE", 0, lambda o: _spec(o).get("timeZone") or "<none>"),
+        ("SUSPEND", 0, lambda o: "True" if _spec(o).get("suspend") else "False"),
+        ("ACTIVE", 0, lambda o: len(_status(o).get("active") or [])),
+        ("LAST SCHEDULE", 0, lambda o: age(_status(o).get("lastScheduleTime")) if _status(o).get("lastScheduleTime") else "<none>"),
+        ("AGE", 0, _age),
+        ("CONTAINERS", 1, lambda o: _job_template_containers(o)[0]),
+        ("IMAGES", 1, lambda o: _job_template_containers(o)[1]),
+        ("SELECTOR", 1, lambda o: "<none>"),
+    ],
+    "PersistentVolumeClaim": [
+        ("NAME", 0, _name),
+        ("STATUS", 0, lambda o: "Terminating" if _meta(o).get("deletionTimestamp") else _status(o).get("phase", "Pending")),
+        ("VOLUME", 0, lambda o: _spec(o).get("volumeName", "")),
+        ("CAPACITY", 0, lambda o: (_status(o).get("capacity") or {}).get("storage", "")),
+        ("ACCESS MODES", 0, lambda o: _access_modes(_status(o).get("accessModes"))),
+        ("STORAGECLASS", 0, lambda o: _spec(o).get("storageClassName") or ""),
+        ("VOLUMEATTRIBUTESCLASS", 0, lambda o: _spec(o).get("volumeAttributesClassName") or "<unset>"),
+        ("AGE", 0, _age),
+        ("VOLUMEMODE", 1, lambda o: _spec(o).get("volumeMode", "Filesystem")),
+    ],
+    "PersistentVolume": [
+        ("NAME", 0, _name),
+        ("CAPACITY", 0, lambda o: (_spec(o).get("capacity") or {}).get("storage", "")),
+        ("ACCESS MODES", 0, lambda o: _access_modes(_spec(o).get("accessModes"))),
+        ("RECLAIM POLICY", 0, lambda o: _spec(o).get("persistentVolumeReclaimPolicy", "Retain")),
+        ("STATUS", 0, lambda o: "Terminating" if _meta(o).get("deletionTimestamp") else _status(o).get("phase", "Pending")),
+        ("CLAIM", 0, _pv_claim),
+        ("STORAGECLASS", 0, lambda o: _spec(o).get("storageClassName") or ""),
+        ("VOLUMEATTRIBUTESCLASS", 0, lambda o: _spec(o).get("volumeAttributesClassName") or "<unset>"),
+        ("REASON", 0, lambda o: _status(o).get("reason", "")),
+        ("AGE", 0, _age),
+        ("VOLUMEMODE", 1, lambda o: _spec(o).get("volumeMode", "Filesystem")),
+    ],
+    "StorageClass": [
+        ("NAME", 0, _sc_name),
+        ("PROVISIONER", 0, lambda o: o.get("provisioner", "")),
+        ("RECLAIMPOLICY", 0, lambda o: o.get("reclaimPolicy", "Delete")),
+        ("VOLUMEBINDINGMODE", 0, lambda o: o.get("volumeBindingMode", "Immediate")),
+        ("ALLOWVOLUMEEXPANSION", 0, lambda o: "true" if o.get("allowVolumeExpansion") else "false"),
+        ("AGE", 0, _age),
+    ],
     "Pod": [
         ("NAME", 0, _name),
         ("READY", 0, lambda o: "{1}/{2}".format(*pod_status(o))),

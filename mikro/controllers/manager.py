@@ -19,6 +19,7 @@ from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
 from mikro.api.store import now_rfc3339
 from mikro.api.validation import selector_matches
+from mikro.controllers.batch_hook import extra_controllers
 from mikro.errors import ApiError
 
 log = logging.getLogger("mikro.controllers")
@@ -84,6 +85,10 @@ class Controllers:
         self.stop = threading.Event()
         self.thread: threading.Thread | None = None
         self.lock = threading.Lock()
+        # Controllers with modules of their own (Job, CronJob, volumes): each pass ends with
+        # them; each says when it next needs a pass (a back-off, a deadline, a schedule).
+        self.extra = extra_controllers(registry)
+        self.due: float | None = None
 
     def start(self) -> None:
         self.store.watch(lambda change: change.resource.kind != "Event" and not self.wake.set())
@@ -92,7 +97,7 @@ class Controllers:
 
     def _loop(self) -> None:
         while not self.stop.is_set():
-            self.wake.wait(RESYNC_SECONDS)
+            self.wake.wait(RESYNC_SECONDS if self.due is None else min(RESYNC_SECONDS, max(self.due, 0.02)))
             self.wake.clear()
             self.stop.wait(0.02)  # debounce a burst of writes into one pass
             try:
@@ -114,6 +119,16 @@ class Controllers:
                 self._guard(self.deployment_status, deploy)
             for svc in self.store.list(SVC)[0]:
                 self._guard(self.sync_endpoints, svc, pods)
+            self.due = None
+            for controller in self.extra:
+                try:
+                    wait = controller.sync_all(self.store)
+                except ApiError as err:
+                    wait = 1.0  # raced with a writer: look again soon
+                    if err.code not in (404, 409):
+                        log.warning("%s: %s", type(controller).__name__, err.message)
+                if wait is not None:
+                    self.due = wait if self.due is None else min(self.due, wait)
 
     def _guard(self, fn: Any, *args: Any) -> None:
         try:

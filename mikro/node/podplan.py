@@ -408,6 +408,12 @@ def exited_at(monotonic_now: float, wall_now: float, finished: float, delay: flo
     return monotonic_now - min(max(wall_now - finished, 0.0), delay)
 
 
+def restart_delay(restarts: int) -> float:
+    """How long the kubelet waits before restarting a container that has already been
+    restarted `restarts` times: the first restart at once, then the crash back-off."""
+    return back_off(restarts) if restarts > 0 else 0.0
+
+
 def should_restart(policy: str, exit_code: int) -> bool:
     return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
 

@@ -25,6 +25,7 @@ from mikro.cli.printers import parse_time
 from mikro.config import LABEL_PREFIX
 from mikro.errors import ApiError
 from mikro.node import podplan
+from mikro.node import volumes as claims
 from mikro.node.docker_backend import ContainerStream, Docker, DockerError, NotFound
 from mikro.node.podplan import INFRA, PodContext
 from mikro.node.prober import Prober
@@ -124,7 +125,7 @@ class PodRuntime:
             else:
                 self.index[meta["uid"]] = (meta["namespace"], meta["name"])
             self.enqueue(meta["uid"])
-        elif change.resource.kind in ("Secret", "ConfigMap"):
+        elif change.resource.kind in ("Secret", "ConfigMap", "PersistentVolumeClaim"):
             # A pod waiting for a missing Secret or ConfigMap may be able to start now.
             for uid, (ns, _) in list(self.index.items()):
                 if ns == change.obj["metadata"].get("namespace"):
@@ -252,6 +253,10 @@ class PodRuntime:
             self._terminate(pod)
             return
         if not (pod.get("spec") or {}).get("nodeName"):
+            blocked, tell = claims.unbound_claims(pod, self.store)
+            if blocked:  # the scheduler's volume binding: wait for the claims to be bound
+                self._unschedulable(pod, blocked, tell)
+                return
             pod = self._schedule(pod)
             if pod is None:
                 return
@@ -261,6 +266,25 @@ class PodRuntime:
         observed = self._observed(uid)
         status = self._sync_containers(pod, observed)
         self._write_status(pod, status)
+
+    def _unschedulable(self, pod: dict[str, Any], message: str, tell: bool) -> None:
+        status = dict(pod.get("status") or {})
+        if [c.get("message") for c in status.get("conditions") or []] != [message]:
+            status["phase"] = "Pending"
+            status["conditions"] = [
+                {
+                    "type": "PodScheduled",
+                    "status": "False",
+                    "reason": "Unschedulable",
+                    "message": message,
+                    "lastTransitionTime": now_rfc3339(),
+                }
+            ]
+            pod["status"] = status
+            self.store.update(POD, pod, status_only=True)
+            if tell:
+                self.reg.record_event(pod, "FailedScheduling", message, "Warning", "default-scheduler")
+        self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + 5
 
     def _schedule(self, pod: dict[str, Any]) -> dict[str, Any] | None:
         cpu, mem = podplan.requests_of(pod)
@@ -349,11 +373,7 @@ class PodRuntime:
                 raise podplan.MissingReference(f'volume "{mount.get("name")}" is not declared')
             mode = "ro" if mount.get("readOnly") else "rw"
             if "persistentVolumeClaim" in vol:
-                claim = vol["persistentVolumeClaim"].get("claimName", "")
-                source = self.docker.ensure_volume(
-                    f"{self.ctx.cluster}_pvc_{meta['namespace']}_{claim}",
-                    {L + "kind": "pvc", L + "namespace": meta["namespace"]},
-                )
+                source = claims.claim_path(meta["namespace"], vol["persistentVolumeClaim"], self.store)
             elif "hostPath" in vol:
                 source = vol["hostPath"].get("path", "/")
             elif "configMap" in vol or "secret" in vol:
@@ -505,7 +525,7 @@ class PodRuntime:
             for ctr in spec.get("containers") or []:
                 latest = (fresh.get(ctr["name"]) or [None])[0]
                 running = latest is not None and latest["State"] == "running"
-                self.prober.track(meta["uid"], ctr, latest["Id"] if running else None, infra["Id"])
+                self.prober.track(meta["uid"], ctr, latest["Id"] if running else None, infra["Id"], pod_ip)
         return self._status(pod, fresh, pod_ip, waiting, infra)
 
     def _sync_one(
@@ -554,23 +574,27 @@ class PodRuntime:
             if not podplan.should_restart(policy, code):
                 return "done"
             finished = parse_time(docker_time(state.get("FinishedAt"))) or now
-            delay = podplan.back_off(restart_count + 1)
-            exited = self.exits.setdefault(current["Id"], podplan.exited_at(time.monotonic(), now, finished, delay))
-            if time.monotonic() < exited + delay:
-                self.wakeups[pod["metadata"]["uid"]] = exited + delay
-                waiting[name] = (
-                    "CrashLoopBackOff",
-                    f"back-off {int(delay)}s restarting failed container={name} "
-                    f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}",
-                )
-                self.reg.record_event(
-                    pod,
-                    "BackOff",
-                    f"Back-off restarting failed container {name} in pod {pod['metadata']['name']}",
-                    "Warning",
-                    "kubelet",
-                )
-                return "waiting"
+            # As the kubelet: the first restart at once, then 10 s doubling to 5 minutes, so that
+            # CrashLoopBackOff always shows a restart (and `logs --previous` has a run to show).
+            # The exit's age is read once from the wall clock; the back-off runs on the monotonic one.
+            delay = podplan.restart_delay(restart_count)
+            if delay:
+                exited = self.exits.setdefault(current["Id"], podplan.exited_at(time.monotonic(), now, finished, delay))
+                if time.monotonic() < exited + delay:
+                    self.wakeups[pod["metadata"]["uid"]] = exited + delay
+                    waiting[name] = (
+                        "CrashLoopBackOff",
+                        f"back-off {int(delay)}s restarting failed container={name} "
+                        f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}",
+                    )
+                    self.reg.record_event(
+                        pod,
+                        "BackOff",
+                        f"Back-off restarting failed container {name} in pod {pod['metadata']['name']}",
+                        "Warning",
+                        "kubelet",
+                    )
+                    return "waiting"
             self.exits.pop(current["Id"], None)
             restart_count += 1
         ready, reason, message = self._ensure_image(pod, ctr)
@@ -634,7 +658,7 @@ class PodRuntime:
         state = infos[0].get("State") or {}
         if state.get("Running"):
             cs["state"] = {"running": {"startedAt": docker_time(state.get("StartedAt"))}}
-            cs["started"] = True
+            cs["started"] = self.prober.started(uid, ctr["name"], attempts[0]["Id"])
             cs["ready"] = self.prober.ready(uid, ctr["name"], attempts[0]["Id"])
         elif docker_time(state.get("StartedAt")):
             cs["state"] = {"terminated": self._terminated(infos[0])}
@@ -752,7 +776,7 @@ class PodRuntime:
         if not restart:
             return
         self.reg.record_event(
-            pod, "Killing", f"Container {name} failed liveness probe, will be restarted", component="kubelet"
+            pod, "Killing", f"Container {name} failed {kind} probe, will be restarted", component="kubelet"
         )
         grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
         for c in (self._observed(uid).get(name) or [])[:1]:
