@@ -14,12 +14,14 @@ from datetime import datetime
 from typing import Protocol
 
 from mikro.api.registry import Registry
+from mikro.controllers.daemonset import DaemonSetController
 from mikro.controllers.deployment import DeploymentController, DeploymentStatusController
 from mikro.controllers.endpoints import EndpointsController
 from mikro.controllers.garbagecollector import GarbageCollector
 from mikro.controllers.helpers import Api, Clock, ClusterApi, utc_now
 from mikro.controllers.namespace import NamespaceController
 from mikro.controllers.replicaset import ReplicaSetController
+from mikro.controllers.statefulset import StatefulSetController
 
 log = logging.getLogger("mikro.controllers")
 # Every change wakes the controllers; this full pass only catches what no change announced.
@@ -40,6 +42,8 @@ def default_controllers() -> list[Controller]:
         DeploymentController(),
         ReplicaSetController(),
         DeploymentStatusController(),  # after ReplicaSets: reports what they just counted
+        StatefulSetController(),
+        DaemonSetController(),
         EndpointsController(),  # last: sees every pod written in this pass
     ]
 
