@@ -13,6 +13,7 @@ from mikro.api.resources import BY_KIND
 from mikro.controllers.helpers import REVISION_HASH_LABEL, Api, Obj, owned_by, owner_ref, short_hash
 
 CR = BY_KIND["ControllerRevision"]
+CHANGE_CAUSE = "kubernetes.io/change-cause"
 
 
 def revision_data(template: Obj) -> Obj:
@@ -43,11 +44,13 @@ def matching_revision(template: Obj, revisions: list[Obj]) -> Obj | None:
 
 def revision_body(owner: Obj, template: Obj, number: int, collision_count: int, labels: dict[str, str]) -> Obj:
     h = revision_hash(template, collision_count)
+    annotations = owner["metadata"].get("annotations") or {}
     return {
         "metadata": {
             "name": f"{owner['metadata']['name']}-{h}",
             "namespace": owner["metadata"]["namespace"],
             "labels": {**labels, REVISION_HASH_LABEL: h},
+            "annotations": {k: v for k, v in annotations.items() if k == CHANGE_CAUSE},
             "ownerReferences": [owner_ref(owner)],
         },
         "data": revision_data(template),
