@@ -31,7 +31,9 @@ def deployment(replicas: int, image: str = "hello-ip:1", **strategy: Any) -> dic
         },
     }
     if strategy:
-        spec["strategy"] = strategy
+        # maxSurge/maxUnavailable belong under strategy.rollingUpdate (misplaced, they are ignored)
+        kind = strategy.pop("type", "RollingUpdate")
+        spec["strategy"] = {"type": kind, **({"rollingUpdate": strategy} if strategy else {})}
     return {"metadata": {"name": "web"}, "spec": spec}
 
 
