@@ -140,6 +140,21 @@ def test_statefulset_identity_order_storage_and_dns(mikro: Mikro) -> None:
     for name in ("web-0", "web-1", "web-2"):
         assert owner_of_volume(mikro, name) == name
 
+    # After `mikro stop` and `mikro start` the same pods come back on the same volumes.
+    uids = {p["metadata"]["name"]: p["metadata"]["uid"] for p in mikro.pods("app=web")}
+    mikro.run("stop")
+    mikro.run("start")
+    for name in ("web-0", "web-1", "web-2"):
+        wait_for(
+            lambda name=name: (
+                mikro.kubectl("exec", name, "--", "cat", "/data/owner", check=False).stdout.strip() == name
+            ),
+            120,
+            what=f"{name} to run again and read its own volume",
+        )
+    assert {p["metadata"]["name"]: p["metadata"]["uid"] for p in mikro.pods("app=web")} == uids
+    wait_for(lambda: sts_ready(mikro) == "3/3", 60, what="READY 3/3 after the restart")
+
     # A rollout by ordinal, its history, and an undo back to the first template.
     mikro.run("apply", "-f", "-", input=STACK.replace("image: hello-ip:1", "image: hello-ip:2"))
     status = mikro.kubectl("rollout", "status", "sts/web", "--timeout", "180").stdout

@@ -338,3 +338,26 @@ def test_pure_slots() -> None:
     assert stsmod.ordinal_of(sts, {"metadata": {"name": "db-12"}}) == 12
     assert stsmod.ordinal_of(sts, {"metadata": {"name": "db-01"}}) is None
     assert stsmod.ordinal_of(sts, {"metadata": {"name": "dbx-1"}}) is None
+
+
+def test_only_the_mutable_fields_may_change(c: Cluster) -> None:
+    c.reg.create(STS, "default", statefulset(1))
+    c.patch("StatefulSet", "web", {"spec": {"replicas": 2, "updateStrategy": {"rollingUpdate": {"partition": 1}}}})
+    with pytest.raises(ApiError) as err:
+        c.patch("StatefulSet", "web", {"spec": {"serviceName": "other"}})
+    assert err.value.code == 422
+    assert (
+        "spec: Forbidden: updates to statefulset spec for fields other than 'replicas', 'ordinals', 'template', "
+        "'updateStrategy', 'revisionHistoryLimit', 'persistentVolumeClaimRetentionPolicy' and 'minReadySeconds' "
+        "are forbidden"
+    ) in err.value.message
+    assert c.store.get(STS, "default", "web")["spec"]["serviceName"] == "web"
+
+
+def test_orphan_cascade_keeps_pods_revisions_and_claims(c: Cluster) -> None:
+    c.reg.create(STS, "default", statefulset(1, persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete"}))
+    bring_up(c, 1)
+    c.reg.delete(STS, "default", "web", propagation="Orphan")
+    c.sync()
+    assert c.names() == ["web-0"]
+    assert len(c.store.list(CR, "default")[0]) == 1 and len(c.store.list(PVC, "default")[0]) == 1

@@ -13,7 +13,7 @@ import random
 from datetime import UTC, datetime
 from typing import Any
 
-from mikro.api import defaults, patch, validation
+from mikro.api import defaults, patch, validation, validation_apps
 from mikro.api.resources import BY_KIND, Resource
 from mikro.api.store import Store, now_rfc3339
 from mikro.errors import ApiError, already_exists, invalid
@@ -53,6 +53,10 @@ class Registry:
             self._allocate_service(obj, old)
         if res.kind == "Pod" and old is None:
             obj.setdefault("status", {"phase": "Pending", "qosClass": "BestEffort"})
+        if res.kind in ("StatefulSet", "DaemonSet") and old is not None:
+            errors = validation_apps.update_errors(res.kind, old, obj)
+            if errors:
+                raise invalid(res.kind, obj["metadata"]["name"], res.group, errors)
         if res.kind == "Deployment" and old is not None:
             old_sel = (old.get("spec") or {}).get("selector")
             if old_sel != (obj.get("spec") or {}).get("selector"):
@@ -324,7 +328,7 @@ class Registry:
         return self.store.delete(res, ns, name)
 
     def orphan_dependents(self, owner_uid: str) -> None:
-        for kind in ("ReplicaSet", "Pod", "Endpoints"):
+        for kind in ("ReplicaSet", "Pod", "Endpoints", "ControllerRevision", "PersistentVolumeClaim"):
             r = BY_KIND[kind]
             items, _ = self.store.list(r)
             for item in items:

@@ -102,3 +102,36 @@ def daemonset(c: _Checker, spec: dict[str, Any]) -> None:
         c.invalid(f"{base}.maxUnavailable", rolling.get("maxUnavailable"), "may not be 0 when `maxSurge` is 0")
     c.integer(spec.get("revisionHistoryLimit"), "spec.revisionHistoryLimit", low=0)
     c.integer(spec.get("minReadySeconds"), "spec.minReadySeconds", low=0)
+
+
+STATEFULSET_MUTABLE = (
+    "replicas",
+    "ordinals",
+    "template",
+    "updateStrategy",
+    "revisionHistoryLimit",
+    "persistentVolumeClaimRetentionPolicy",
+    "minReadySeconds",
+)
+
+
+def update_errors(kind: str, old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
+    """What an update may not change: a StatefulSet's spec outside its mutable fields, a
+    DaemonSet's selector (Kubernetes' ValidateStatefulSetUpdate / ValidateDaemonSetUpdate)."""
+    old_spec, new_spec = old.get("spec") or {}, new.get("spec") or {}
+    if kind == "StatefulSet":
+        frozen_old = {k: v for k, v in old_spec.items() if k not in STATEFULSET_MUTABLE}
+        frozen_new = {k: v for k, v in new_spec.items() if k not in STATEFULSET_MUTABLE}
+        if frozen_old != frozen_new:
+            fields = ", ".join(f"'{f}'" for f in STATEFULSET_MUTABLE[:-1])
+            return [
+                FieldError(
+                    "spec",
+                    "Forbidden",
+                    f"Forbidden: updates to statefulset spec for fields other than {fields} and "
+                    f"'{STATEFULSET_MUTABLE[-1]}' are forbidden",
+                )
+            ]
+    elif kind == "DaemonSet" and old_spec.get("selector") != new_spec.get("selector"):
+        return [FieldError("spec.selector", "Invalid", "Invalid value: field is immutable")]
+    return []
