@@ -158,7 +158,7 @@ def test_statefulset_identity_order_storage_and_dns(mikro: Mikro) -> None:
     # A rollout by ordinal, its history, and an undo back to the first template.
     mikro.run("apply", "-f", "-", input=STACK.replace("image: hello-ip:1", "image: hello-ip:2"))
     status = mikro.kubectl("rollout", "status", "sts/web", "--timeout", "180").stdout
-    assert "statefulset rolling update complete 3 pods at revision" in status
+    assert "partitioned roll out complete: 3 new pods have been updated..." in status  # kubectl's words
     images = {p["metadata"]["name"]: p["spec"]["containers"][0]["image"] for p in mikro.pods("app=web")}
     assert images == {"web-0": "hello-ip:2", "web-1": "hello-ip:2", "web-2": "hello-ip:2"}
     history = mikro.kubectl("rollout", "history", "statefulset/web").stdout.splitlines()

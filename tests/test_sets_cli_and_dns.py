@@ -89,10 +89,11 @@ def test_printer_columns() -> None:
 
 
 def sts(
-    status: dict[str, Any], partition: int = 0, generation: int = 1, strategy: str = "RollingUpdate"
+    status: dict[str, Any], partition: int | None = 0, generation: int = 1, strategy: str = "RollingUpdate"
 ) -> dict[str, Any]:
+    """A StatefulSet as the API returns it; partition None: no rollingUpdate at all."""
     update: dict[str, Any] = {"type": strategy}
-    if strategy == "RollingUpdate":
+    if strategy == "RollingUpdate" and partition is not None:
         update["rollingUpdate"] = {"partition": partition}
     return {
         "kind": "StatefulSet",
@@ -108,12 +109,28 @@ def sts(
         (sts({}, generation=2), False, "Waiting for statefulset spec update to be observed..."),
         (sts({"readyReplicas": 1}), False, "Waiting for 2 pods to be ready..."),
         (
-            sts({"readyReplicas": 3, "updatedReplicas": 1, "currentRevision": "web-a", "updateRevision": "web-b"}),
+            sts({"readyReplicas": 3, "updatedReplicas": 1}),
+            False,
+            "Waiting for partitioned roll out to finish: 1 out of 3 new pods have been updated...",
+        ),
+        (
+            sts({"readyReplicas": 3, "updatedReplicas": 3}),
+            True,
+            "partitioned roll out complete: 3 new pods have been updated...",
+        ),
+        (
+            sts(
+                {"readyReplicas": 3, "updatedReplicas": 1, "currentRevision": "web-a", "updateRevision": "web-b"},
+                partition=None,
+            ),
             False,
             "waiting for statefulset rolling update to complete 1 pods at revision web-b...",
         ),
         (
-            sts({"readyReplicas": 3, "currentReplicas": 3, "currentRevision": "web-b", "updateRevision": "web-b"}),
+            sts(
+                {"readyReplicas": 3, "currentReplicas": 3, "currentRevision": "web-b", "updateRevision": "web-b"},
+                partition=None,
+            ),
             True,
             "statefulset rolling update complete 3 pods at revision web-b...",
         ),

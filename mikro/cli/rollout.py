@@ -37,15 +37,16 @@ def statefulset_progress(sts: Obj) -> tuple[bool, str]:
     if ready < replicas:
         return False, f"Waiting for {replicas - ready} pods to be ready..."
     updated = int(status.get("updatedReplicas") or 0)
-    partition = ((spec.get("updateStrategy") or {}).get("rollingUpdate") or {}).get("partition")
-    if partition is not None:
-        if partition > 0 and updated < replicas - partition:
+    rolling = (spec.get("updateStrategy") or {}).get("rollingUpdate")
+    if rolling is not None:
+        # kubectl's wording whenever rollingUpdate is set (partition defaults to 0, so always).
+        partition = int(rolling.get("partition") or 0)
+        if updated < replicas - partition:
             return False, (
                 f"Waiting for partitioned roll out to finish: {updated} out of {replicas - partition} "
                 "new pods have been updated..."
             )
-        if partition > 0:
-            return True, f"partitioned roll out complete: {updated} new pods have been updated..."
+        return True, f"partitioned roll out complete: {updated} new pods have been updated..."
     if status.get("updateRevision") != status.get("currentRevision"):
         return False, (
             f"waiting for statefulset rolling update to complete {updated} pods at revision "
