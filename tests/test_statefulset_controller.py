@@ -361,3 +361,22 @@ def test_orphan_cascade_keeps_pods_revisions_and_claims(c: Cluster) -> None:
     c.sync()
     assert c.names() == ["web-0"]
     assert len(c.store.list(CR, "default")[0]) == 1 and len(c.store.list(PVC, "default")[0]) == 1
+
+
+def test_revision_history_limit_prunes_the_oldest_idle_revisions(c: Cluster) -> None:
+    c.reg.create(STS, "default", statefulset(1, revisionHistoryLimit=1))
+    bring_up(c, 1)
+    for image in ("hello-ip:2", "hello-ip:3"):
+        set_image(c, image)
+        for _ in range(4):
+            c.sync()
+            c.reap()
+            c.start_all()
+    revs = sorted(r["revision"] for r in c.store.list(CR, "default")[0])
+    assert revs == [2, 3]  # the current one and one idle one
+
+
+def test_ordinals_start(c: Cluster) -> None:
+    c.reg.create(STS, "default", statefulset(2, ordinals={"start": 5}, podManagementPolicy="Parallel"))
+    assert sorted(created(c.sync())) == ["web-5", "web-6"]
+    assert c.pod("web-5")["metadata"]["labels"]["apps.kubernetes.io/pod-index"] == "5"
