@@ -39,10 +39,12 @@ spec:
         image: hello-ip:1
         command: ["sh", "-c", "test -f /data/owner || hostname > /data/owner; exec /bin/hello-ip"]
         ports: [{containerPort: 8080, name: http}]
-        readinessProbe:
+        readinessProbe:  # slow to become ready, never flapping on a loaded machine
           httpGet: {path: /, port: 8080}
           initialDelaySeconds: 2
           periodSeconds: 1
+          timeoutSeconds: 5
+          failureThreshold: 10
         volumeMounts: [{name: data, mountPath: /data}]
   volumeClaimTemplates:
   - metadata: {name: data}
@@ -91,7 +93,7 @@ def pod_names(m: Mikro, selector: str) -> list[str]:
 
 
 def test_statefulset_identity_order_storage_and_dns(mikro: Mikro) -> None:
-    out = mikro.run("apply", "-f", "-", "--wait", input=STACK, timeout=240).stdout
+    out = mikro.run("apply", "-f", "-", "--wait", "--timeout", "400", input=STACK, timeout=450).stdout
     assert "statefulset.apps/web created" in out
     pods = {p["metadata"]["name"]: p for p in mikro.pods("app=web")}
     assert sorted(pods) == ["web-0", "web-1", "web-2"]
@@ -115,7 +117,7 @@ def test_statefulset_identity_order_storage_and_dns(mikro: Mikro) -> None:
         found = re.search(r"^PING \S+ \((\d+\.\d+\.\d+\.\d+)\)", out, re.M)
         return found.group(1) if found else None
 
-    wait_for(lambda: resolved("web-0.web") == ip0, 30, what="web-0.web to resolve to web-0")
+    wait_for(lambda: resolved("web-0.web") == ip0, 90, what="web-0.web to resolve to web-0")
     assert resolved("web-0.web.default.svc.cluster.local") == ip0
     assert resolved("web-1.web") == pods["web-1"]["status"]["podIP"]
     answer = mikro.kubectl("exec", "web-2", "--", "wget", "-qO-", "http://web-0.web:8080/").stdout
@@ -126,17 +128,17 @@ def test_statefulset_identity_order_storage_and_dns(mikro: Mikro) -> None:
     mikro.kubectl("delete", "pod", "web-1")
     wait_for(
         lambda: any(p["metadata"]["uid"] != uid for p in mikro.pods("app=web") if p["metadata"]["name"] == "web-1"),
-        60,
+        120,
         what="a new web-1",
     )
-    wait_for(lambda: sts_ready(mikro) == "3/3", 90, what="READY 3/3 after the deletion")
+    wait_for(lambda: sts_ready(mikro) == "3/3", 180, what="READY 3/3 after the deletion")
     assert owner_of_volume(mikro, "web-1") == "web-1"
 
     # Scale to 1 and back to 3: every pod reads its own data again.
     assert mikro.kubectl("scale", "statefulset/web", "--replicas=1").stdout.strip() == "statefulset.apps/web scaled"
-    wait_for(lambda: pod_names(mikro, "app=web") == ["web-0"], 90, what="only web-0 left")
+    wait_for(lambda: pod_names(mikro, "app=web") == ["web-0"], 180, what="only web-0 left")
     mikro.kubectl("scale", "sts", "web", "--replicas=3")
-    wait_for(lambda: sts_ready(mikro) == "3/3", 120, what="READY 3/3 after the scale up")
+    wait_for(lambda: sts_ready(mikro) == "3/3", 240, what="READY 3/3 after the scale up")
     for name in ("web-0", "web-1", "web-2"):
         assert owner_of_volume(mikro, name) == name
 
@@ -149,22 +151,22 @@ def test_statefulset_identity_order_storage_and_dns(mikro: Mikro) -> None:
             lambda name=name: (
                 mikro.kubectl("exec", name, "--", "cat", "/data/owner", check=False).stdout.strip() == name
             ),
-            120,
+            240,
             what=f"{name} to run again and read its own volume",
         )
     assert {p["metadata"]["name"]: p["metadata"]["uid"] for p in mikro.pods("app=web")} == uids
-    wait_for(lambda: sts_ready(mikro) == "3/3", 60, what="READY 3/3 after the restart")
+    wait_for(lambda: sts_ready(mikro) == "3/3", 120, what="READY 3/3 after the restart")
 
     # A rollout by ordinal, its history, and an undo back to the first template.
     mikro.run("apply", "-f", "-", input=STACK.replace("image: hello-ip:1", "image: hello-ip:2"))
-    status = mikro.kubectl("rollout", "status", "sts/web", "--timeout", "180").stdout
+    status = mikro.run("kubectl", "rollout", "status", "sts/web", "--timeout", "400", timeout=450).stdout
     assert "partitioned roll out complete: 3 new pods have been updated..." in status  # kubectl's words
     images = {p["metadata"]["name"]: p["spec"]["containers"][0]["image"] for p in mikro.pods("app=web")}
     assert images == {"web-0": "hello-ip:2", "web-1": "hello-ip:2", "web-2": "hello-ip:2"}
     history = mikro.kubectl("rollout", "history", "statefulset/web").stdout.splitlines()
     assert history[0] == "statefulset.apps/web" and [line.split()[0] for line in history[2:]] == ["1", "2"]
     assert mikro.kubectl("rollout", "undo", "sts/web").stdout.strip() == "statefulset.apps/web rolled back"
-    mikro.kubectl("rollout", "status", "sts/web", "--timeout", "180")
+    mikro.run("kubectl", "rollout", "status", "sts/web", "--timeout", "400", timeout=450)
     history = mikro.kubectl("rollout", "history", "sts/web").stdout.splitlines()
     assert [line.split()[0] for line in history[2:]] == ["2", "3"]
     assert {p["spec"]["containers"][0]["image"] for p in mikro.pods("app=web")} == {"hello-ip:1"}
@@ -172,13 +174,13 @@ def test_statefulset_identity_order_storage_and_dns(mikro: Mikro) -> None:
     assert revs[0].split() == ["NAME", "CONTROLLER", "REVISION", "AGE"]
     assert all(r.split()[1] == "statefulset.apps/web" for r in revs[1:])
     mikro.run("delete", "-f", "-", input=STACK)
-    wait_for(lambda: mikro.pods("app=web") == [], 60, what="the pods to go")
+    wait_for(lambda: mikro.pods("app=web") == [], 120, what="the pods to go")
     # Retain (the default): the claims outlive the set.
     assert len(mikro.kubectl("get", "pvc", "-o", "name").stdout.split()) == 3
 
 
 def test_daemonset_runs_one_pod_and_rolls_it(mikro: Mikro) -> None:
-    out = mikro.run("apply", "-f", "-", "--wait", input=DAEMONSET.replace("IMAGE", "hello-ip:1"), timeout=120).stdout
+    out = mikro.run("apply", "-f", "-", "--wait", input=DAEMONSET.replace("IMAGE", "hello-ip:1"), timeout=300).stdout
     assert "daemonset.apps/agent created" in out
     pods = mikro.pods("app=agent")
     assert len(pods) == 1 and re.fullmatch(r"agent-[a-z0-9]{5}", pods[0]["metadata"]["name"])
@@ -197,7 +199,7 @@ def test_daemonset_runs_one_pod_and_rolls_it(mikro: Mikro) -> None:
     ]
     assert row.split()[:7] == ["agent", "1", "1", "1", "1", "1", "kubernetes.io/os=linux"]
     mikro.run("apply", "-f", "-", input=DAEMONSET.replace("IMAGE", "hello-ip:2"))
-    status = mikro.kubectl("rollout", "status", "ds/agent", "--timeout", "120").stdout
+    status = mikro.run("kubectl", "rollout", "status", "ds/agent", "--timeout", "300", timeout=350).stdout
     assert 'daemon set "agent" successfully rolled out' in status
     pods = [p for p in mikro.pods("app=agent") if not p["metadata"].get("deletionTimestamp")]
     assert len(pods) == 1 and pods[0]["metadata"]["name"] != first
