@@ -207,3 +207,16 @@ def test_daemonset_runs_one_pod_and_rolls_it(mikro: Mikro) -> None:
     history = mikro.kubectl("rollout", "history", "ds/agent").stdout.splitlines()
     assert [line.split()[0] for line in history[2:]] == ["1", "2"]
     mikro.run("delete", "-f", "-", input=DAEMONSET.replace("IMAGE", "hello-ip:2"))
+
+
+def test_bad_statefulset_is_refused_and_nothing_is_applied(mikro: Mikro) -> None:
+    bad = STACK.replace("selector: {matchLabels: {app: web}}", "selector: {matchLabels: {app: other}}").replace(
+        "resources: {requests: {storage: 64Mi}}", "resources: {}"
+    )
+    proc = mikro.run("apply", "-f", "-", input=bad, check=False)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("error:")
+    assert 'document 2 (StatefulSet "web")' in proc.stderr  # the file and document, as mikro names them
+    assert "`selector` does not match template `labels`" in proc.stderr
+    assert "spec.volumeClaimTemplates[0].spec.resources[storage]: Required value" in proc.stderr
+    assert mikro.kubectl("get", "statefulsets,services", "-o", "name").stdout.split() == []
