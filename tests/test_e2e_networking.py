@@ -214,7 +214,5 @@ spec:
     assert wait_for(lambda: resolved() == ips, 20, what="the headless name to resolve to both pods")
     svc = mikro.kubectl("get", "svc", "front").stdout.splitlines()[1].split()
     assert svc[1] == "LoadBalancer" and svc[3] == "127.0.0.1" and svc[4].startswith("18088:")
-    wait_for(
-        lambda: get("http://127.0.0.1:18088/")[1].startswith("Hello from peers-"), 20, what="the LoadBalancer port"
-    )
+    wait_for(lambda: get("http://127.0.0.1:18088/")[1].startswith("Hello from peers-"), 20, what="the LoadBalancer port")
     mikro.run("delete", "-f", "-", input=stack)

@@ -237,10 +237,8 @@ spec:
     described = mikro.kubectl("describe", "pod", "huge").stdout
     assert "0/1 nodes are available: 1 Insufficient cpu." in described
     client = docker.from_env()
-    assert (
-        client.api.containers(all=True, filters={"label": [f"io.mikro/cluster={mikro.cluster}", "io.mikro/name=huge"]})
-        == []
-    )
+    assert client.api.containers(all=True, filters={"label": [f"io.mikro/cluster={mikro.cluster}",
+                                                              "io.mikro/name=huge"]}) == []
     mikro.kubectl("delete", "pod", "huge")
 
 
