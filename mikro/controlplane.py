@@ -13,6 +13,7 @@ import ipaddress
 import json
 import logging
 import os
+import platform
 import secrets
 import signal
 import socket
@@ -52,6 +53,12 @@ def free_port(preferred: int | None) -> int:
     raise RuntimeError("no free port")
 
 
+def node_arch() -> str:
+    """The host's architecture in Go's words (the `kubernetes.io/arch` label)."""
+    machine = platform.machine().lower()
+    return {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}.get(machine, machine)
+
+
 def bootstrap(registry: Registry, cluster: str, node_name: str, host_ip: str) -> None:
     """Objects every cluster has: system namespaces, the node, the addons' ConfigMap."""
     store = registry.store
@@ -71,6 +78,7 @@ def bootstrap(registry: Registry, cluster: str, node_name: str, host_ip: str) ->
                 "kubernetes.io/hostname": node_name,
                 "kubernetes.io/os": "linux",
                 "node-role.kubernetes.io/control-plane": "",
+                "kubernetes.io/arch": node_arch(),
             },
         },
         "spec": {},
@@ -78,7 +86,12 @@ def bootstrap(registry: Registry, cluster: str, node_name: str, host_ip: str) ->
     if store.find(BY_KIND["Node"], "", node_name) is None:
         node = registry.create(BY_KIND["Node"], "", node)
     else:
+        wanted = node["metadata"]["labels"]
         node = store.get(BY_KIND["Node"], "", node_name)
+        labels = node["metadata"].setdefault("labels", {})
+        if any(k not in labels for k in wanted):  # a cluster made by an older mikro
+            node["metadata"]["labels"] = {**wanted, **labels}
+            node = store.update(BY_KIND["Node"], node)
     node["status"] = {
         "capacity": {"cpu": cpu, "memory": memory, "pods": "110"},
         "allocatable": {"cpu": cpu, "memory": memory, "pods": "110"},
@@ -88,7 +101,7 @@ def bootstrap(registry: Registry, cluster: str, node_name: str, host_ip: str) ->
             "kubeletVersion": "v1.32.0",
             "containerRuntimeVersion": "docker",
             "operatingSystem": "linux",
-            "architecture": "amd64",
+            "architecture": node_arch(),
         },
     }
     store.update(BY_KIND["Node"], node, status_only=True)

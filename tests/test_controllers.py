@@ -12,7 +12,8 @@ import pytest
 from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
 from mikro.api.store import Store
-from mikro.controllers.manager import Controllers, template_hash
+from mikro.controllers.helpers import template_hash
+from mikro.controllers.manager import Controllers
 from mikro.controlplane import bootstrap
 
 POD, RS, DEPLOY, EP = BY_KIND["Pod"], BY_KIND["ReplicaSet"], BY_KIND["Deployment"], BY_KIND["Endpoints"]
@@ -30,7 +31,9 @@ def deployment(replicas: int, image: str = "hello-ip:1", **strategy: Any) -> dic
         },
     }
     if strategy:
-        spec["strategy"] = strategy
+        # maxSurge/maxUnavailable belong under strategy.rollingUpdate (misplaced, they are ignored)
+        kind = strategy.pop("type", "RollingUpdate")
+        spec["strategy"] = {"type": kind, **({"rollingUpdate": strategy} if strategy else {})}
     return {"metadata": {"name": "web"}, "spec": spec}
 
 

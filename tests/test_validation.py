@@ -41,7 +41,8 @@ def test_valid_deployment() -> None:
 def test_selector_must_match_template() -> None:
     found = errors(lambda o: o["spec"]["template"]["metadata"].update(labels={"app": "other"}))
     assert found == [
-        "spec.template.metadata.labels: Invalid value: {'app': 'other'}: `selector` does not match template `labels`"
+        'spec.template.metadata.labels: Invalid value: map[string]string{"app":"other"}: '
+        "`selector` does not match template `labels`"
     ]
 
 

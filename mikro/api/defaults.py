@@ -60,6 +60,8 @@ def apply(obj: dict[str, Any]) -> dict[str, Any]:
                 rolling = strategy.setdefault("rollingUpdate", {})
                 rolling.setdefault("maxSurge", "25%")
                 rolling.setdefault("maxUnavailable", "25%")
+        if kind in ("StatefulSet", "DaemonSet"):
+            apps_workload(kind, spec)
         if kind == "ReplicationController" and not spec.get("selector"):
             spec["selector"] = dict((template.get("metadata") or {}).get("labels") or {})
     elif kind == "HorizontalPodAutoscaler" and isinstance(spec, dict):
@@ -95,6 +97,27 @@ def apply(obj: dict[str, Any]) -> dict[str, Any]:
         status = obj["status"] = obj.get("status") or {}
         status.setdefault("phase", "Active")
     return obj
+
+
+def apps_workload(kind: str, spec: dict[str, Any]) -> None:
+    """StatefulSet and DaemonSet defaults (so `rollout status` knows their strategy)."""
+    spec.setdefault("revisionHistoryLimit", 10)
+    strategy = spec.setdefault("updateStrategy", {})
+    strategy.setdefault("type", "RollingUpdate")
+    if kind == "StatefulSet":
+        spec.setdefault("podManagementPolicy", "OrderedReady")
+        if strategy["type"] == "RollingUpdate":
+            strategy.setdefault("rollingUpdate", {}).setdefault("partition", 0)
+        retention = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+        retention.setdefault("whenDeleted", "Retain")
+        retention.setdefault("whenScaled", "Retain")
+        for tpl in spec.get("volumeClaimTemplates") or []:
+            if isinstance(tpl, dict) and isinstance(tpl.get("spec"), dict):
+                tpl["spec"].setdefault("volumeMode", "Filesystem")
+    elif strategy["type"] == "RollingUpdate":
+        rolling = strategy.setdefault("rollingUpdate", {})
+        rolling.setdefault("maxUnavailable", 1)
+        rolling.setdefault("maxSurge", 0)
 
 
 def parse_int_or_percent(value: Any, total: int, round_up: bool) -> int:

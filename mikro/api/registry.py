@@ -15,7 +15,17 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from mikro.api import batch, defaults, fieldvalidation, managedfields, openapi, patch, storage, validation
+from mikro.api import (
+    batch,
+    defaults,
+    fieldvalidation,
+    managedfields,
+    openapi,
+    patch,
+    storage,
+    validation,
+    validation_apps,
+)
 from mikro.api.resources import BY_KIND, Resource
 from mikro.api.store import Store, now_rfc3339
 from mikro.errors import ApiError, already_exists, invalid
@@ -66,6 +76,10 @@ class Registry:
             storage.admit_volume(obj)
         if res.kind == "Job" and old is not None:
             errors = [validation.FieldError(*e) for e in batch.validate_job_update(obj, old)]
+            if errors:
+                raise invalid(res.kind, obj["metadata"]["name"], res.group, errors)
+        if res.kind in ("StatefulSet", "DaemonSet") and old is not None:
+            errors = validation_apps.update_errors(res.kind, old, obj)
             if errors:
                 raise invalid(res.kind, obj["metadata"]["name"], res.group, errors)
         if res.kind == "Deployment" and old is not None:
@@ -400,7 +414,7 @@ class Registry:
         return self.store.delete(res, ns, name)
 
     def orphan_dependents(self, owner_uid: str) -> None:
-        for kind in ("ReplicaSet", "Pod", "Endpoints"):
+        for kind in ("ReplicaSet", "Pod", "Endpoints", "ControllerRevision", "PersistentVolumeClaim"):
             r = BY_KIND[kind]
             items, _ = self.store.list(r)
             for item in items:

@@ -105,6 +105,9 @@ class _Checker:
 
     def invalid(self, path: str, value: Any, why: str) -> None:
         shown = f'"{value}"' if isinstance(value, str) else value
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            # Go's %#v of a map[string]string, as the API server prints labels.
+            shown = "map[string]string{" + ", ".join(f'"{k}":"{v}"' for k, v in value.items()) + "}"
         self.errors.append(FieldError(path, "Invalid", f"Invalid value: {shown}: {why}"))
 
     def unsupported(self, path: str, value: Any, allowed: list[str]) -> None:
@@ -337,6 +340,10 @@ def _workload(c: _Checker, kind: str, spec: dict[str, Any], obj: dict[str, Any])
     _template(c, spec, "spec", restart_policies=policies)
     if kind == "Job":
         c.errors += [FieldError(*e) for e in batch.validate_job(obj)]
+    if kind in ("StatefulSet", "DaemonSet"):
+        from mikro.api import validation_apps
+
+        (validation_apps.statefulset if kind == "StatefulSet" else validation_apps.daemonset)(c, spec)
     if kind == "Deployment":
         strategy = c.mapping(spec.get("strategy"), "spec.strategy")
         stype = strategy.get("type")

@@ -537,9 +537,11 @@ def pods_of(client: Client, obj: dict[str, Any]) -> list[dict[str, Any]]:
     return client.list(BY_KIND["Pod"], ns, labelSelector=query)["items"]
 
 
-def wait_ready(client: Client, objs: list[dict[str, Any]], timeout: float) -> int:
+def wait_ready(client: Client, objs: list[dict[str, Any]], timeout: float, for_apply: bool = True) -> int:
     """`apply --wait` / `rollout status`: live progress until every workload is ready."""
-    pending = [o for o in objs if o["kind"] in ("Deployment", "Pod", "Job")]
+    from mikro.cli import rollout  # rollout imports this module
+
+    pending = [o for o in objs if o["kind"] in ("Deployment", "Pod", "Job", "StatefulSet", "DaemonSet")]
     deadline = time.monotonic() + timeout
     last_message: dict[str, str] = {}
     stuck_since: dict[str, float] = {}
@@ -557,6 +559,8 @@ def wait_ready(client: Client, objs: list[dict[str, Any]], timeout: float) -> in
                 if failure:
                     err(f"error: {qualified_name(current)} failed: {failure}")
                     return 1
+            elif o["kind"] in ("StatefulSet", "DaemonSet"):
+                done, message = rollout.progress(current, for_apply=for_apply)
             else:
                 reason, ready, total, _, _ = printers.pod_status(current)
                 done, message = ready == total and reason == "Running", f'pod "{o["metadata"]["name"]}": {reason}'

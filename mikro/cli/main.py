@@ -18,8 +18,9 @@ from typing import Any
 import click
 
 from mikro import config
-from mikro.api.resources import BY_KIND
+from mikro.api.resources import BY_KIND, Resource
 from mikro.cli import kubectl
+from mikro.cli import rollout as rollout_mod
 from mikro.cli.client import Client, NotRunning
 from mikro.errors import ApiError, ManifestError, StateDirError
 
@@ -873,11 +874,18 @@ def kubectl_apply(
     _apply(files, recursive, namespace, wait, timeout, validate)
 
 
-def _deployment_arg(target: str, name: str | None) -> str:
+ROLLOUT_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
+
+
+def _workload_arg(target: str, name: str | None) -> tuple[Resource, str]:
+    """deployment/NAME, sts/NAME, ds NAME ...: the kinds `rollout` works on."""
     kind, _, rest = target.partition("/")
-    if kubectl.resolve(kind).kind != "Deployment":
-        raise kubectl.UsageError(f"{kind} is not supported here; use deployment/NAME")
-    return rest or name or ""
+    res = kubectl.resolve(kind)
+    if res.kind not in ROLLOUT_KINDS:
+        raise kubectl.UsageError(f'no rollout support for "{kind}"; use deployment, statefulset or daemonset')
+    if not (rest or name):
+        raise kubectl.UsageError(f"required resource name not specified for {res.plural}")
+    return res, rest or name or ""
 
 
 @kubectl_group.group("create")
@@ -914,7 +922,7 @@ def kubectl_scale(target: str, name: str | None, replicas: int, namespace: str) 
 
 @kubectl_group.group("rollout")
 def rollout() -> None:
-    """Manage the rollout of a Deployment."""
+    """Manage the rollout of a Deployment, StatefulSet or DaemonSet."""
 
 
 @rollout.command("status")
@@ -925,8 +933,11 @@ def rollout() -> None:
 @handled
 def rollout_status(target: str, name: str | None, namespace: str, timeout: float) -> None:
     client = Client.from_state()
-    deploy = client.get(BY_KIND["Deployment"], namespace, _deployment_arg(target, name))
-    sys.exit(kubectl.wait_ready(client, [deploy], timeout))
+    res, wname = _workload_arg(target, name)
+    obj = client.get(res, namespace, wname)
+    if res.kind != "Deployment":
+        rollout_mod.progress(obj)  # refuses OnDelete, as kubectl does
+    sys.exit(kubectl.wait_ready(client, [obj], timeout, for_apply=False))
 
 
 @rollout.command("restart")
@@ -936,16 +947,8 @@ def rollout_status(target: str, name: str | None, namespace: str, timeout: float
 @handled
 def rollout_restart(target: str, name: str | None, namespace: str) -> None:
     client = Client.from_state()
-    dname = _deployment_arg(target, name)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-    client.patch(
-        BY_KIND["Deployment"],
-        namespace,
-        dname,
-        {"spec": {"template": {"metadata": {"annotations": {"kubectl.kubernetes.io/restartedAt": stamp}}}}},
-        kind="application/strategic-merge-patch+json",
-    )
-    click.echo(f"deployment.apps/{dname} restarted")
+    res, wname = _workload_arg(target, name)
+    click.echo(rollout_mod.restart(client, res, namespace, wname))
 
 
 @rollout.command("undo")
@@ -956,22 +959,31 @@ def rollout_restart(target: str, name: str | None, namespace: str) -> None:
 @handled
 def rollout_undo(target: str, name: str | None, namespace: str, to_revision: int) -> None:
     client = Client.from_state()
-    deploy = client.get(BY_KIND["Deployment"], namespace, _deployment_arg(target, name))
-    click.echo(kubectl.rollout_undo(client, deploy, to_revision))
+    res, wname = _workload_arg(target, name)
+    obj = client.get(res, namespace, wname)
+    if res.kind == "Deployment":
+        click.echo(kubectl.rollout_undo(client, obj, to_revision))
+    else:
+        click.echo(rollout_mod.undo(client, res, obj, to_revision))
 
 
 @rollout.command("history")
 @click.argument("target")
 @click.argument("name", required=False)
 @click.option("-n", "--namespace", default="default")
+@click.option("--revision", type=int, default=0)
 @handled
-def rollout_history(target: str, name: str | None, namespace: str) -> None:
+def rollout_history(target: str, name: str | None, namespace: str, revision: int) -> None:
     client = Client.from_state()
-    dname = _deployment_arg(target, name)
-    deploy = client.get(BY_KIND["Deployment"], namespace, dname)
-    click.echo(f"deployment.apps/{dname}")
+    res, wname = _workload_arg(target, name)
+    obj = client.get(res, namespace, wname)
+    if res.kind != "Deployment":
+        for line in rollout_mod.history_lines(client, res, obj, revision):
+            click.echo(line)
+        return
+    click.echo(f"deployment.apps/{wname}")
     click.echo("REVISION  CHANGE-CAUSE")
-    for rev, rs in kubectl.rollout_history(client, deploy):
+    for rev, rs in kubectl.rollout_history(client, obj):
         cause = (rs["metadata"].get("annotations") or {}).get("kubernetes.io/change-cause", "<none>")
         click.echo(f"{rev:<10}{cause}")
 

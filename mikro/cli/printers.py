@@ -263,6 +263,20 @@ def _sc_name(o: dict[str, Any]) -> str:
     return _name(o) + (" (default)" if default else "")
 
 
+def _node_selector(o: dict[str, Any]) -> str:
+    labels = ((_spec(o).get("template") or {}).get("spec") or {}).get("nodeSelector") or {}
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "<none>"
+
+
+def _controller_of(o: dict[str, Any]) -> str:
+    for ref in _meta(o).get("ownerReferences") or []:
+        if ref.get("controller"):
+            group = (ref.get("apiVersion") or "").rpartition("/")[0]
+            kind = str(ref.get("kind", "")).lower()
+            return f"{kind}.{group}/{ref.get('name')}" if group else f"{kind}/{ref.get('name')}"
+    return "<none>"
+
+
 COLUMNS: dict[str, list[Column]] = {
     "Job": [
         ("NAME", 0, _name),
@@ -348,6 +362,32 @@ COLUMNS: dict[str, list[Column]] = {
         ("CONTAINERS", 1, lambda o: _containers(o)[0]),
         ("IMAGES", 1, lambda o: _containers(o)[1]),
         ("SELECTOR", 1, lambda o: _selector(_spec(o).get("selector"))),
+    ],
+    "StatefulSet": [
+        ("NAME", 0, _name),
+        ("READY", 0, lambda o: f"{_status(o).get('readyReplicas', 0)}/{_spec(o).get('replicas', 0)}"),
+        ("AGE", 0, _age),
+        ("CONTAINERS", 1, lambda o: _containers(o)[0]),
+        ("IMAGES", 1, lambda o: _containers(o)[1]),
+    ],
+    "DaemonSet": [
+        ("NAME", 0, _name),
+        ("DESIRED", 0, lambda o: _status(o).get("desiredNumberScheduled", 0)),
+        ("CURRENT", 0, lambda o: _status(o).get("currentNumberScheduled", 0)),
+        ("READY", 0, lambda o: _status(o).get("numberReady", 0)),
+        ("UP-TO-DATE", 0, lambda o: _status(o).get("updatedNumberScheduled", 0)),
+        ("AVAILABLE", 0, lambda o: _status(o).get("numberAvailable", 0)),
+        ("NODE SELECTOR", 0, _node_selector),
+        ("AGE", 0, _age),
+        ("CONTAINERS", 1, lambda o: _containers(o)[0]),
+        ("IMAGES", 1, lambda o: _containers(o)[1]),
+        ("SELECTOR", 1, lambda o: _selector(_spec(o).get("selector"))),
+    ],
+    "ControllerRevision": [
+        ("NAME", 0, _name),
+        ("CONTROLLER", 0, _controller_of),
+        ("REVISION", 0, lambda o: o.get("revision", 0)),
+        ("AGE", 0, _age),
     ],
     "Service": [
         ("NAME", 0, _name),

@@ -191,7 +191,13 @@ class Network:
             if c["State"] != "running":
                 continue
             labels = {k[len(prefix) :]: v for k, v in c["Labels"].items() if k.startswith(prefix)}
-            want = headless_aliases(c["Labels"].get(L + "namespace", ""), labels, services)
+            want = headless_aliases(
+                c["Labels"].get(L + "namespace", ""),
+                labels,
+                services,
+                c["Labels"].get(L + "hostname"),
+                c["Labels"].get(L + "subdomain"),
+            )
             have = self.aliases_set.get(c["Id"])
             if have is None:
                 if not want:
@@ -201,7 +207,7 @@ class Network:
                 have = sorted(
                     a
                     for a in net.get("Aliases") or []
-                    if a.endswith(".svc.cluster.local") or a.endswith(".svc") or a.count(".") == 1
+                    if a.endswith(".svc.cluster.local") or a.endswith(".svc") or a.count(".") in (1, 2)
                 )
             if sorted(have) != want:
                 try:

@@ -55,6 +55,11 @@ def labels_for(pod: dict[str, Any], ctr: str, attempt: int = 0) -> dict[str, str
         LABEL_PREFIX + "container": ctr,
         LABEL_PREFIX + "attempt": str(attempt),
     }
+    spec = pod.get("spec") or {}
+    if spec.get("subdomain"):
+        # A headless Service named after the subdomain gives the pod its own DNS names.
+        labels[LABEL_PREFIX + "hostname"] = str(spec.get("hostname") or meta["name"])
+        labels[LABEL_PREFIX + "subdomain"] = str(spec["subdomain"])
     for key, value in (meta.get("labels") or {}).items():
         labels[f"{LABEL_PREFIX}label.{key}"] = str(value)
     return labels
@@ -91,8 +96,16 @@ def dns_aliases(name: str, namespace: str) -> list[str]:
     return [f"{name}.{namespace}", f"{name}.{namespace}.svc", f"{name}.{namespace}.svc.cluster.local"]
 
 
-def headless_aliases(namespace: str, pod_labels: dict[str, str], services: list[dict[str, Any]]) -> list[str]:
-    """The DNS names a pod carries for the headless Services (clusterIP: None) selecting it."""
+def headless_aliases(
+    namespace: str,
+    pod_labels: dict[str, str],
+    services: list[dict[str, Any]],
+    hostname: str | None = None,
+    subdomain: str | None = None,
+) -> list[str]:
+    """The DNS names a pod carries for the headless Services (clusterIP: None) selecting it;
+    a pod whose `subdomain` names such a Service also answers to `<hostname>.<service>...`
+    (a StatefulSet's `web-0.web`, `web-0.web.default.svc.cluster.local`)."""
     aliases: list[str] = []
     for svc in services:
         spec = svc.get("spec") or {}
@@ -100,7 +113,10 @@ def headless_aliases(namespace: str, pod_labels: dict[str, str], services: list[
         if spec.get("clusterIP") != "None" or not selector or svc["metadata"].get("namespace") != namespace:
             continue
         if all(pod_labels.get(k) == v for k, v in selector.items()):
-            aliases += dns_aliases(svc["metadata"]["name"], namespace)
+            name = svc["metadata"]["name"]
+            aliases += dns_aliases(name, namespace)
+            if hostname and subdomain == name:
+                aliases += dns_aliases(f"{hostname}.{name}", namespace)
     return sorted(aliases)
 
 

@@ -454,7 +454,14 @@ class PodRuntime:
 
     def _ensure_infra(self, pod: dict[str, Any], observed: dict[str, list[dict[str, Any]]]) -> dict[str, Any] | None:
         services = self.store.list(BY_KIND["Service"], pod["metadata"]["namespace"])[0]
-        aliases = podplan.headless_aliases(pod["metadata"]["namespace"], pod["metadata"].get("labels") or {}, services)
+        pspec = pod.get("spec") or {}
+        aliases = podplan.headless_aliases(
+            pod["metadata"]["namespace"],
+            pod["metadata"].get("labels") or {},
+            services,
+            (pspec.get("hostname") or pod["metadata"]["name"]) if pspec.get("subdomain") else None,
+            pspec.get("subdomain"),
+        )
         spec = podplan.infra_spec(self.ctx, pod, aliases)
         current = (observed.get(INFRA) or [None])[0]
         if current is not None and (

@@ -1,0 +1,140 @@
+"""Break the controllers on purpose, one mutation at a time, and check the unit tests notice.
+
+Each mutation replaces one exact piece of source in a scratch copy of the tree and runs the
+controller tests there; a mutation that leaves them green is reported as SURVIVED (a test is
+missing). Run from the repository root: `python tools/mutation_check.py` (no Docker needed).
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+TESTS = [
+    "tests/test_deployment_controller.py",
+    "tests/test_statefulset_controller.py",
+    "tests/test_daemonset_controller.py",
+    "tests/test_controllers.py",
+]
+
+# (what it breaks, file, exact source, replacement)
+MUTATIONS = [
+    (
+        "rolling update: new ReplicaSet to N and old to 0 in one pass",
+        "mikro/controllers/deployment.py",
+        "for rs, count in scale_down_old(deploy, new_rs, old):",
+        "for rs, count in [(r, 0) for r in old] + [(new_rs, replicas)]:",
+    ),
+    (
+        "Endpoints: namespace filter removed",
+        "mikro/controllers/endpoints.py",
+        'if pmeta["namespace"] != ns or pmeta.get("deletionTimestamp"):',
+        'if pmeta.get("deletionTimestamp"):',
+    ),
+    (
+        "Endpoints: not-ready pods in addresses",
+        "mikro/controllers/endpoints.py",
+        'group["addresses" if pod_ready(pod) else "notReadyAddresses"]',
+        'group["addresses"]',
+    ),
+    (
+        "ReplicaSet: scale-down order reversed",
+        "mikro/controllers/replicaset.py",
+        "sorted(live, key=deletion_rank)[",
+        "sorted(live, key=deletion_rank, reverse=True)[",
+    ),
+    (
+        "Deployment: Available forced True",
+        "mikro/controllers/deployment.py",
+        "is_available = available >= replicas - max_unavailable",
+        "is_available = True",
+    ),
+    (
+        "Deployment: rollback revision bump dropped",
+        "mikro/controllers/deployment.py",
+        "elif new_rs is not None and revision_of(new_rs) != max_revision and old and not paused:",
+        "elif False:",
+    ),
+    (
+        "StatefulSet: OrderedReady does not wait",
+        "mikro/controllers/statefulset.py",
+        "if ordered and not healthy(pod):",
+        "if False:",
+    ),
+    (
+        "StatefulSet: scale down from the lowest ordinal",
+        "mikro/controllers/statefulset.py",
+        "condemned.sort(key=lambda p: ordinal_of(sts, p) or -1, reverse=True)",
+        "condemned.sort(key=lambda p: ordinal_of(sts, p) or -1)",
+    ),
+    (
+        "StatefulSet: partition ignored",
+        "mikro/controllers/statefulset.py",
+        "if ordinal < start_ordinal(sts) + partition:",
+        "if False:",
+    ),
+    (
+        "StatefulSet: rolling update ignores maxUnavailable",
+        "mikro/controllers/statefulset.py",
+        "            if unavailable >= budget:\n                return\n",
+        "",
+    ),
+    (
+        "DaemonSet: nodeSelector ignored",
+        "mikro/controllers/daemonset.py",
+        "        if labels.get(key) != value:\n",
+        "        if False:\n",
+    ),
+    (
+        "DaemonSet: taints ignored",
+        "mikro/controllers/daemonset.py",
+        'if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):',
+        "if False:",
+    ),
+    (
+        "DaemonSet: surge deletes the old pod before the new one is available",
+        "mikro/controllers/daemonset.py",
+        "elif any(pod_available(p, min_ready, now) for p in new):",
+        "else:",
+    ),
+]
+
+
+def main() -> int:
+    survived = []
+    for what, rel, old, new in MUTATIONS:
+        with tempfile.TemporaryDirectory() as tmp:
+            scratch = Path(tmp)
+            for part in ("mikro", "tests", "addons", "pyproject.toml"):
+                src = ROOT / part
+                (shutil.copytree if src.is_dir() else shutil.copy)(src, scratch / part)
+            target = scratch / rel
+            text = target.read_text()
+            if text.count(old) != 1:
+                print(f"STALE     {what}: the source to mutate is not in {rel} exactly once")
+                survived.append(what)
+                continue
+            target.write_text(text.replace(old, new))
+            proc = subprocess.run(
+                [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:cacheprovider", *TESTS],
+                cwd=scratch,
+                env={"PYTHONPATH": str(scratch), "PATH": "/usr/bin:/bin"},
+                capture_output=True,
+                text=True,
+            )
+            failed = [line for line in proc.stdout.splitlines() if line.startswith("FAILED")]
+            if proc.returncode == 0:
+                print(f"SURVIVED  {what}")
+                survived.append(what)
+            else:
+                print(f"killed    {what}: {failed[0].removeprefix('FAILED ') if failed else proc.stdout[-200:]}")
+    print(f"{len(MUTATIONS) - len(survived)} of {len(MUTATIONS)} mutations killed")
+    return 1 if survived else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
