@@ -31,7 +31,8 @@ def test_start_status_stop_status(tmp_path: Path, images: None) -> None:
         assert m.run("start").stdout.strip() == "mikro is already running"
         status = m.run("status")
         assert status.stdout.startswith("mikro is running\n") and "ingress" in status.stdout
-        assert "disabled:\n    ingress" in status.stdout
+        disabled = status.stdout.split("disabled:\n", 1)[1].splitlines()
+        assert {line.split()[0] for line in disabled} >= {"dashboard", "ingress", "metrics-server"}
         assert "running: true" in m.run("status", "--format", "yaml").stdout
         assert m.run("status", "--format", "short").stdout.splitlines()[0] == "mikro is running"
         assert "default" in m.kubectl("get", "ns").stdout
