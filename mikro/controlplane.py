@@ -116,7 +116,23 @@ def redirect_output(log_path: str) -> None:
     os.close(log)
 
 
+def bound_malloc() -> None:
+    """Give freed memory back to the system. glibc raises its mmap threshold after a large
+    buffer is freed, so later large buffers (request bodies, objects of a MiB) land in heap
+    arenas it seldom returns, one arena per thread: after a burst of large writes the process
+    kept ~290 MB. A fixed threshold and two arenas keep it near its working set."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 128 * 1024)  # M_MMAP_THRESHOLD: large buffers are mmapped, and unmapped on free
+        libc.mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to tune
+
+
 def main() -> int:
+    bound_malloc()
     try:
         paths = config.ensure_state_dir()
     except StateDirError as exc:
