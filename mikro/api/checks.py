@@ -57,52 +57,33 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def dns1123_label(value: Any) -> list[str]:
+def _pattern(value: Any, pattern: re.Pattern[str], message: str, max_length: int) -> list[str]:
+    """A string of at most `max_length` characters matching `pattern` whole, in Kubernetes' words."""
     text = _text(value)
     if text is None:
         return ["must be a string"]
     out = []
-    if len(text) > 63:
-        out.append("must be no more than 63 characters")
-    if not DNS1123_LABEL.fullmatch(text):
-        out.append(DNS1123_LABEL_MSG)
+    if len(text) > max_length:
+        out.append(f"must be no more than {max_length} characters")
+    if not pattern.fullmatch(text):
+        out.append(message)
     return out
+
+
+def dns1123_label(value: Any) -> list[str]:
+    return _pattern(value, DNS1123_LABEL, DNS1123_LABEL_MSG, 63)
 
 
 def dns1123_subdomain(value: Any) -> list[str]:
-    text = _text(value)
-    if text is None:
-        return ["must be a string"]
-    out = []
-    if len(text) > 253:
-        out.append("must be no more than 253 characters")
-    if not DNS1123_SUBDOMAIN.fullmatch(text):
-        out.append(DNS1123_SUBDOMAIN_MSG)
-    return out
+    return _pattern(value, DNS1123_SUBDOMAIN, DNS1123_SUBDOMAIN_MSG, 253)
 
 
 def wildcard_subdomain(value: Any) -> list[str]:
-    text = _text(value)
-    if text is None:
-        return ["must be a string"]
-    out = []
-    if len(text) > 253:
-        out.append("must be no more than 253 characters")
-    if not WILDCARD_SUBDOMAIN.fullmatch(text):
-        out.append(WILDCARD_SUBDOMAIN_MSG)
-    return out
+    return _pattern(value, WILDCARD_SUBDOMAIN, WILDCARD_SUBDOMAIN_MSG, 253)
 
 
 def dns1035_label(value: Any) -> list[str]:
-    text = _text(value)
-    if text is None:
-        return ["must be a string"]
-    out = []
-    if len(text) > 63:
-        out.append("must be no more than 63 characters")
-    if not DNS1035_LABEL.fullmatch(text):
-        out.append(DNS1035_LABEL_MSG)
-    return out
+    return _pattern(value, DNS1035_LABEL, DNS1035_LABEL_MSG, 63)
 
 
 def ingress_host(value: Any) -> list[str]:

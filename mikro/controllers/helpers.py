@@ -42,7 +42,7 @@ def parse_time(stamp: str | None) -> datetime | None:
     if not stamp:
         return None
     try:
-        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+        return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)  # fractions dropped
     except ValueError:
         return None
 

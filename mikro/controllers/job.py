@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 from mikro.api import batch
 from mikro.api.resources import BY_KIND
+from mikro.controllers.helpers import owner_ref, rfc3339
+from mikro.controllers.helpers import parse_time as parse_rfc3339
 
 JOB, POD = BY_KIND["Job"], BY_KIND["Pod"]
 BACKOFF_INITIAL = 10.0  # seconds; DefaultJobPodFailureBackOff
@@ -27,32 +29,8 @@ MSG_DEADLINE = "Job was active longer than specified deadline"
 MSG_COMPLETE = "Reached expected number of succeeded pods"
 
 
-def rfc3339(t: datetime) -> str:
-    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_rfc3339(stamp: str | None) -> datetime | None:
-    if not stamp:
-        return None
-    try:
-        return datetime.strptime(stamp[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=UTC)
-    except ValueError:
-        return None
-
-
 def owned_by(obj: dict[str, Any], uid: str) -> bool:
     return any(ref.get("uid") == uid and ref.get("controller") for ref in obj["metadata"].get("ownerReferences") or [])
-
-
-def owner_ref(owner: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
-        "controller": True,
-        "blockOwnerDeletion": True,
-    }
 
 
 def condition_true(obj: dict[str, Any], ctype: str) -> bool:
