@@ -64,7 +64,10 @@ class BoundedTLSServer(ThreadingHTTPServer):
             super().finish_request(conn, client_address)
         finally:
             try:
-                conn.shutdown(socket.SHUT_WR)
+                # The plain socket's shutdown: SSLSocket.shutdown() also drops the TLS session,
+                # after which a late write (a stream's pump thread finishing its last frame)
+                # would go out as plaintext and poison a client that reuses the connection.
+                socket.socket.shutdown(conn, socket.SHUT_WR)
             except OSError:
                 pass
             conn.close()
