@@ -85,6 +85,15 @@ def needs_learning(names: list[str]) -> bool:
     return False
 
 
+def _text(cell: Any) -> str:
+    """A cell as kubectl prints it: nothing for a missing value, Go's spelling of booleans."""
+    if cell is None:
+        return ""
+    if isinstance(cell, bool):
+        return "true" if cell else "false"
+    return str(cell)
+
+
 def table_rows(
     client: Client, res: Resource, ns: str | None, names: list[str], wide: bool
 ) -> tuple[list[str], list[list[str]]]:
@@ -97,5 +106,5 @@ def table_rows(
         keep = [i for i, c in enumerate(table.get("columnDefinitions") or []) if wide or not c.get("priority")]
         headers = [table["columnDefinitions"][i]["name"].upper() for i in keep]
         for row in table.get("rows") or []:
-            rows.append(["<none>" if row["cells"][i] is None else str(row["cells"][i]) for i in keep])
+            rows.append([_text(row["cells"][i]) for i in keep])
     return headers, rows
