@@ -302,3 +302,68 @@ def test_cel_rules_are_ignored_with_a_warning(api: PlainClient) -> None:
     crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"] = [{"rule": "true"}]
     api.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
     assert any("CEL rules are not evaluated" in str(w) for w in api.warnings)
+
+
+def test_status_is_checked_and_without_the_subresource_written_with_the_object(widgets: PlainClient) -> None:
+    widgets.request("POST", BASE, widget())
+    obj = widgets.request("GET", f"{BASE}/w1")
+    obj["status"] = {"replicas": "two"}
+    with pytest.raises(ApiError) as err:
+        widgets.request("PUT", f"{BASE}/w1/status", obj)
+    assert err.value.code == 422 and "status.replicas in body must be of type integer" in str(err.value)
+    beta = "/apis/example.com/v1beta1/namespaces/default/widgets"
+    crd = copy.deepcopy(CRD)
+    crd["metadata"]["name"] = "gizmos.example.com"
+    crd["spec"]["names"] = {"plural": "gizmos", "kind": "Gizmo"}
+    crd["spec"]["versions"] = [crd["spec"]["versions"][1] | {"storage": True}]
+    widgets.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    gizmos = beta.replace("widgets", "gizmos")
+    widgets.request("POST", gizmos, {"metadata": {"name": "g"}, "spec": {"a": 1}, "status": {"ok": True}})
+    got = widgets.request("GET", f"{gizmos}/g")
+    assert got["status"] == {"ok": True} and got["spec"] == {"a": 1}  # preserve-unknown-fields at the root
+    got["status"] = {"ok": False}
+    assert widgets.request("PUT", f"{gizmos}/g", got)["status"] == {"ok": False}
+    with pytest.raises(ApiError) as err:
+        widgets.request("GET", f"{gizmos}/g/status")
+    assert err.value.code == 404
+
+
+def test_server_side_apply_of_a_custom_resource(widgets: PlainClient) -> None:
+    body = widget(replicas=2)
+    path = f"{BASE}/w1?fieldManager=tester"
+    created = widgets.request("PATCH", path, body, content_type="application/apply-patch+yaml")
+    assert created["spec"] == {"color": "red", "replicas": 2}
+    body["spec"]["replicas"] = 4
+    assert widgets.request("PATCH", path, body, content_type="application/apply-patch+yaml")["spec"]["replicas"] == 4
+
+
+def test_protobuf_bodies_are_refused_for_custom_resources(widgets: PlainClient) -> None:
+    conn = http.client.HTTPConnection(widgets.host, widgets.port, timeout=5)
+    conn.request(
+        "POST",
+        BASE,
+        body=b"k8s\x00\x0a\x00",
+        headers={"Authorization": f"Bearer {TOKEN}", "Content-Type": "application/vnd.kubernetes.protobuf"},
+    )
+    assert conn.getresponse().status == 415
+
+
+def test_namespace_deletion_removes_custom_resources(tmp_path: Path) -> None:
+    from mikro.controllers.manager import Controllers
+    from tests.test_controllers import settle
+
+    registry = Registry(Store(tmp_path / "db"), "10.152.128.0/17", "mikro")
+    bootstrap(registry, "mikro", "mikro", "10.152.0.1")
+    try:
+        ctl = Controllers(registry)
+        registry.create(resources.BY_KIND["CustomResourceDefinition"], "", copy.deepcopy(CRD))
+        registry.create(resources.BY_KIND["Namespace"], "", {"metadata": {"name": "tmp"}})
+        res = resources.by_group_version_plural("example.com", "v1", "widgets")
+        assert res is not None
+        registry.create(res, "tmp", widget())
+        registry.delete(resources.BY_KIND["Namespace"], "", "tmp")
+        settle(ctl)
+        assert registry.list(res, "tmp")[0] == []
+        assert registry.store.find(resources.BY_KIND["Namespace"], "", "tmp") is None
+    finally:
+        resources.DYNAMIC.clear()

@@ -326,9 +326,9 @@ def rebuild(crds: list[dict[str, Any]]) -> None:
             register(crd)
 
 
-def storage_resource(res: Resource) -> Resource:
-    """The served resource of the storage version (every version shares one store key)."""
-    return resources.DYNAMIC.get((res.group, res.custom.storage_version, res.plural), res)
+def stored() -> list[Resource]:
+    """One served resource per custom resource type (its versions share one store key)."""
+    return [r for r in resources.DYNAMIC.values() if r.custom.storage_version == r.version]
 
 
 def as_version(obj: dict[str, Any], res: Resource) -> dict[str, Any]:

@@ -300,6 +300,11 @@ class Registry:
             meta["namespace"] = ns
         old = self.store.get(res, ns, name)
         if subresource == "status":
+            if res.custom is not None:
+                # the status is checked against the schema as the whole object is
+                whole = crds.admit({**old, "status": obj.get("status", {})}, res)
+                obj["status"] = whole.get("status", {})
+                self._check(res, whole)
             if dry_run:
                 return obj
             return self.store.update(res, obj, status_only=True)
