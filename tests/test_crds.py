@@ -367,3 +367,20 @@ def test_namespace_deletion_removes_custom_resources(tmp_path: Path) -> None:
         assert registry.store.find(resources.BY_KIND["Namespace"], "", "tmp") is None
     finally:
         resources.DYNAMIC.clear()
+
+
+def test_openapi_v3_publishes_the_schema(widgets: PlainClient) -> None:
+    index = widgets.request("GET", "/openapi/v3")["paths"]
+    assert "apis/example.com/v1" in index and "apis/example.com/v1beta1" in index
+    doc = widgets.request("GET", "/" + index["apis/example.com/v1"]["serverRelativeURL"].lstrip("/").split("?")[0])
+    schema = doc["components"]["schemas"]["com.example.v1.Widget"]
+    assert schema["properties"]["spec"]["properties"]["color"]["enum"] == ["red", "blue"]
+    assert schema["x-kubernetes-group-version-kind"] == [{"group": "example.com", "version": "v1", "kind": "Widget"}]
+    assert "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta" in doc["components"]["schemas"]
+    assert "/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/status" in doc["paths"]
+    patch = doc["paths"]["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}"]["patch"]
+    # (kubectl apply sends a strategic merge patch to a kind whose patch operation accepts one)
+    assert "application/strategic-merge-patch+json" not in patch["requestBody"]["content"]
+    assert "application/merge-patch+json" in patch["requestBody"]["content"]
+    widgets.request("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
+    assert "apis/example.com/v1" not in widgets.request("GET", "/openapi/v3")["paths"]

@@ -127,6 +127,8 @@ def test_kubectl_crd_lifecycle(kubectl: Any, tmp_path: Path) -> None:
     # (a column whose path finds nothing is empty, as on Kubernetes)
     assert [line.split() for line in table[1:]] == [["w1", "red", "2"], ["w2", "blue", "1"]]
     assert kubectl("get", "wd", "w2", "-o", "jsonpath={.spec.replicas}").stdout == "1"  # defaulted
+    explained = kubectl("explain", "widgets.spec").stdout  # from the OpenAPI v3 document
+    assert "KIND:       Widget" in explained and "color\t<string> -required-" in explained
     shown = yaml.safe_load(kubectl("get", "widget", "w1", "-o", "yaml").stdout)
     assert shown["apiVersion"] == "example.com/v1" and shown["kind"] == "Widget"
     assert shown["spec"] == {"color": "red", "replicas": 2}

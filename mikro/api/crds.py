@@ -306,13 +306,23 @@ def served(crd: dict[str, Any]) -> list[Resource]:
     return out
 
 
+# Counts the changes of resources.DYNAMIC: the OpenAPI documents are cached per generation.
+_generation = [0]
+
+
+def generation() -> int:
+    return _generation[0]
+
+
 def register(crd: dict[str, Any]) -> None:
     unregister(crd["metadata"]["name"])
+    _generation[0] += 1
     for res in served(crd):
         resources.DYNAMIC[(res.group, res.version, res.plural)] = res
 
 
 def unregister(crd_name: str) -> None:
+    _generation[0] += 1
     for key, res in list(resources.DYNAMIC.items()):
         if res.custom.crd_name == crd_name:
             del resources.DYNAMIC[key]
@@ -321,6 +331,7 @@ def unregister(crd_name: str) -> None:
 def rebuild(crds: list[dict[str, Any]]) -> None:
     """The served custom resources, from the stored CRDs (at API server start)."""
     resources.DYNAMIC.clear()
+    _generation[0] += 1
     for crd in crds:
         if not crd["metadata"].get("deletionTimestamp"):
             register(crd)
