@@ -384,3 +384,18 @@ def test_openapi_v3_publishes_the_schema(widgets: PlainClient) -> None:
     assert "application/merge-patch+json" in patch["requestBody"]["content"]
     widgets.request("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
     assert "apis/example.com/v1" not in widgets.request("GET", "/openapi/v3")["paths"]
+
+
+def test_unknown_fields_under_field_validation(widgets: PlainClient) -> None:
+    with pytest.raises(ApiError) as err:
+        widgets.request("POST", BASE, widget(junk=1), query={"fieldValidation": "Strict"})
+    assert err.value.code == 400
+    assert 'strict decoding error: unknown field "spec.junk"' in str(err.value)
+    created = widgets.request("POST", BASE, widget(junk=1), query={"fieldValidation": "Warn"})
+    assert "junk" not in created["spec"]
+    assert any('unknown field "spec.junk"' in str(w) for w in widgets.warnings)
+    beta = {"apiVersion": "example.com/v1beta1", "kind": "Widget", "metadata": {"name": "b"}, "spec": {"any": 1}}
+    kept = widgets.request(
+        "POST", "/apis/example.com/v1beta1/namespaces/default/widgets", beta, query={"fieldValidation": "Strict"}
+    )
+    assert kept["spec"] == {"any": 1}  # that version preserves unknown fields

@@ -377,12 +377,13 @@ def to_json_schema(schema: Any) -> Any:
     return out
 
 
-def prune(value: Any, schema: dict[str, Any], root: bool = False) -> Any:
-    """`value` without the fields its structural schema does not declare."""
-    if (
-        not isinstance(schema, dict)
-        or schema.get("x-kubernetes-preserve-unknown-fields") is True
-        and "properties" not in schema
+def prune(
+    value: Any, schema: dict[str, Any], root: bool = False, path: str = "", unknown: list[str] | None = None
+) -> Any:
+    """`value` without the fields its structural schema does not declare (their paths are
+    appended to `unknown`)."""
+    if not isinstance(schema, dict) or (
+        schema.get("x-kubernetes-preserve-unknown-fields") is True and "properties" not in schema
     ):
         return value
     if isinstance(value, dict):
@@ -390,18 +391,27 @@ def prune(value: Any, schema: dict[str, Any], root: bool = False) -> Any:
         extra = schema.get("additionalProperties")
         out = {}
         for key, item in value.items():
+            child = f"{path}.{key}" if path else key
             if root and key in ROOT_FIELDS:
                 out[key] = item
             elif key in props:
-                out[key] = prune(item, props[key])
+                out[key] = prune(item, props[key], path=child, unknown=unknown)
             elif isinstance(extra, dict):
-                out[key] = prune(item, extra)
+                out[key] = prune(item, extra, path=child, unknown=unknown)
             elif extra is True or schema.get("x-kubernetes-preserve-unknown-fields") is True:
                 out[key] = item
+            elif unknown is not None:
+                unknown.append(child)
         return out
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
-        return [prune(item, schema["items"]) for item in value]
+        return [prune(item, schema["items"], path=f"{path}[{i}]", unknown=unknown) for i, item in enumerate(value)]
     return value
+
+
+def unknown_fields(obj: dict[str, Any], res: Resource) -> tuple[dict[str, Any], list[str]]:
+    """The custom resource as decoded, and the paths of the fields its schema does not declare."""
+    unknown: list[str] = []
+    return prune(obj, res.custom.schema, root=True, unknown=unknown), unknown
 
 
 def default(value: Any, schema: dict[str, Any]) -> Any:
