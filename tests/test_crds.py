@@ -238,6 +238,10 @@ def test_watch(widgets: PlainClient) -> None:
 
 def test_deleting_the_crd_deletes_its_objects(widgets: PlainClient, tmp_path: Path) -> None:
     widgets.request("POST", BASE, widget())
+    held = widget("held")
+    held["metadata"]["finalizers"] = ["example.com/keep"]
+    widgets.request("POST", BASE, held)
+    widgets.request("DELETE", f"{BASE}/held")  # marked, kept by its finalizer
     widgets.request("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
     with pytest.raises(ApiError) as err:
         widgets.request("GET", BASE)

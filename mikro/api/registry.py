@@ -460,6 +460,11 @@ class Registry:
             for served in crds.served(current)[:1]:
                 for item in self.store.list(served)[0]:
                     m = item["metadata"]
+                    if m.get("finalizers"):
+                        # no controller of a kind that is going away can finish them
+                        m["finalizers"] = []
+                        if self.store.update(served, item)["metadata"].get("deletionTimestamp"):
+                            continue  # the update without finalizers deleted it
                     self.store.delete(served, m.get("namespace", ""), m["name"])
             deleted = self.store.delete(res, ns, name)
             crds.unregister(name)
