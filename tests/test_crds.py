@@ -403,3 +403,14 @@ def test_unknown_fields_under_field_validation(widgets: PlainClient) -> None:
         "POST", "/apis/example.com/v1beta1/namespaces/default/widgets", beta, query={"fieldValidation": "Strict"}
     )
     assert kept["spec"] == {"any": 1}  # that version preserves unknown fields
+
+
+def test_the_preferred_version_is_kubernetes_highest(api: PlainClient) -> None:
+    crd = copy.deepcopy(CRD)
+    crd["spec"]["versions"].reverse()  # v1beta1 listed first
+    api.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
+    group = api.request("GET", "/apis/example.com")
+    assert group["preferredVersion"]["version"] == "v1"
+    assert [v["version"] for v in group["versions"]] == ["v1", "v1beta1"]
+    assert crds.version_priority("v2") < crds.version_priority("v1") < crds.version_priority("v1beta2")
+    assert crds.version_priority("v1alpha1") < crds.version_priority("foo")

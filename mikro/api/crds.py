@@ -276,7 +276,7 @@ def served(crd: dict[str, Any]) -> list[Resource]:
     names = _names(crd)
     storage = next(v["name"] for v in spec["versions"] if v.get("storage"))
     out = []
-    for version in spec["versions"]:
+    for version in sorted(spec["versions"], key=lambda v: version_priority(v["name"])):
         if version.get("served", True) is False:
             continue
         subs = version.get("subresources") or {}
@@ -299,7 +299,7 @@ def served(crd: dict[str, Any]) -> list[Resource]:
                 names["plural"],
                 spec["scope"] == "Namespaced",
                 tuple(names.get("shortNames") or ()),
-                ("delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"),
+                ("create", "delete", "get", "list", "patch", "update", "watch"),
                 custom=custom,
             )
         )
@@ -312,6 +312,16 @@ _generation = [0]
 
 def generation() -> int:
     return _generation[0]
+
+
+def version_priority(name: str) -> tuple[Any, ...]:
+    """Kubernetes' order of versions (v2, v1, v1beta2, v1beta1, v1alpha1, then others by
+    name): the first is a group's preferred version."""
+    m = re.fullmatch(r"v(\d+)(?:(beta|alpha)(\d+))?", name)
+    if m is None:
+        return (3, 0, 0, name)
+    level = {None: 0, "beta": 1, "alpha": 2}[m.group(2)]
+    return (level, -int(m.group(1)), -int(m.group(3) or 0), name)
 
 
 def register(crd: dict[str, Any]) -> None:
