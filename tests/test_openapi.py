@@ -55,6 +55,7 @@ def test_v3_index_lists_every_group_version(server: PlainClient) -> None:
     assert code == 200
     assert {
         "api/v1",
+        "apis/apiextensions.k8s.io/v1",
         "apis/apps/v1",
         "apis/autoscaling/v2",
         "apis/batch/v1",

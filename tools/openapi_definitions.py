@@ -43,7 +43,7 @@ def unnull(schema: Any, in_properties: bool = False) -> Any:
         if key == "type" and isinstance(value, list):
             kept = [t for t in value if t != "null"]
             out[key] = kept[0] if len(kept) == 1 else kept
-        elif key == "$ref":
+        elif key == "$ref" and isinstance(value, str):
             out[key] = value.replace("#/$defs/", "#/definitions/")
         elif key == "properties":
             out[key] = {k: unnull(v) for k, v in value.items()}
@@ -68,7 +68,7 @@ def refs(schema: Any) -> set[str]:
     found: set[str] = set()
     if isinstance(schema, dict):
         for key, value in schema.items():
-            if key == "$ref":
+            if key == "$ref" and isinstance(value, str):  # JSONSchemaProps has a "$ref" property
                 found.add(value.rsplit("/", 1)[-1])
             else:
                 found |= refs(value)

@@ -12,7 +12,7 @@ import contextvars
 import json
 from typing import Any
 
-from mikro.api import openapi
+from mikro.api import openapi, resources
 from mikro.errors import ApiError
 
 DIRECTIVES = ("Strict", "Warn", "Ignore")
@@ -79,6 +79,14 @@ def unknown_fields(obj: dict[str, Any], kind: str) -> tuple[dict[str, Any], list
     """The object as upstream would decode it, and the unknown fields it dropped."""
     schema = openapi.schema_of(kind)
     if schema is None:
+        api_version = obj.get("apiVersion")
+        custom = resources.kind_of(kind)
+        if isinstance(api_version, str):  # the version's own schema when the object names it
+            custom = resources.for_api_version(api_version, kind) or custom
+        if custom is not None and custom.custom is not None and custom.custom.schema:
+            from mikro.api import crds
+
+            return crds.unknown_fields(obj, custom)
         return obj, []
     unknown: list[str] = []
     pruned = prune(obj, schema, "", unknown)

@@ -8,6 +8,7 @@ every kind has the operations, the `x-kubernetes-group-version-kind` and the que
 
 from __future__ import annotations
 
+import copy
 import functools
 import gzip
 import hashlib
@@ -141,7 +142,9 @@ def _operation(
             op["requestBody"] = {"content": {"*/*": {"schema": _ref(schema, v3)}}, "required": True}
         elif verb == "patch":
             body = {"schema": _ref(f"{META}.Patch", v3)}
-            op["requestBody"] = {"content": {t: body for t in PATCH_TYPES}, "required": True}
+            # No strategic merge for custom resources: kubectl apply then sends a merge patch.
+            types = [t for t in PATCH_TYPES if res.custom is None or "strategic" not in t]
+            op["requestBody"] = {"content": {t: body for t in types}, "required": True}
     else:
         op["responses"] = {ok: {"description": "OK", "schema": _ref(schema, v3)}}
         op["produces"] = ["application/json", "application/yaml"]
@@ -168,10 +171,10 @@ def _path_params(names: tuple[str, ...], v3: bool) -> list[dict[str, Any]]:
 
 
 def paths_for(res: Resource, v3: bool) -> dict[str, Any]:
-    name = definition_name(res.group, res.version, res.kind)
+    name = _name(res, res.kind)
     if name is None:
         return {}
-    list_name = definition_name(res.group, res.version, res.kind + "List") or name
+    list_name = _name(res, res.kind + "List") or name
     prefix = res.base_path("{namespace}")
     write = ("dryRun", "fieldManager", "fieldValidation")
     scope = ("namespace",) if res.namespaced else ()
@@ -191,7 +194,7 @@ def paths_for(res: Resource, v3: bool) -> dict[str, Any]:
     }
     if res.namespaced:
         out[res.base_path()] = {"get": _operation(res, "list", "list", list_name, v3)}
-    for sub in SUBRESOURCES.get(res.kind, ()):
+    for sub in _subresources(res):
         kind = "Scale" if sub == "scale" else None
         schema = "io.k8s.api.autoscaling.v1.Scale" if sub == "scale" else name
         out[f"{prefix}/{{name}}/{sub}"] = {
@@ -207,7 +210,7 @@ def paths_for(res: Resource, v3: bool) -> dict[str, Any]:
 
 
 def _closure(roots: list[str]) -> dict[str, Any]:
-    defs = definitions()
+    defs = {**definitions(), **custom_definitions()}
     keep: dict[str, Any] = {}
     todo = [r for r in roots if r in defs]
     while todo:
@@ -276,7 +279,7 @@ def v2_protobuf() -> bytes:
 
 def group_versions() -> list[tuple[str, str]]:
     seen: list[tuple[str, str]] = []
-    for res in resources.RESOURCES:
+    for res in resources.every():
         if (res.group, res.version) not in seen:
             seen.append((res.group, res.version))
     return seen
@@ -286,9 +289,13 @@ def gv_path(group: str, version: str) -> str:
     return f"apis/{group}/{version}" if group else f"api/{version}"
 
 
-@functools.cache
 def v3_bytes(group: str, version: str) -> bytes | None:
-    served = [r for r in resources.RESOURCES if (r.group, r.version) == (group, version)]
+    return _v3_bytes(group, version, _custom_key())
+
+
+@functools.lru_cache(maxsize=64)
+def _v3_bytes(group: str, version: str, custom: tuple[int, int]) -> bytes | None:
+    served = [r for r in resources.every() if (r.group, r.version) == (group, version)]
     if not served:
         return None
     paths: dict[str, Any] = {}
@@ -297,10 +304,10 @@ def v3_bytes(group: str, version: str) -> bytes | None:
         res_paths = paths_for(res, v3=True)
         paths.update(res_paths)
         for kind in (res.kind, res.kind + "List"):
-            name = definition_name(res.group, res.version, kind)
+            name = _name(res, kind)
             if name:
                 roots.append(name)
-        if "scale" in SUBRESOURCES.get(res.kind, ()):
+        if "scale" in _subresources(res):
             roots.append("io.k8s.api.autoscaling.v1.Scale")
     schemas = {name: _to_v3(schema) for name, schema in _closure(roots).items()}
     doc = {
@@ -316,8 +323,12 @@ def v3_bytes(group: str, version: str) -> bytes | None:
     return json.dumps(doc, separators=(",", ":")).encode()
 
 
-@functools.cache
 def v3_index_bytes() -> bytes:
+    return _v3_index_bytes(_custom_key())
+
+
+@functools.lru_cache(maxsize=4)
+def _v3_index_bytes(custom: tuple[int, int]) -> bytes:
     paths = {}
     for group, version in group_versions():
         body = v3_bytes(group, version) or b""
@@ -325,6 +336,68 @@ def v3_index_bytes() -> bytes:
         path = gv_path(group, version)
         paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}?hash={digest}"}
     return json.dumps({"paths": paths}, separators=(",", ":")).encode()
+
+
+# -- custom resources (v3 only: the v2 document and its protobuf form stay the built-in kinds') --
+
+
+def _custom_key() -> tuple[int, int]:
+    """What the documents of the custom resources depend on (changes with every CRD write)."""
+    from mikro.api import crds
+
+    return crds.generation(), len(resources.DYNAMIC)
+
+
+def custom_name(res: Resource, kind: str) -> str:
+    """`com.example.v1.Widget`, as kube-apiserver names a custom resource's definition."""
+    return ".".join(reversed(res.group.split("."))) + f".{res.version}.{kind}"
+
+
+def _name(res: Resource, kind: str) -> str | None:
+    if res.custom is not None:
+        return custom_name(res, kind)
+    return definition_name(res.group, res.version, kind)
+
+
+def _subresources(res: Resource) -> tuple[str, ...]:
+    if res.custom is not None:
+        return tuple(s for s in ("status", "scale") if getattr(res.custom, s))
+    return SUBRESOURCES.get(res.kind, ())
+
+
+def custom_definitions() -> dict[str, Any]:
+    """The definitions of the served custom resources: each version's openAPIV3Schema with
+    apiVersion, kind and metadata, and its List."""
+    out: dict[str, Any] = {}
+    type_meta = {
+        "apiVersion": {
+            "type": "string",
+            "description": definitions()[f"{META}.Status"]["properties"]["apiVersion"]["description"],
+        },
+        "kind": {"type": "string", "description": definitions()[f"{META}.Status"]["properties"]["kind"]["description"]},
+    }
+    for res in resources.DYNAMIC.values():
+        name = custom_name(res, res.kind)
+        schema = copy.deepcopy(res.custom.schema) or {"type": "object"}
+        schema.setdefault("type", "object")
+        schema["properties"] = {
+            **(schema.get("properties") or {}),
+            **type_meta,
+            "metadata": {"$ref": f"#/definitions/{META}.ObjectMeta"},
+        }
+        schema["x-kubernetes-group-version-kind"] = [_gvk(res)]
+        out[name] = schema
+        out[custom_name(res, res.kind + "List")] = {
+            "type": "object",
+            "required": ["items"],
+            "properties": {
+                **type_meta,
+                "items": {"type": "array", "items": {"$ref": f"#/definitions/{name}"}},
+                "metadata": {"$ref": f"#/definitions/{META}.ListMeta"},
+            },
+            "x-kubernetes-group-version-kind": [_gvk(res, res.kind + "List")],
+        }
+    return out
 
 
 def lookup(path: str) -> bytes | None:

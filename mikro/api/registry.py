@@ -17,6 +17,7 @@ from typing import Any
 
 from mikro.api import (
     batch,
+    crds,
     defaults,
     fieldvalidation,
     managedfields,
@@ -49,25 +50,36 @@ class Registry:
         self.node_name = node_name
         # Cluster IPs and node ports are chosen from what is stored: one Service write at a time.
         self.allocation = threading.RLock()
+        crds.rebuild(self.store.list(BY_KIND[crds.CRD_KIND])[0])
 
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, res: Resource, ns: str, name: str) -> dict[str, Any]:
-        return self.store.get(res, ns, name)
+        return crds.as_version(self.store.get(res, ns, name), res)
 
     def list(self, res: Resource, ns: str | None = None) -> tuple[list[dict[str, Any]], int]:
-        return self.store.list(res, ns)
+        items, rv = self.store.list(res, ns)
+        return [crds.as_version(o, res) for o in items], rv
 
     # -- admission -------------------------------------------------------------------------
 
     def _check(self, res: Resource, obj: dict[str, Any]) -> None:
         errors = validation.validate(obj)
+        if res.custom is not None:
+            errors += crds.validate(obj, res)
+        elif res.kind == crds.CRD_KIND:
+            found, warnings = crds.validate_crd(obj, self.store.list(res)[0])
+            errors += found
+            for text in warnings:
+                fieldvalidation.warn(text)
         if errors:
             raise invalid(res.kind, (obj.get("metadata") or {}).get("name", ""), res.group, errors)
 
     def _admit(self, res: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         if res.kind == "Service":
             self._allocate_service(obj, old)
+        if res.kind == crds.CRD_KIND:
+            crds.established(obj)
         if res.kind == "Pod" and old is None and not (obj.get("status") or {}).get("phase"):
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}  # Go clients send `status: {}`
         if res.kind == "PersistentVolumeClaim" and old is None:
@@ -243,6 +255,11 @@ class Registry:
         defaults.apply(obj)
         if not res.namespaced:
             meta.pop("namespace", None)
+        if res.custom is not None:
+            obj = crds.admit(obj, res)
+            meta = obj["metadata"]
+            if res.custom.status:
+                obj.pop("status", None)  # status is written through /status
         self._check(res, obj)
         if not (dry_run and assume_namespace and self.store.find(BY_KIND["Namespace"], "", ns) is None):
             self._check_namespace(res, ns)
@@ -256,7 +273,10 @@ class Registry:
                 if self.store.find(res, ns, meta["name"]) is not None:
                     raise already_exists(res.plural, meta["name"], res.group)
                 return obj
-            return self.store.create(res, obj)
+            created = self.store.create(res, obj)
+            if res.kind == crds.CRD_KIND:
+                crds.register(created)
+            return created
 
     def update(
         self,
@@ -280,6 +300,11 @@ class Registry:
             meta["namespace"] = ns
         old = self.store.get(res, ns, name)
         if subresource == "status":
+            if res.custom is not None:
+                # the status is checked against the schema as the whole object is
+                whole = crds.admit({**old, "status": obj.get("status", {})}, res)
+                obj["status"] = whole.get("status", {})
+                self._check(res, whole)
             if dry_run:
                 return obj
             return self.store.update(res, obj, status_only=True)
@@ -288,6 +313,9 @@ class Registry:
         defaults.apply(obj)
         if not res.namespaced:
             meta.pop("namespace", None)
+        if res.custom is not None:
+            obj = crds.admit(obj, res)
+            meta = obj["metadata"]
         self._check(res, obj)
         with self.allocation if res.kind == "Service" else _NO_LOCK:
             self._admit(res, obj, old)
@@ -297,7 +325,10 @@ class Registry:
                 meta["managedFields"] = old["metadata"]["managedFields"]
             if dry_run:
                 return obj
-            return self.store.update(res, obj)
+            updated = self.store.update(res, obj)
+            if res.kind == crds.CRD_KIND:
+                crds.register(updated)
+            return updated
 
     def patch(
         self,
@@ -311,6 +342,13 @@ class Registry:
         field_validation: str | None = None,
         manager: str | None = None,
     ) -> dict[str, Any]:
+        if res.custom is not None and "strategic-merge-patch" in content_type:
+            raise ApiError(
+                415,
+                "the body of the request was in an unknown format - accepted media types include: "
+                "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml",
+                "UnsupportedMediaType",
+            )
         check_patch(content_type, body)
         # A resourceVersion the patch itself carries makes it conditional (409 when stale);
         # otherwise it applies to the object as it is when written: on a conflict with another
@@ -318,7 +356,9 @@ class Registry:
         sent_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
         for _ in range(MAX_UPDATE_ATTEMPTS):
             current = self.store.get(res, ns, name)
-            target = scale_of(current) if subresource == "scale" else current
+            target = current
+            if subresource == "scale":
+                target = crds.scale_of(current, res) if res.custom else scale_of(current)
             try:
                 if "json-patch" in content_type:
                     patched = patch.json_patch(target, body)
@@ -376,10 +416,14 @@ class Registry:
         for _ in range(MAX_UPDATE_ATTEMPTS):
             current = _current or self.store.get(res, ns, name)
             _current = None
-            current.setdefault("spec", {})["replicas"] = replicas
+            if res.custom is not None:
+                crds.set_replicas(current, res, replicas)
+            else:
+                current.setdefault("spec", {})["replicas"] = replicas
             current["metadata"]["resourceVersion"] = sent_rv or current["metadata"]["resourceVersion"]
             try:
-                return scale_of(self.update(res, ns, name, current, dry_run=dry_run))
+                updated = self.update(res, ns, name, current, dry_run=dry_run)
+                return crds.scale_of(updated, res) if res.custom else scale_of(updated)
             except ApiError as err:
                 if err.code != 409 or err.reason == "AlreadyExists" or sent_rv:
                     raise
@@ -411,6 +455,20 @@ class Registry:
         if res.kind == "Namespace":
             # The namespace controller empties it, then removes it.
             return self.store.delete(res, ns, name, graceful=True)
+        if res.kind == crds.CRD_KIND:
+            # Its objects go with it, then its resources stop being served.
+            for served in crds.served(current)[:1]:
+                for item in self.store.list(served)[0]:
+                    m = item["metadata"]
+                    if m.get("finalizers"):
+                        # no controller of a kind that is going away can finish them
+                        m["finalizers"] = []
+                        if self.store.update(served, item)["metadata"].get("deletionTimestamp"):
+                            continue  # the update without finalizers deleted it
+                    self.store.delete(served, m.get("namespace", ""), m["name"])
+            deleted = self.store.delete(res, ns, name)
+            crds.unregister(name)
+            return deleted
         return self.store.delete(res, ns, name)
 
     def orphan_dependents(self, owner_uid: str) -> None:

@@ -6,7 +6,8 @@ the manifest parser's kind check, so that the three never disagree.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -18,6 +19,8 @@ class Resource:
     namespaced: bool
     short_names: tuple[str, ...] = ()
     verbs: tuple[str, ...] = ("create", "delete", "get", "list", "patch", "update", "watch")
+    # A custom resource's definition (mikro.api.crds.Custom); None for the built-in kinds.
+    custom: Any = field(default=None, compare=False, hash=False)
 
     @property
     def api_version(self) -> str:
@@ -25,7 +28,7 @@ class Resource:
 
     @property
     def singular(self) -> str:
-        return self.kind.lower()
+        return self.custom.singular if self.custom is not None else self.kind.lower()
 
     @property
     def qualified(self) -> str:
@@ -63,12 +66,32 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("IngressClass", "networking.k8s.io", "v1", "ingressclasses", False),
     Resource("StorageClass", "storage.k8s.io", "v1", "storageclasses", False, ("sc",)),
     Resource("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers", True, ("hpa",)),
+    Resource(
+        "CustomResourceDefinition", "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, ("crd", "crds")
+    ),
 )
+
+# The custom resources the stored CustomResourceDefinitions define, one entry per served
+# version, keyed (group, version, plural); kept by mikro.api.crds, consulted by every lookup here.
+DYNAMIC: dict[tuple[str, str, str], Resource] = {}
+
+
+def every() -> list[Resource]:
+    """The built-in resources, then the custom ones."""
+    return [*RESOURCES, *DYNAMIC.values()]
+
 
 BY_KIND: dict[str, Resource] = {r.kind: r for r in RESOURCES}
 
 
+def kind_of(kind: str) -> Resource | None:
+    """The resource of a kind: built-in, else custom (the first served version)."""
+    return BY_KIND.get(kind) or next((r for r in DYNAMIC.values() if r.kind == kind), None)
+
+
 def by_group_version_plural(group: str, version: str, plural: str) -> Resource | None:
+    if (group, version, plural) in DYNAMIC:
+        return DYNAMIC[(group, version, plural)]
     for r in RESOURCES:
         if r.group == group and r.version == version and r.plural == plural:
             return r
@@ -77,6 +100,9 @@ def by_group_version_plural(group: str, version: str, plural: str) -> Resource |
 
 def for_api_version(api_version: str, kind: str) -> Resource | None:
     r = BY_KIND.get(kind)
+    if r is None:
+        group, _, version = api_version.rpartition("/")
+        r = next((d for d in DYNAMIC.values() if (d.group, d.version, d.kind) == (group, version, kind)), None)
     if r is None or r.api_version != api_version:
         return None
     return r
@@ -85,8 +111,10 @@ def for_api_version(api_version: str, kind: str) -> Resource | None:
 def lookup(name: str) -> Resource | None:
     """Resolve a name as kubectl does: plural, singular, kind, short name, or `plural.group`."""
     key = name.lower()
-    for r in RESOURCES:
+    for r in every():
         names = {r.plural, r.singular, *r.short_names}
+        if r.custom is not None:
+            names.add(r.kind.lower())
         if key in names:
             return r
         if "." in key:
@@ -99,7 +127,7 @@ def lookup(name: str) -> Resource | None:
 def groups() -> dict[str, list[str]]:
     """group -> versions, for discovery (the core group is not listed under /apis)."""
     out: dict[str, list[str]] = {}
-    for r in RESOURCES:
+    for r in every():
         if r.group:
             versions = out.setdefault(r.group, [])
             if r.version not in versions:

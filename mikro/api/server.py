@@ -23,6 +23,7 @@ from mikro.api import (
     apply,
     auth,
     bodies,
+    crds,
     fieldvalidation,
     kubeproto,
     listing,
@@ -37,7 +38,7 @@ from mikro.api import (
 from mikro.api.connections import IDLE_TIMEOUT, BoundedTLSServer
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
-from mikro.api.store import Change
+from mikro.api.store import Change, Store
 from mikro.cli import printers
 from mikro.errors import ApiError
 
@@ -115,7 +116,7 @@ ALL_CATEGORY = {
 
 def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
     out = []
-    for r in resources.RESOURCES:
+    for r in resources.every():
         if r.group != group or r.version != version:
             continue
         out.append(
@@ -127,6 +128,8 @@ def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
                 "verbs": list(r.verbs),
                 "shortNames": list(r.short_names),
                 **({"categories": ["all"]} if r.kind in ALL_CATEGORY else {}),
+                **({"categories": list(r.custom.categories)} if r.custom and r.custom.categories else {}),
+                **({"storageVersionHash": ""} if r.custom else {}),
             }
         )
         subresources = {
@@ -138,6 +141,8 @@ def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
             "Ingress": ["status"],
             "Namespace": ["status"],
         }
+        if r.custom is not None:
+            subresources[r.kind] = [s for s in ("status", "scale") if getattr(r.custom, s)]
         for sub in subresources.get(r.kind, []):
             kind = "Scale" if sub == "scale" else r.kind
             out.append(
@@ -543,14 +548,14 @@ class Handler(BaseHTTPRequestHandler):
         if sub in streaming.SUBRESOURCES and res.kind == "Pod":
             self._pod_upgrade(sub, ns or "", name)
             return
-        if sub not in (None, "status", "scale"):
+        if sub not in (None, "status", "scale") or (res.custom and sub and not getattr(res.custom, sub)):
             raise ApiError(404, f"the server could not find the requested resource ({res.plural}/{sub})")
         if method == "GET":
             obj = reg.get(res, ns or "", name)
             if sub == "scale":
-                obj = scale_of(obj)
+                obj = crds.scale_of(obj, res) if res.custom else scale_of(obj)
             if self._wants_table():
-                table = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", ""))
+                table = _table(res, [obj], obj["metadata"].get("resourceVersion", ""))
                 obj = listing.include_object(table, [obj], query.get("includeObject"))
             self._send_json(200, obj)
         elif method == "PUT":
@@ -650,14 +655,14 @@ class Handler(BaseHTTPRequestHandler):
             items.sort(key=lambda e: (e.get("lastTimestamp") or "", e.get("eventTime") or ""))
         items, more = listing.page(items, query, rv)
         if self._wants_table():
-            table = printers.table(res.kind, items, str(rv))
+            table = _table(res, items, str(rv))
             table["metadata"].update(more)
             self._send_json(200, listing.include_object(table, items, query.get("includeObject")))
             return
         self._send_json(
             200,
             {
-                "kind": f"{res.kind}List",
+                "kind": res.custom.list_kind if res.custom else f"{res.kind}List",
                 "apiVersion": res.api_version,
                 "metadata": {"resourceVersion": str(rv), **more},
                 "items": items,
@@ -677,7 +682,7 @@ class Handler(BaseHTTPRequestHandler):
             return labels(meta.get("labels") or {}) and fields(obj)
 
         def predicate(change: Change) -> bool:
-            return change.resource == res and wanted(change.obj)
+            return Store.key(change.resource) == Store.key(res) and wanted(change.obj)
 
         since = bodies.resource_version(query)
         timeout = min(bodies.query_int(query, "timeoutSeconds", minimum=0) or 1800, 3600)
@@ -709,7 +714,8 @@ class Handler(BaseHTTPRequestHandler):
             watch.close()
 
     def _send_event(self, type_: str, res: Resource, obj: dict[str, Any], table: bool) -> None:
-        body = printers.table(res.kind, [obj], obj["metadata"].get("resourceVersion", "")) if table else obj
+        obj = crds.as_version(obj, res)
+        body = _table(res, [obj], obj["metadata"].get("resourceVersion", "")) if table else obj
         if self._watch_protobuf and "kind" not in body:
             body = {"apiVersion": res.api_version, "kind": res.kind, **body}
         self._chunk(kubeproto.watch_frame(type_, body, self._watch_protobuf))
@@ -782,6 +788,12 @@ class Handler(BaseHTTPRequestHandler):
                 self._chunk(chunk)
             self._end_chunks()
             return
+
+
+def _table(res: Resource, items: list[dict[str, Any]], resource_version: str) -> dict[str, Any]:
+    if res.custom is not None:
+        return crds.table(res, items, resource_version)
+    return printers.table(res.kind, items, resource_version)
 
 
 def deleted_answer(res: Resource, obj: dict[str, Any]) -> dict[str, Any]:

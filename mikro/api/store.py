@@ -242,7 +242,9 @@ class Store:
                     meta[field] = cmeta[field]
                 else:
                     meta.pop(field, None)
-            if "status" in current and res.kind != "Namespace":
+            # (a custom resource without the status subresource writes its status here)
+            has_status_subresource = res.custom is None or res.custom.status
+            if "status" in current and res.kind != "Namespace" and has_status_subresource:
                 obj["status"] = current["status"]  # status changes go through /status
             obj["apiVersion"], obj["kind"] = res.api_version, res.kind
             if _spec_part(obj) != _spec_part(current):

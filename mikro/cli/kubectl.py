@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from mikro.api import resources
 from mikro.api.resources import BY_KIND, Resource
-from mikro.cli import applyplan, printers
+from mikro.cli import applyplan, discovery, printers
 from mikro.cli.client import Client
 from mikro.errors import ApiError
 
@@ -75,7 +75,8 @@ def as_list(items: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def qualified_name(obj: dict[str, Any]) -> str:
-    res = BY_KIND[obj["kind"]]
+    res = resources.kind_of(obj["kind"])
+    assert res is not None
     return f"{res.qualified}/{obj['metadata']['name']}"
 
 
@@ -90,6 +91,8 @@ def get(
     watch: bool,
 ) -> int:
     ns = None if all_namespaces else namespace
+    if discovery.needs_learning(targets):
+        discovery.learn(client)
     groups = parse_targets(targets)
     many_kinds = sum(len(kinds) for kinds, _ in groups) > 1
     objects: list[tuple[Resource, list[dict[str, Any]]]] = []
@@ -133,7 +136,11 @@ def get(
     for res, items in objects:
         if not items:
             continue
-        headers, rows = printers.rows(res.kind, items, output == "wide")
+        if res.custom is not None:
+            names = next(n for kinds, n in groups if res in kinds)
+            headers, rows = discovery.table_rows(client, res, ns if res.namespaced else None, names, output == "wide")
+        else:
+            headers, rows = printers.rows(res.kind, items, output == "wide")
         if many_kinds:
             rows = [[f"{res.qualified}/{r[0]}", *r[1:]] for r in rows]
         if all_namespaces and res.namespaced:
@@ -189,8 +196,12 @@ def apply_documents(
     params = {"fieldValidation": applyplan.field_validation(validate), "fieldManager": "kubectl-client-side-apply"}
     plans = []
     new_namespaces: set[str] = set()
+    new_crds: set[str] = set()
+    # CRDs first, so that the objects of a kind the same apply defines can be created.
+    documents = sorted(documents, key=lambda d: d.obj["kind"] != "CustomResourceDefinition")
     for doc in documents:
-        res = BY_KIND[doc.obj["kind"]]
+        res = resources.kind_of(doc.obj["kind"])
+        assert res is not None
         config = copy.deepcopy(doc.obj)
         ns = (config["metadata"].get("namespace") or namespace) if res.namespaced else None
         if res.namespaced:
@@ -208,9 +219,14 @@ def apply_documents(
         try:
             if current is None:
                 extra = {"mikroAssumeNamespace": "true"} if res.namespaced and ns in new_namespaces else {}
-                client.create(res, ns, sent, dry_run=True, **params, **extra)
+                if res.custom is None or res.custom.crd_name not in new_crds:
+                    # (an object of a CRD this apply creates was checked against its schema
+                    # when the manifest was read: the server cannot try it before the CRD exists)
+                    client.create(res, ns, sent, dry_run=True, **params, **extra)
                 if res.kind == "Namespace":
                     new_namespaces.add(name)
+                if res.kind == "CustomResourceDefinition":
+                    new_crds.add(name)
             else:
                 last = json.loads((current["metadata"].get("annotations") or {}).get(LAST_APPLIED) or "{}")
                 patch = applyplan.three_way(last, sent, current)

@@ -18,6 +18,7 @@ from typing import Any
 import click
 
 from mikro import config
+from mikro.api import resources
 from mikro.api.resources import BY_KIND, Resource
 from mikro.cli import kubectl
 from mikro.cli import rollout as rollout_mod
@@ -704,11 +705,18 @@ def _apply(
         fail("must specify one of -f and -k")
     from mikro.cli import manifest
 
-    documents = manifest.load(files, recursive, namespace)
+    clients: list[Client] = []  # the files are read first: a bad one fails without a cluster
+
+    def client_() -> Client:
+        if not clients:
+            clients.append(Client.from_state())
+        return clients[0]
+
+    documents = manifest.load(files, recursive, namespace, learn=lambda objs: _learn_kinds(client_, objs))
     if not documents:
         click.echo(f"nothing to apply: {', '.join(files)} holds no object", err=True)
         return
-    client = Client.from_state()
+    client = client_()
     applied = kubectl.apply_documents(client, documents, namespace, validate)
     if wait:
         sys.exit(kubectl.wait_ready(client, applied, timeout))
@@ -725,6 +733,18 @@ def _apply(
 def apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float, validate: str) -> None:
     """Apply manifests (kubectl apply -f)."""
     _apply(files, recursive, namespace, wait, timeout, validate)
+
+
+def _learn_kinds(client: Callable[[], Client], objs: list[dict[str, Any]]) -> None:
+    """Custom kinds: from the server's discovery, and from the CRDs being applied."""
+    from mikro.cli import discovery
+
+    if any(resources.kind_of(str(o.get("kind"))) is None for o in objs if isinstance(o, dict)):
+        discovery.learn_from_manifests(objs)
+        try:
+            discovery.learn(client())
+        except NotRunning:
+            pass  # the kind check then says what is unknown; applying needs the cluster anyway
 
 
 def _delete(
@@ -749,10 +769,14 @@ def _delete(
     if files:
         from mikro.cli import manifest
 
-        for doc in manifest.load(files, recursive, namespace):
-            res = BY_KIND[doc.obj["kind"]]
+        for doc in manifest.load(files, recursive, namespace, learn=lambda objs: _learn_kinds(lambda: client, objs)):
+            res = resources.kind_of(doc.obj["kind"])
             batches.append((res, doc.obj["metadata"].get("namespace") or namespace, [doc.obj["metadata"]["name"]]))
     else:
+        from mikro.cli import discovery
+
+        if discovery.needs_learning(list(targets)):
+            discovery.learn(client)
         for kinds, names in kubectl.parse_targets(targets):
             for res in kinds:
                 if not names:

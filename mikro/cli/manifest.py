@@ -5,9 +5,10 @@ Pure: text in, documents (or one `ManifestError` naming file, document and field
 
 from __future__ import annotations
 
+import copy
 import json
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -206,16 +207,25 @@ def expand_paths(paths: Iterable[str], recursive: bool) -> list[str]:
     return out
 
 
-def load(paths: Iterable[str], recursive: bool = False, default_namespace: str = "default") -> list[Document]:
+def load(
+    paths: Iterable[str],
+    recursive: bool = False,
+    default_namespace: str = "default",
+    learn: Callable[[list[dict[str, Any]]], None] | None = None,
+) -> list[Document]:
     """Read, parse and validate every document; raise on the first problem, before anything
-    is sent anywhere, so that one bad document means nothing is applied."""
+    is sent anywhere, so that one bad document means nothing is applied. `learn` is shown the
+    objects first, to make custom kinds known (mikro.cli.discovery)."""
     documents: list[Document] = []
     for path in expand_paths(paths, recursive):
         documents.extend(parse_text(read_source(path), path))
+    if learn is not None:
+        learn([d.obj for d in documents])
     seen: dict[tuple[str, str, str], Document] = {}
     for doc in documents:
         check_document(doc)
-        res = resources.BY_KIND[doc.obj["kind"]]
+        res = resources.kind_of(doc.obj["kind"])
+        assert res is not None
         meta = doc.obj["metadata"]
         ns = meta.get("namespace") or (default_namespace if res.namespaced else "")
         key = (doc.obj["kind"], ns, meta.get("name", ""))
@@ -236,16 +246,22 @@ def check_document(doc: Document) -> None:
         raise ManifestError(f"{head}: apiVersion: Required value")
     if not kind or not isinstance(kind, str):
         raise ManifestError(f"{head}: kind: Required value")
-    if kind not in resources.BY_KIND:
+    res = resources.kind_of(kind)
+    if res is None:
         raise ManifestError(
             f'{head}: no matches for kind "{kind}" in version "{api_version}" '
             "(mikro knows: " + ", ".join(sorted(resources.BY_KIND)) + ")"
         )
     if resources.for_api_version(api_version, kind) is None:
-        expected = resources.BY_KIND[kind].api_version
+        expected = res.api_version
         raise ManifestError(
             f'{head}: no matches for kind "{kind}" in version "{api_version}" (use apiVersion: {expected})'
         )
     errors = validation.validate(obj)
+    custom = resources.for_api_version(api_version, kind)
+    if custom is not None and custom.custom is not None and custom.custom.schema:
+        from mikro.api import crds
+
+        errors += crds.validate(crds.admit(copy.deepcopy(obj), custom), custom)
     if errors:
         raise ManifestError(f"{doc.where}: " + "; ".join(str(e) for e in errors))

@@ -426,6 +426,10 @@ COLUMNS: dict[str, list[Column]] = {
         ("OBJECT", 0, _event_object),
         ("MESSAGE", 0, lambda o: o.get("message", "")),
     ],
+    "CustomResourceDefinition": [
+        ("NAME", 0, _name),
+        ("CREATED AT", 0, lambda o: _meta(o).get("creationTimestamp", "")),
+    ],
     "IngressClass": [
         ("NAME", 0, _name),
         ("CONTROLLER", 0, lambda o: _spec(o).get("controller", "")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from mikro.api import crds
 from mikro.api.resources import BY_KIND
 from mikro.controllers.helpers import Api
 
@@ -22,7 +23,7 @@ class NamespaceController:
                 ns["status"] = {"phase": "Terminating"}
                 api.update_status(NS, ns)
             remaining = 0
-            for res in BY_KIND.values():
+            for res in [*BY_KIND.values(), *crds.stored()]:
                 if not res.namespaced:
                     continue
                 for obj in api.list(res, name):
