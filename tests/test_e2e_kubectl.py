@@ -212,6 +212,22 @@ def test_get_all(kubectl: Kubectl) -> None:
     assert "replicaset.apps/kg-" in everything.stdout
 
 
+def test_sort_by_status_fields(kubectl: Kubectl) -> None:
+    """`--sort-by` reads the objects the Tables carry (includeObject): rows in that order,
+    never `No resources found` with exit 0."""
+    assert kubectl("apply", "-f", kubectl.file("s.yaml", deployment("ks", replicas=2))).returncode == 0
+    assert kubectl("rollout", "status", "deployment/ks", "--timeout=120s").returncode == 0
+    pods = kubectl("get", "pods", "-l", "app=ks", "--sort-by=.status.startTime", "-o", "name")
+    assert pods.returncode == 0 and len(pods.stdout.split()) == 2, pods.stdout + pods.stderr
+    events = kubectl("get", "events", "--sort-by=.lastTimestamp", "--no-headers")
+    assert events.returncode == 0 and events.stdout.strip(), events.stderr
+    stamps = [
+        line for line in kubectl("get", "events", "--sort-by=.lastTimestamp", "-o",
+                                 "jsonpath={range .items[*]}{.lastTimestamp}{\"\\n\"}{end}").stdout.splitlines() if line
+    ]
+    assert stamps == sorted(stamps)
+
+
 def test_auth(kubectl: Kubectl) -> None:
     can = kubectl("auth", "can-i", "create", "deployments")
     assert (can.returncode, can.stdout) == (0, "yes\n"), can.stderr
