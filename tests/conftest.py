@@ -61,7 +61,9 @@ class Mikro:
     def __init__(self, home: Path, cluster: str) -> None:
         self.home = home
         self.cluster = cluster
-        self.env = {**os.environ, "MIKRO_HOME": str(home), "MIKRO_CLUSTER": cluster}
+        # `mikro kubectl` runs a real kubectl when one is on PATH; the suite tests mikro's own
+        # verbs here, and the delegation in test_e2e_kubectl.py.
+        self.env = {**os.environ, "MIKRO_HOME": str(home), "MIKRO_CLUSTER": cluster, "MIKRO_KUBECTL": "builtin"}
 
     def run(
         self, *args: str, check: bool = True, input: str | None = None, timeout: float = 300

@@ -18,7 +18,7 @@ def mikro(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess
         text=True,
         timeout=60,
         input=CM,
-        env={**os.environ, "MIKRO_HOME": str(tmp_path / "home"), "MIKRO_CLUSTER": "mkt-cli", **env},
+        env={**os.environ, "MIKRO_HOME": str(tmp_path / "home"), "MIKRO_CLUSTER": "mkt-cli", "MIKRO_KUBECTL": "builtin", **env},
     )
 
 
@@ -75,5 +75,6 @@ def test_mikro_kubectl_entry_point_and_unknown_type(tmp_path: Path) -> None:
         [sys.executable, "-c", "from mikro.cli.main import kubectl_main; kubectl_main()", "--help"],
         capture_output=True,
         text=True,
+        env={**os.environ, "MIKRO_KUBECTL": "builtin"},
     )
     assert "get" in result.stdout and "rollout" in result.stdout

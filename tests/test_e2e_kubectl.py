@@ -269,3 +269,34 @@ def test_delete(kubectl: Kubectl) -> None:
     deleted = kubectl("delete", "service", "kx")
     assert (deleted.returncode, deleted.stdout) == (0, 'service "kx" deleted\n'), deleted.stderr
     assert kubectl("get", "service", "kx").returncode == 1
+
+
+def test_mikro_kubectl_runs_the_real_kubectl_when_there_is_one(mikro: Mikro) -> None:
+    """As `microk8s kubectl`: with a kubectl on PATH (or named by MIKRO_KUBECTL), `mikro kubectl`
+    is that kubectl pointed at this cluster; MIKRO_KUBECTL=builtin keeps mikro's own verbs."""
+    import shutil
+    import subprocess
+    import sys
+
+    real = shutil.which("kubectl")
+    assert real, ".ci/run provides kubectl"
+    env = {k: v for k, v in mikro.env.items() if k != "MIKRO_KUBECTL"}
+
+    def mikro_kubectl(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mikro.cli", "kubectl", *args],
+            env={**env, **extra}, capture_output=True, text=True, timeout=60,
+        )
+
+    version = mikro_kubectl("version", "--client")
+    assert version.returncode == 0 and version.stdout.startswith("Client Version: v1.32"), version.stdout
+    named = mikro_kubectl("get", "namespace", "default", "-o", "name", MIKRO_KUBECTL=real)
+    assert (named.returncode, named.stdout) == (0, "namespace/default\n"), named.stderr
+    assert (mikro.home / "kubeconfig").stat().st_mode & 0o777 == 0o600
+    missing = mikro_kubectl("get", "pods", "nosuch")
+    assert missing.returncode == 1 and missing.stderr.startswith('Error from server (NotFound): pods "nosuch" not found')
+    builtin = mikro_kubectl("get", "pods", "nosuch", MIKRO_KUBECTL="builtin")
+    assert builtin.stderr == 'error: from server (NotFound): pods "nosuch" not found\n'
+    bad = mikro_kubectl("get", "pods", MIKRO_KUBECTL="/nonexistent/kubectl")
+    assert bad.returncode == 1 and "MIKRO_KUBECTL='/nonexistent/kubectl' is not an executable file" in bad.stderr
+

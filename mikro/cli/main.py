@@ -408,14 +408,22 @@ def reset(yes: bool) -> None:
 @handled
 def config_cmd() -> None:
     """Print a kubeconfig for this cluster (context `mikro`)."""
+    document = kubeconfig_document()
+    if document is None:
+        fail(NOT_RUNNING_HINT)
+    click.echo(_yaml().safe_dump(document, sort_keys=False).rstrip())
+
+
+def kubeconfig_document() -> dict[str, Any] | None:
+    """This cluster's kubeconfig (server, CA, token; context `mikro`), None before a first start."""
     info = config.read_json(config.paths().endpoint)
     settings = config.load_settings(config.paths())
     port = (info or {}).get("port") or settings.get("port")
     token = (info or {}).get("token") or settings.get("token")
     if not port or not token:
-        fail(NOT_RUNNING_HINT)
+        return None
     cluster = config.cluster_name()
-    kubeconfig = {
+    return {
         "apiVersion": "v1",
         "kind": "Config",
         "preferences": {},
@@ -434,7 +442,6 @@ def config_cmd() -> None:
         ],
         "current-context": "mikro",
     }
-    click.echo(_yaml().safe_dump(kubeconfig, sort_keys=False).rstrip())
 
 
 # -- addons --------------------------------------------------------------------------------
@@ -1116,7 +1123,45 @@ main.add_command(kubectl_group, "kubectl")
 
 def kubectl_main() -> None:
     """`mikro.kubectl`, as the blog's `microk8s.kubectl`."""
+    delegate_to_real_kubectl(sys.argv[1:])
     kubectl_group(prog_name="mikro.kubectl")
+
+
+def run() -> None:
+    """The `mikro` command: `mikro kubectl ...` runs a real kubectl when there is one."""
+    if sys.argv[1:2] == ["kubectl"]:
+        delegate_to_real_kubectl(sys.argv[2:])
+    main()
+
+
+def real_kubectl() -> str | None:
+    """The kubectl `mikro kubectl` runs, as `microk8s kubectl` runs the real one: `$MIKRO_KUBECTL`
+    (a path, or `builtin` for mikro's own verbs), else a `kubectl` on PATH, else None."""
+    import shutil
+
+    choice = os.environ.get("MIKRO_KUBECTL", "")
+    if choice == "builtin":
+        return None
+    if choice:
+        if not (os.path.isfile(choice) and os.access(choice, os.X_OK)):
+            fail(f"MIKRO_KUBECTL={choice!r} is not an executable file (or use MIKRO_KUBECTL=builtin)")
+        return choice
+    return shutil.which("kubectl")
+
+
+def delegate_to_real_kubectl(args: list[str]) -> None:
+    """Replace this process with the real kubectl, pointed at this cluster by a kubeconfig of
+    its own in the state directory (0600); returns when there is no real kubectl."""
+    binary = real_kubectl()
+    if binary is None:
+        return
+    document = kubeconfig_document()
+    if document is None or running_client() is None:
+        fail(NOT_RUNNING_HINT)
+    path = config.paths().root / "kubeconfig"
+    config.write_private(path, _yaml().safe_dump(document, sort_keys=False))
+    sys.stdout.flush()
+    os.execv(binary, [binary, "--kubeconfig", str(path), *args])
 
 
 if __name__ == "__main__":
