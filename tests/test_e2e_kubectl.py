@@ -300,3 +300,61 @@ def test_mikro_kubectl_runs_the_real_kubectl_when_there_is_one(mikro: Mikro) -> 
     bad = mikro_kubectl("get", "pods", MIKRO_KUBECTL="/nonexistent/kubectl")
     assert bad.returncode == 1 and "MIKRO_KUBECTL='/nonexistent/kubectl' is not an executable file" in bad.stderr
 
+
+
+def manifest(name: str) -> dict:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "web", "image": "hello-ip:1", "ports": [{"containerPort": 8080}]}]},
+            },
+        },
+    }
+
+
+def test_kr8s_create_wait_watch_delete(kubectl: Kubectl) -> None:
+    import kr8s
+    from kr8s.objects import Deployment
+
+    api = kr8s.api(kubeconfig=str(kubectl.kubeconfig))
+    deploy = Deployment(manifest("kr8s-web"), api=api)
+    deploy.create()
+    deploy.wait("condition=Available", timeout=120)
+    pods = list(api.get("pods", namespace="default", label_selector={"app": "kr8s-web"}))
+    assert len(pods) == 1 and pods[0].status.phase == "Running"
+    seen = []
+    for event, obj in api.watch("pods", namespace="default", label_selector={"app": "kr8s-web"}):
+        seen.append((event, obj.name))
+        if event == "ADDED":
+            break
+    assert seen and seen[0] == ("ADDED", pods[0].name)
+    deploy.delete()
+    wait_gone = kubectl("wait", "--for=delete", "deployment/kr8s-web", "--timeout=60s")
+    assert wait_gone.returncode == 0, wait_gone.stderr
+
+
+def test_lightkube_apply_wait_watch_delete(kubectl: Kubectl) -> None:
+    from lightkube import Client, KubeConfig
+    from lightkube.codecs import from_dict
+    from lightkube.resources.apps_v1 import Deployment
+    from lightkube.resources.core_v1 import Pod
+
+    client = Client(config=KubeConfig.from_file(str(kubectl.kubeconfig)), field_manager="lightkube-test")
+    client.apply(from_dict(manifest("lk-web")))  # server-side apply, creating it
+    done = client.wait(Deployment, "lk-web", for_conditions=["Available"], namespace="default")
+    assert done.status.availableReplicas == 1
+    fields = kubectl.get("deployment", "lk-web", "--show-managed-fields")["metadata"]["managedFields"]
+    assert ("lightkube-test", "Apply") in {(m["manager"], m["operation"]) for m in fields}
+    for kind, pod in client.watch(Pod, namespace="default", labels={"app": "lk-web"}):
+        assert kind == "ADDED" and pod.metadata.name.startswith("lk-web-")
+        break
+    client.delete(Deployment, "lk-web", namespace="default")
+    wait_gone = kubectl("wait", "--for=delete", "deployment/lk-web", "--timeout=60s")
+    assert wait_gone.returncode == 0, wait_gone.stderr
