@@ -358,3 +358,32 @@ def test_lightkube_apply_wait_watch_delete(kubectl: Kubectl) -> None:
     client.delete(Deployment, "lk-web", namespace="default")
     wait_gone = kubectl("wait", "--for=delete", "deployment/lk-web", "--timeout=60s")
     assert wait_gone.returncode == 0, wait_gone.stderr
+
+
+def test_imperative_verbs_rollouts_wait_and_follow(kubectl: Kubectl) -> None:
+    def ok(*args: str) -> str:
+        done = kubectl(*args)
+        assert done.returncode == 0, f"kubectl {' '.join(args)}: {done.stderr}"
+        return done.stdout.strip()
+
+    assert ok("create", "deployment", "kv", "--image=hello-ip:1", "--port=8080") == "deployment.apps/kv created"
+    ok("rollout", "status", "deployment/kv", "--timeout=120s")
+    assert ok("expose", "deployment", "kv", "--port=8080") == "service/kv exposed"
+    assert kubectl.get("endpoints", "kv")["subsets"][0]["ports"][0]["port"] == 8080
+    assert ok("set", "image", "deployment/kv", "hello-ip=hello-ip:2") == "deployment.apps/kv image updated"
+    assert "successfully rolled out" in ok("rollout", "status", "deployment/kv", "--timeout=120s")
+    revisions = [line.split()[0] for line in ok("rollout", "history", "deployment/kv").splitlines()[2:]]
+    assert revisions == ["1", "2"]
+    assert ok("rollout", "undo", "deployment/kv") == "deployment.apps/kv rolled back"
+    ok("rollout", "status", "deployment/kv", "--timeout=120s")
+    assert kubectl.get("deployment", "kv")["spec"]["template"]["spec"]["containers"][0]["image"] == "hello-ip:1"
+    assert ok("rollout", "pause", "deployment/kv") == "deployment.apps/kv paused"
+    assert ok("rollout", "resume", "deployment/kv") == "deployment.apps/kv resumed"
+    assert ok("rollout", "restart", "deployment/kv") == "deployment.apps/kv restarted"
+    ok("rollout", "status", "deployment/kv", "--timeout=120s")
+    run = ok("run", "kvlog", "--image=hello-ip:1", "--restart=Never", "--command", "--", "sh", "-c", "echo a; sleep 2; echo b")
+    assert run == "pod/kvlog created"
+    ok("wait", "--for=condition=Ready", "pod/kvlog", "--timeout=120s")
+    assert kubectl("logs", "-f", "kvlog").stdout == "a\nb\n"  # follows until the container ends
+    ok("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/kvlog", "--timeout=60s")
+    ok("delete", "deployment/kv", "service/kv", "pod/kvlog")
