@@ -60,6 +60,11 @@ def test_v3_index_lists_every_group_version(server: PlainClient) -> None:
         "apis/batch/v1",
         "apis/networking.k8s.io/v1",
         "apis/storage.k8s.io/v1",
+        "apis/rbac.authorization.k8s.io/v1",
+        "apis/policy/v1",
+        "apis/coordination.k8s.io/v1",
+        "apis/scheduling.k8s.io/v1",
+        "apis/discovery.k8s.io/v1",
     } == set(
         index["paths"]
     )
