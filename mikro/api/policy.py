@@ -320,6 +320,11 @@ def admit(res: resources.Resource, obj: Obj, old: Obj | None, list_ns: Callable[
     if not res.namespaced:
         return
     if res.kind == "Pod":
+        from mikro.api import incluster
+
+        wanted = (obj.get("spec") or {}).get("serviceAccountName") or (obj.get("spec") or {}).get("serviceAccount") or "default"
+        accounts = [a for a in list_ns(resources.BY_KIND["ServiceAccount"]) if a["metadata"]["name"] == wanted]
+        incluster.admit_pod(obj, accounts[0] if accounts else None)
         apply_limit_ranges(obj, list_ns(resources.BY_KIND["LimitRange"]))
     quotas = list_ns(resources.BY_KIND["ResourceQuota"])
     if not quotas:

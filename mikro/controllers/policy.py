@@ -19,6 +19,8 @@ QUOTA, PDB, SLICE, SA = (
     BY_KIND["EndpointSlice"],
     BY_KIND["ServiceAccount"],
 )
+CM = BY_KIND["ConfigMap"]
+ROOT_CA = "kube-root-ca.crt"
 SERVICE_NAME = "kubernetes.io/service-name"
 MANAGED_BY = "endpointslice.kubernetes.io/managed-by"
 MANAGER = "endpointslice-controller.k8s.io"
@@ -166,6 +168,7 @@ class ServiceAccountController:
     name = "serviceaccount"
 
     def sync(self, api: Api, now: datetime) -> None:
+        root = api.find(CM, "kube-system", ROOT_CA)
         for ns in api.list(NS):
             name = ns["metadata"]["name"]
             if ns["metadata"].get("deletionTimestamp"):
@@ -173,6 +176,18 @@ class ServiceAccountController:
             if api.find(SA, name, "default") is None:
                 body = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default", "namespace": name}}
                 guarded(api.create, SA, name, body)
+            if root is not None and name != root["metadata"]["namespace"]:
+                guarded(self.publish_root_ca, api, name, root)
+
+    def publish_root_ca(self, api: Api, ns: str, root: Obj) -> None:
+        """The root CA publisher: kube-root-ca.crt, copied from kube-system, in every namespace."""
+        data = {"ca.crt": (root.get("data") or {}).get("ca.crt", "")}
+        current = api.find(CM, ns, ROOT_CA)
+        if current is None:
+            api.create(CM, ns, {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": ROOT_CA, "namespace": ns}, "data": data})
+        elif current.get("data") != data:
+            current["data"] = data
+            api.update(CM, current)
 
 
 def policy_controllers() -> list[ServiceAccountController | EndpointSliceController | QuotaController | DisruptionController]:
