@@ -233,3 +233,29 @@ def access_warning() -> str:
     from mikro.api import policy
 
     return policy.RBAC_WARNING
+
+
+@pytest.mark.parametrize(
+    ("role", "attrs", "want"),
+    [
+        ("view", rbac.Attributes("list", "pods", namespace="team"), True),
+        ("view", rbac.Attributes("get", "deployments", group="apps", name="w", namespace="team"), True),
+        ("view", rbac.Attributes("list", "secrets", namespace="team"), False),
+        ("view", rbac.Attributes("create", "pods", namespace="team"), False),
+        ("edit", rbac.Attributes("list", "secrets", namespace="team"), True),
+        ("edit", rbac.Attributes("patch", "deployments", group="apps", subresource="scale", name="w", namespace="team"), True),
+        ("edit", rbac.Attributes("list", "pods", namespace="team"), True),  # edit holds view
+        ("edit", rbac.Attributes("create", "rolebindings", group="rbac.authorization.k8s.io", namespace="team"), False),
+        ("admin", rbac.Attributes("create", "rolebindings", group="rbac.authorization.k8s.io", namespace="team"), True),
+        ("admin", rbac.Attributes("watch", "pods", namespace="team"), True),  # admin holds edit holds view
+        ("admin", rbac.Attributes("list", "pods", namespace="elsewhere"), False),
+        ("cluster-admin", rbac.Attributes("delete", "nodes", name="n"), True),
+    ],
+)
+def test_default_cluster_roles_bound_in_a_namespace(role: str, attrs: rbac.Attributes, want: bool) -> None:
+    binding = {"metadata": meta("b", "team"), "roleRef": {"kind": "ClusterRole", "name": role},
+               "subjects": [{"kind": "ServiceAccount", "name": "robot", "namespace": "team"}]}
+    policy = rbac.Policy([], rbac.default_cluster_roles(), [binding], [])
+    if role == "cluster-admin":
+        policy = rbac.Policy([], rbac.default_cluster_roles(), [], [{**binding, "metadata": meta("b")}])
+    assert rbac.allowed(SA_USER, SA_GROUPS, attrs, policy) is want

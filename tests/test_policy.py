@@ -260,3 +260,11 @@ def test_printer_columns() -> None:
     assert rows[0][1:4] == ["1", "N/A", "2"]
     headers, rows = printers.rows("NetworkPolicy", [{"metadata": {"name": "n"}, "spec": {"podSelector": {}}}], False)
     assert rows[0][1] == "<none>"
+
+
+def test_rbac_names_are_path_segments(cl: Cluster) -> None:
+    create(cl, "ClusterRole", {"metadata": {"name": "system:aggregate-to-x"}, "rules": []})
+    with pytest.raises(ApiError) as err:
+        create(cl, "Role", {"metadata": {"name": "a/b"}, "rules": []})
+    assert err.value.code == 422
+    assert "metadata.name: Invalid value: \"a/b\": may not contain '/'" in err.value.message

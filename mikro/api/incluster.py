@@ -53,8 +53,9 @@ def endpoints_subsets(host_ip: str, api_port: int) -> list[Obj]:
 
 
 def ensure(registry: Any, service_cidr: str, host_ip: str, api_port: int, ca_pem: str) -> None:
-    """The `kubernetes` Service and its Endpoints (the API's current port), and the cluster CA
-    in kube-system/kube-root-ca.crt for the ServiceAccount controller to copy."""
+    """The `kubernetes` Service and its Endpoints (the API's current port), the default
+    ClusterRoles (cluster-admin, admin, edit, view), and the cluster CA in
+    kube-system/kube-root-ca.crt for the ServiceAccount controller to copy."""
     store = registry.store
     if store.find(SVC, "default", NAME) is None:
         body = service_body(service_cidr)
@@ -72,6 +73,11 @@ def ensure(registry: Any, service_cidr: str, host_ip: str, api_port: int, ca_pem
     elif current.get("subsets") != subsets:
         current["subsets"] = subsets
         store.update(EP, current)
+    from mikro.api import rbac
+
+    for role in rbac.default_cluster_roles():
+        if store.find(BY_KIND["ClusterRole"], "", role["metadata"]["name"]) is None:
+            registry.create(BY_KIND["ClusterRole"], "", role)
     cm = store.find(CM, "kube-system", ROOT_CA)
     if cm is None:
         registry.create(CM, "kube-system", {"metadata": {"name": ROOT_CA}, "data": {"ca.crt": ca_pem}})

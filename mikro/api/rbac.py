@@ -97,18 +97,21 @@ def rule_allows(rule: Obj, attrs: Attributes) -> bool:
     return non_resource_url_matches(rule, attrs.path)
 
 
-def cluster_role_rules(role: Obj, cluster_roles: list[Obj]) -> list[Obj]:
+def cluster_role_rules(role: Obj, cluster_roles: list[Obj], seen: set[str] | None = None) -> list[Obj]:
     """A ClusterRole's rules; with an aggregationRule, also those of every ClusterRole its
-    selectors match (as the aggregation controller writes them)."""
+    selectors match, themselves aggregated (as the aggregation controller writes them: `admin`
+    holds `edit`, which holds `view`)."""
+    seen = seen if seen is not None else set()
+    seen.add(role["metadata"]["name"])
     rules = list(role.get("rules") or [])
     selectors = (role.get("aggregationRule") or {}).get("clusterRoleSelectors") or []
     if selectors:
         for other in cluster_roles:
-            if other is role or other["metadata"]["name"] == role["metadata"]["name"]:
+            if other["metadata"]["name"] in seen:
                 continue
             labels = other["metadata"].get("labels") or {}
             if any(selector_matches(s, labels) for s in selectors if isinstance(s, dict)):
-                rules.extend(other.get("rules") or [])
+                rules.extend(cluster_role_rules(other, cluster_roles, seen))
     return rules
 
 
@@ -185,3 +188,66 @@ def request_verb(method: str, has_name: bool, watch: bool) -> str:
         "PATCH": "patch",
         "DELETE": "delete" if has_name else "deletecollection",
     }.get(method, method.lower())
+
+
+# -- the default ClusterRoles (plugin/pkg/auth/authorizer/rbac/bootstrappolicy), abridged ----
+
+_READ = ["get", "list", "watch"]
+_WRITE = ["create", "delete", "deletecollection", "patch", "update"]
+_AGG = "rbac.authorization.k8s.io/aggregate-to-"
+_VIEWABLE = [
+    ("", ["configmaps", "endpoints", "persistentvolumeclaims", "persistentvolumeclaims/status", "pods", "pods/log",
+          "pods/status", "replicationcontrollers", "replicationcontrollers/scale", "replicationcontrollers/status",
+          "serviceaccounts", "services", "services/status", "events", "limitranges", "resourcequotas",
+          "resourcequotas/status", "namespaces", "namespaces/status", "bindings"]),
+    ("apps", ["controllerrevisions", "daemonsets", "daemonsets/status", "deployments", "deployments/scale",
+              "deployments/status", "replicasets", "replicasets/scale", "replicasets/status", "statefulsets",
+              "statefulsets/scale", "statefulsets/status"]),
+    ("autoscaling", ["horizontalpodautoscalers", "horizontalpodautoscalers/status"]),
+    ("batch", ["cronjobs", "cronjobs/status", "jobs", "jobs/status"]),
+    ("policy", ["poddisruptionbudgets", "poddisruptionbudgets/status"]),
+    ("networking.k8s.io", ["ingresses", "ingresses/status", "networkpolicies"]),
+    ("discovery.k8s.io", ["endpointslices"]),
+]
+_EDITABLE = [
+    ("", ["pods", "pods/attach", "pods/exec", "pods/portforward", "pods/proxy", "pods/eviction", "configmaps",
+          "endpoints", "persistentvolumeclaims", "replicationcontrollers", "replicationcontrollers/scale", "secrets",
+          "serviceaccounts", "services", "services/proxy", "serviceaccounts/token"]),
+    ("apps", ["daemonsets", "deployments", "deployments/rollback", "deployments/scale", "replicasets",
+              "replicasets/scale", "statefulsets", "statefulsets/scale"]),
+    ("autoscaling", ["horizontalpodautoscalers"]),
+    ("batch", ["cronjobs", "jobs"]),
+    ("policy", ["poddisruptionbudgets"]),
+    ("networking.k8s.io", ["ingresses", "networkpolicies"]),
+    ("discovery.k8s.io", ["endpointslices"]),
+]
+
+
+def default_cluster_roles() -> list[Obj]:
+    """cluster-admin, admin, edit and view (aggregated, as upstream), and the roles they aggregate."""
+
+    def role(name: str, rules: list[Obj], labels: dict[str, str] | None = None, aggregate: str | None = None) -> Obj:
+        meta: Obj = {"name": name, "labels": {"kubernetes.io/bootstrapping": "rbac-defaults", **(labels or {})},
+                     "annotations": {"rbac.authorization.kubernetes.io/autoupdate": "true"}}
+        out: Obj = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole", "metadata": meta, "rules": rules}
+        if aggregate:
+            out["aggregationRule"] = {"clusterRoleSelectors": [{"matchLabels": {_AGG + aggregate: "true"}}]}
+        return out
+
+    return [
+        role("cluster-admin", [{"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]},
+                               {"nonResourceURLs": ["*"], "verbs": ["*"]}]),
+        role("admin", [], aggregate="admin"),
+        role("edit", [], {_AGG + "admin": "true"}, aggregate="edit"),
+        role("view", [], {_AGG + "edit": "true"}, aggregate="view"),
+        role("system:aggregate-to-view", [{"apiGroups": [g], "resources": r, "verbs": _READ} for g, r in _VIEWABLE],
+             {_AGG + "view": "true"}),
+        role("system:aggregate-to-edit",
+             [{"apiGroups": [g], "resources": r, "verbs": _WRITE} for g, r in _EDITABLE]
+             + [{"apiGroups": [""], "resources": ["secrets", "pods/exec", "pods/attach", "pods/portforward"], "verbs": _READ}],
+             {_AGG + "edit": "true"}),
+        role("system:aggregate-to-admin",
+             [{"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": [*_READ, *_WRITE]},
+              {"apiGroups": ["authorization.k8s.io"], "resources": ["localsubjectaccessreviews"], "verbs": ["create"]}],
+             {_AGG + "admin": "true"}),
+    ]
