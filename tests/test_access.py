@@ -221,6 +221,9 @@ def test_kubectl_tokens_rbac_and_can_i(tmp_path: Path) -> None:
         refused = cluster.kubectl("auth", "can-i", as_sa, "list", "secrets", check=False)
         assert (refused.returncode, refused.stdout.strip()) == (1, "no")
         assert cluster.kubectl("auth", "can-i", "list", "secrets").stdout.strip() == "yes"  # the admin
+        listed = cluster.kubectl("auth", "can-i", "--list", as_sa).stdout
+        assert any(line.split()[:1] == ["pods"] and "[get list watch]" in line for line in listed.splitlines()), listed
+        assert "secrets" not in listed
         impersonated = cluster.kubectl("get", "secrets", as_sa, check=False)
         assert impersonated.returncode == 1
         assert 'cannot list resource "secrets"' in impersonated.stderr

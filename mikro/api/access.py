@@ -218,3 +218,26 @@ def decide(kind: str, spec: dict[str, Any], user: User, store: Any) -> bool:
         groups = [g for g in spec.get("groups") or [] if isinstance(g, str)]
         user = User(name, groups)
     return review_decision(user, spec, store)
+
+
+def rules_status(user: User, namespace: str, store: Any) -> dict[str, Any]:
+    """A SelfSubjectRulesReview's status: what the user may do in `namespace` (`kubectl auth can-i
+    --list`)."""
+    if user.admin:
+        return {
+            "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
+            "nonResourceRules": [{"verbs": ["*"], "nonResourceURLs": ["*"]}],
+            "incomplete": False,
+        }
+    resource_rules: list[dict[str, Any]] = []
+    non_resource_rules: list[dict[str, Any]] = []
+    for rule in BASELINE_RULES + rbac.rules_for(user.name, user.groups, namespace, policy_of(store)):
+        if rule.get("resources"):
+            entry = {"verbs": list(rule.get("verbs") or []), "apiGroups": list(rule.get("apiGroups") or []),
+                     "resources": list(rule["resources"])}
+            if rule.get("resourceNames"):
+                entry["resourceNames"] = list(rule["resourceNames"])
+            resource_rules.append(entry)
+        if rule.get("nonResourceURLs"):
+            non_resource_rules.append({"verbs": list(rule.get("verbs") or []), "nonResourceURLs": list(rule["nonResourceURLs"])})
+    return {"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": False}

@@ -62,6 +62,7 @@ def review(
     body: Any,
     user: dict[str, Any] | None = None,
     decide: Callable[[str, dict[str, Any]], bool] | None = None,
+    rules: Callable[[str], dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The review answered for `user` (the admin when None); `decide(kind, spec)` says whether an
     access review is allowed (everything when None)."""
@@ -74,6 +75,8 @@ def review(
     out.setdefault("metadata", {}).setdefault("creationTimestamp", None)
     if kind == "SelfSubjectReview":
         out["status"] = {"userInfo": copy.deepcopy(user or USER)}
+    elif kind == "SelfSubjectRulesReview" and rules is not None:
+        out["status"] = rules(str((out.get("spec") or {}).get("namespace") or ""))
     elif kind == "SelfSubjectRulesReview":
         out["status"] = {
             "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],

@@ -430,7 +430,14 @@ class Handler(BaseHTTPRequestHandler):
             body = self._body()
         store = self.server.registry.store
         self._send_json(
-            201, auth.review(key, body, self.user.info(), lambda kind, spec: access.decide(kind, spec, self.user, store))
+            201,
+            auth.review(
+                key,
+                body,
+                self.user.info(),
+                lambda kind, spec: access.decide(kind, spec, self.user, store),
+                lambda ns: access.rules_status(self.user, ns, store),
+            ),
         )
 
     def _openapi(self, path: str) -> None:
