@@ -268,3 +268,45 @@ def test_rbac_names_are_path_segments(cl: Cluster) -> None:
         create(cl, "Role", {"metadata": {"name": "a/b"}, "rules": []})
     assert err.value.code == 422
     assert "metadata.name: Invalid value: \"a/b\": may not contain '/'" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("kind", "body", "message"),
+    [
+        (
+            "RoleBinding",
+            {"subjects": []},
+            'RoleBinding.rbac.authorization.k8s.io "bad" is invalid: [roleRef.apiGroup: Unsupported value: "": '
+            'supported values: "rbac.authorization.k8s.io"; roleRef.kind: Unsupported value: "": supported values: '
+            '"Role", "ClusterRole"; roleRef.name: Required value]',
+        ),
+        (
+            "Role",
+            {"rules": [{"apiGroups": [""], "resources": ["pods"]}]},
+            'Role.rbac.authorization.k8s.io "bad" is invalid: rules[0].verbs: Required value: verbs must contain at least one value',
+        ),
+        (
+            "Role",
+            {"rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}]},
+            'Role.rbac.authorization.k8s.io "bad" is invalid: rules[0].nonResourceURLs: Invalid value: []string{"/healthz"}: '
+            "namespaced rules cannot apply to non-resource URLs",
+        ),
+        (
+            "ClusterRoleBinding",
+            {"roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+             "subjects": [{"kind": "ServiceAccount", "name": "a"}]},
+            'ClusterRoleBinding.rbac.authorization.k8s.io "bad" is invalid: subjects[0].namespace: Required value',
+        ),
+        (
+            "PodDisruptionBudget",
+            {"spec": {"minAvailable": 1, "maxUnavailable": 1}},
+            'PodDisruptionBudget.policy "bad" is invalid: spec: Invalid value: minAvailable and maxUnavailable cannot be both set',
+        ),
+    ],
+)
+def test_bad_policy_objects_are_refused_in_kubernetes_words(cl: Cluster, kind: str, body: dict[str, Any], message: str) -> None:
+    with pytest.raises(ApiError) as err:
+        create(cl, kind, {"metadata": {"name": "bad"}, **body})
+    assert (err.value.code, err.value.message) == (422, message)
+    res = BY_KIND[kind]
+    assert cl.store.find(res, "default" if res.namespaced else "", "bad") is None

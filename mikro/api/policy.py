@@ -339,3 +339,90 @@ def admit(res: resources.Resource, obj: Obj, old: Obj | None, list_ns: Callable[
                 target = resources.lookup(counted)
                 objects[counted] = list_ns(target) if target is not None else []
     check_quota(obj, res.plural, res.group, quotas, objects)
+
+
+# -- validation (pkg/apis/rbac/validation, policy/validation, core ValidateResourceQuota) -----
+
+VALIDATED = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "PodDisruptionBudget", "ResourceQuota")
+FieldProblem = tuple[str, str, str]  # (path, reason, message), as validation.FieldError takes them
+RBAC_GROUP = "rbac.authorization.k8s.io"
+
+
+def _rule_errors(rule: Any, path: str, namespaced: bool) -> list[FieldProblem]:
+    if not isinstance(rule, dict):
+        return [(path, "Invalid", "Invalid value: must be an object")]
+    out: list[FieldProblem] = []
+    if not rule.get("verbs"):
+        out.append((f"{path}.verbs", "Required", "Required value: verbs must contain at least one value"))
+    urls = rule.get("nonResourceURLs") or []
+    if urls:
+        shown = "[]string{" + ", ".join(f'"{u}"' for u in urls) + "}"
+        if namespaced:
+            out.append((f"{path}.nonResourceURLs", "Invalid",
+                        f"Invalid value: {shown}: namespaced rules cannot apply to non-resource URLs"))
+        if rule.get("apiGroups") or rule.get("resources") or rule.get("resourceNames"):
+            out.append((f"{path}.nonResourceURLs", "Invalid",
+                        f"Invalid value: {shown}: rules cannot apply to both regular resources and non-resource URLs"))
+        return out
+    if not rule.get("apiGroups"):
+        out.append((f"{path}.apiGroups", "Required", "Required value: resource rules must supply at least one api group"))
+    if not rule.get("resources"):
+        out.append((f"{path}.resources", "Required", "Required value: resource rules must supply at least one resource"))
+    return out
+
+
+def _binding_errors(obj: Obj, kind: str) -> list[FieldProblem]:
+    out: list[FieldProblem] = []
+    ref = obj.get("roleRef") if isinstance(obj.get("roleRef"), dict) else {}
+    kinds = ["Role", "ClusterRole"] if kind == "RoleBinding" else ["ClusterRole"]
+    if ref.get("apiGroup") != RBAC_GROUP:
+        out.append(("roleRef.apiGroup", "Unsupported",
+                    f'Unsupported value: "{ref.get("apiGroup", "")}": supported values: "{RBAC_GROUP}"'))
+    if ref.get("kind") not in kinds:
+        choices = ", ".join(f'"{k}"' for k in kinds)
+        out.append(("roleRef.kind", "Unsupported", f'Unsupported value: "{ref.get("kind", "")}": supported values: {choices}'))
+    if not ref.get("name"):
+        out.append(("roleRef.name", "Required", "Required value"))
+    for i, subject in enumerate(obj.get("subjects") or []):
+        path = f"subjects[{i}]"
+        if not isinstance(subject, dict):
+            out.append((path, "Invalid", "Invalid value: must be an object"))
+            continue
+        if not subject.get("name"):
+            out.append((f"{path}.name", "Required", "Required value"))
+        if subject.get("kind") not in ("ServiceAccount", "User", "Group"):
+            out.append((f"{path}.kind", "Unsupported",
+                        f'Unsupported value: "{subject.get("kind", "")}": supported values: "ServiceAccount", "User", "Group"'))
+        elif subject["kind"] == "ServiceAccount" and kind == "ClusterRoleBinding" and not subject.get("namespace"):
+            out.append((f"{path}.namespace", "Required", "Required value"))
+    return out
+
+
+def validate(obj: Obj) -> list[FieldProblem]:
+    """Field errors of the policy kinds, in Kubernetes' words."""
+    kind = obj.get("kind", "")
+    out: list[FieldProblem] = []
+    if kind in ("Role", "ClusterRole"):
+        for i, rule in enumerate(obj.get("rules") or []):
+            out += _rule_errors(rule, f"rules[{i}]", kind == "Role")
+    elif kind in ("RoleBinding", "ClusterRoleBinding"):
+        out += _binding_errors(obj, kind)
+    elif kind == "PodDisruptionBudget":
+        spec = obj.get("spec") or {}
+        if spec.get("minAvailable") is not None and spec.get("maxUnavailable") is not None:
+            out.append(("spec", "Invalid", "Invalid value: minAvailable and maxUnavailable cannot be both set"))
+        for key in ("minAvailable", "maxUnavailable"):
+            value = spec.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value < 0:
+                out.append((f"spec.{key}", "Invalid", f"Invalid value: {value}: must be greater than or equal to 0"))
+            elif isinstance(value, str) and not (value.endswith("%") and value[:-1].isdigit()):
+                out.append((f"spec.{key}", "Invalid", f'Invalid value: "{value}": a valid percent string must be a numeric string followed by an ending \'%\''))
+    elif kind == "ResourceQuota":
+        for name, value in ((obj.get("spec") or {}).get("hard") or {}).items():
+            try:
+                parse_quantity(value)
+            except ValueError:
+                out.append((f"spec.hard[{name}]", "Invalid",
+                            f'Invalid value: "{value}": quantities must match the regular expression '
+                            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"))
+    return out

@@ -199,6 +199,10 @@ def validate(obj: dict[str, Any]) -> list[FieldError]:
         c.errors += [FieldError(*e) for e in batch.validate_cronjob(obj)]
     elif kind == "HorizontalPodAutoscaler":
         _hpa(c, spec)
+    elif kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "PodDisruptionBudget", "ResourceQuota"):
+        from mikro.api import policy  # policy imports this module
+
+        c.errors += [FieldError(*e) for e in policy.validate(obj)]
     elif kind == "PersistentVolumeClaim":
         c.errors += [FieldError(*e) for e in storage.validate_claim(obj)]
     elif kind == "PersistentVolume":
