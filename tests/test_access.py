@@ -262,3 +262,21 @@ def test_default_cluster_roles_bound_in_a_namespace(role: str, attrs: rbac.Attri
     if role == "cluster-admin":
         policy = rbac.Policy([], rbac.default_cluster_roles(), [], [{**binding, "metadata": meta("b")}])
     assert rbac.allowed(SA_USER, SA_GROUPS, attrs, policy) is want
+
+
+def test_a_pod_bound_token_dies_with_its_pod(tmp_path: Path) -> None:
+    from mikro.api.resources import BY_KIND
+    from tests.controller_kit import Cluster
+
+    cl = Cluster(tmp_path)
+    cl.sync()  # the default ServiceAccount
+    account = cl.store.get(BY_KIND["ServiceAccount"], "default", "default")
+    pod = cl.reg.create(BY_KIND["Pod"], "default", {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "a", "image": "x:1"}]}})
+    issuer = tokens.Issuer.ephemeral()
+    now = int(__import__("time").time())
+    token, _ = issuer.issue("default", "default", account["metadata"]["uid"], now, 3600,
+                            bound={"kind": "Pod", "name": "p", "uid": pod["metadata"]["uid"]})
+    user = access.authenticate(f"Bearer {token}", "admin-token", issuer, cl.store)
+    assert user is not None and user.name == "system:serviceaccount:default:default"
+    cl.store.delete(BY_KIND["Pod"], "default", "p")
+    assert access.authenticate(f"Bearer {token}", "admin-token", issuer, cl.store) is None

@@ -70,6 +70,10 @@ def authenticate(header: str, admin_token: str, issuer: tokens.Issuer, store: An
     account = store.find(SA, claims.namespace, claims.name)
     if account is None or account["metadata"].get("uid") != claims.uid or account["metadata"].get("deletionTimestamp"):
         return None  # the ServiceAccount was deleted (or deleted and made anew)
+    if claims.pod is not None:
+        pod = store.find(BY_KIND["Pod"], claims.namespace, claims.pod[0])
+        if pod is None or pod["metadata"].get("uid") != claims.pod[1]:
+            return None  # a pod-bound token dies with its pod, as on Kubernetes
     return User(claims.username, rbac.service_account_groups(claims.namespace), claims.uid)
 
 

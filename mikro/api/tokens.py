@@ -31,6 +31,7 @@ class Claims:
     name: str
     uid: str
     expires: int
+    pod: tuple[str, str] | None = None  # (name, uid) of the pod a token is bound to
 
     @property
     def username(self) -> str:
@@ -110,7 +111,9 @@ class Issuer:
             return None
         if data["sub"] != f"system:serviceaccount:{namespace}:{name}":
             return None
-        return Claims(namespace, name, uid, int(data["exp"]))
+        pod = private.get("pod")
+        bound = (str(pod.get("name", "")), str(pod.get("uid", ""))) if isinstance(pod, dict) else None
+        return Claims(namespace, name, uid, int(data["exp"]), bound)
 
 
 def looks_like_jwt(token: str) -> bool:
