@@ -22,7 +22,7 @@ import threading
 from typing import Any
 
 from mikro import addonstate, config
-from mikro.api import pki, storage
+from mikro.api import incluster, pki, storage, tokens
 from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
 from mikro.api.server import serve
@@ -170,8 +170,10 @@ def main() -> int:
         state_dir=str(paths.root),
     )
     runtime = PodRuntime(registry, docker, ctx)
-    ca, cert, key = pki.ensure(paths.pki)
+    ca, cert, key = pki.ensure(paths.pki, (incluster.cluster_ip(str(halves[1])), host_ip))
     server = serve(registry, settings["token"], runtime, settings["port"], (str(cert), str(key)))
+    server.issuer = tokens.Issuer.load_or_create(paths.pki / "sa.key")  # tokens outlive a restart
+    incluster.wire(registry, runtime, server, str(halves[1]), host_ip, ca.read_text())
     network = Network(registry, docker, paths, cluster, docker.network_name(), NGINX_IMAGE, settings["bind_address"])
     runtime.wait_unrouted = network.wait_unrouted
     controllers = Controllers(registry)

@@ -68,7 +68,7 @@ def test_the_seed_walkthrough(ingress: Mikro, tmp_path: Path) -> None:
     assert deployments[1].split()[:4] == ["mon-app-deployment", "2/2", "2", "2"]
     pods = m.kubectl("get", "pods").stdout.splitlines()[1:]
     assert len(pods) == 2 and all(re.match(r"mon-app-deployment-\w{10}-\w{5}\s+1/1\s+Running\s+0", p) for p in pods)
-    svc = m.kubectl("get", "services").stdout.splitlines()[1].split()
+    svc = m.kubectl("get", "services", "mon-app-service").stdout.splitlines()[1].split()
     assert (
         svc[:2] == ["mon-app-service", "ClusterIP"] and svc[2].startswith("10.") and svc[3:5] == ["<none>", "8080/TCP"]
     )

@@ -293,6 +293,101 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "volumeBindingMode": "WaitForFirstConsumer",
         "allowVolumeExpansion": True,
     },
+    "ResourceQuota": {
+        "spec": {"hard": {"pods": "2", "requests.cpu": "1"}, "scopes": ["NotTerminating"]},
+        "status": {"hard": {"pods": "2", "requests.cpu": "1"}, "used": {"pods": "1", "requests.cpu": "100m"}},
+    },
+    "LimitRange": {
+        "spec": {
+            "limits": [
+                {
+                    "type": "Container",
+                    "default": {"cpu": "500m"},
+                    "defaultRequest": {"cpu": "100m"},
+                    "max": {"memory": "1Gi"},
+                    "min": {"memory": "4Mi"},
+                }
+            ]
+        }
+    },
+    "PodTemplate": {"template": {"metadata": {"labels": {"app": "x"}}, "spec": POD_SPEC}},
+    "Role": {
+        "rules": [
+            {"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"], "resourceNames": ["a"]},
+        ]
+    },
+    "ClusterRole": {
+        "rules": [{"nonResourceURLs": ["/healthz"], "verbs": ["get"]}],
+        "aggregationRule": {"clusterRoleSelectors": [{"matchLabels": {"rbac.example.com/aggregate": "true"}}]},
+    },
+    "RoleBinding": {
+        "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "ns"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+    },
+    "ClusterRoleBinding": {
+        "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "jane"}],
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+    },
+    "PodDisruptionBudget": {
+        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "x"}}, "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        "status": {
+            "observedGeneration": 3,
+            "currentHealthy": 2,
+            "desiredHealthy": 1,
+            "disruptionsAllowed": 1,
+            "expectedPods": 2,
+            "conditions": [
+                {
+                    "type": "DisruptionAllowed",
+                    "status": "True",
+                    "reason": "SufficientPods",
+                    "message": "ok",
+                    "lastTransitionTime": "2026-11-01T10:20:30Z",
+                    "observedGeneration": 3,
+                }
+            ],
+        },
+    },
+    "NetworkPolicy": {
+        "spec": {
+            "podSelector": {"matchLabels": {"app": "x"}},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [
+                {
+                    "from": [{"podSelector": {"matchLabels": {"role": "fe"}}}, {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+                    "ports": [{"protocol": "TCP", "port": 8080}, {"port": "http"}],
+                }
+            ],
+            "egress": [{"to": [{"namespaceSelector": {}}], "ports": [{"protocol": "UDP", "port": 53, "endPort": 60}]}],
+        }
+    },
+    "Lease": {
+        "spec": {
+            "holderIdentity": "mikro-1",
+            "leaseDurationSeconds": 15,
+            "acquireTime": "2026-11-01T10:20:30.000000Z",
+            "renewTime": "2026-11-01T10:20:31.123456Z",
+            "leaseTransitions": 2,
+        }
+    },
+    "PriorityClass": {
+        "value": 1000,
+        "globalDefault": True,
+        "description": "high",
+        "preemptionPolicy": "PreemptLowerPriority",
+    },
+    "EndpointSlice": {
+        "addressType": "IPv4",
+        "endpoints": [
+            {
+                "addresses": ["10.152.128.5"],
+                "conditions": {"ready": True, "serving": True, "terminating": False},
+                "targetRef": {"kind": "Pod", "namespace": "ns", "name": "x-1", "uid": "u2"},
+                "nodeName": "mikro",
+            }
+        ],
+        "ports": [{"name": "http", "protocol": "TCP", "port": 8080}],
+    },
 }
 
 

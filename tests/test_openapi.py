@@ -61,6 +61,11 @@ def test_v3_index_lists_every_group_version(server: PlainClient) -> None:
         "apis/batch/v1",
         "apis/networking.k8s.io/v1",
         "apis/storage.k8s.io/v1",
+        "apis/rbac.authorization.k8s.io/v1",
+        "apis/policy/v1",
+        "apis/coordination.k8s.io/v1",
+        "apis/scheduling.k8s.io/v1",
+        "apis/discovery.k8s.io/v1",
     } == set(
         index["paths"]
     )
@@ -179,12 +184,17 @@ def test_access_reviews_allow_the_single_user(server: PlainClient) -> None:
     assert code == 201 and who["status"]["userInfo"]["username"] == "admin"
     code, bad, _ = send(server, "POST", "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews", {"spec": {}})
     assert code == 422
-    # a protobuf body (what kubectl sends) is drained and answered
+    # a protobuf body (what kubectl sends) is decoded and answered
+    from mikro.api import kubeproto
+
+    encoded = kubeproto.encode(
+        {"apiVersion": "authorization.k8s.io/v1", "kind": "SelfSubjectAccessReview", "metadata": {}, **body}
+    )
     code, review, _ = send(
         server,
         "POST",
         "/apis/authorization.k8s.io/v1/selfsubjectaccessreviews",
-        b"k8s\x00\n\x00",
+        encoded,
         "application/vnd.kubernetes.protobuf",
     )
     assert code == 201 and review["status"]["allowed"] is True

@@ -102,7 +102,8 @@ def test_pod_identity_hostname_subdomain_and_claim(c: Cluster) -> None:
     assert labels["apps.kubernetes.io/pod-index"] == "0"
     assert labels["controller-revision-hash"] == c.store.get(STS, "default", "web")["status"]["updateRevision"]
     assert pod["spec"]["hostname"] == "web-0" and pod["spec"]["subdomain"] == "web"
-    assert pod["spec"]["volumes"] == [{"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}}]
+    own = [v for v in pod["spec"]["volumes"] if not v["name"].startswith("kube-api-access-")]  # the token volume
+    assert own == [{"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}}]
     claim = c.store.get(PVC, "default", "data-web-0")
     assert claim["spec"]["resources"]["requests"]["storage"] == "1Gi"
     assert claim["metadata"]["labels"] == {"app": "web"}

@@ -1,12 +1,14 @@
 """SelfSubjectAccessReview and SelfSubjectReview (`kubectl auth can-i`, `kubectl auth whoami`).
 
-mikro has one user, the holder of the bearer token, and it may do everything, as
-system:masters may on Kubernetes. Pure: request body in, review out.
+The admin (the holder of `mikro config`'s token) may do everything, as system:masters may on
+Kubernetes; ServiceAccounts get what RBAC grants them (mikro.api.access decides). Pure: request
+body in, review out. SubjectAccessReview asks about the user its spec names.
 """
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 from mikro.errors import ApiError
@@ -17,6 +19,7 @@ USER = {"username": "admin", "groups": ["system:masters", "system:authenticated"
 REVIEWS = {
     ("authorization.k8s.io", "selfsubjectaccessreviews"): "SelfSubjectAccessReview",
     ("authorization.k8s.io", "selfsubjectrulesreviews"): "SelfSubjectRulesReview",
+    ("authorization.k8s.io", "subjectaccessreviews"): "SubjectAccessReview",
     ("authentication.k8s.io", "selfsubjectreviews"): "SelfSubjectReview",
 }
 GROUPS = sorted({group for group, _ in REVIEWS})
@@ -54,7 +57,15 @@ def review_path(path: str) -> tuple[str, str] | None:
     return None
 
 
-def review(key: tuple[str, str], body: Any) -> dict[str, Any]:
+def review(
+    key: tuple[str, str],
+    body: Any,
+    user: dict[str, Any] | None = None,
+    decide: Callable[[str, dict[str, Any]], bool] | None = None,
+    rules: Callable[[str], dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The review answered for `user` (the admin when None); `decide(kind, spec)` says whether an
+    access review is allowed (everything when None)."""
     group, _ = key
     kind = REVIEWS[key]
     if not isinstance(body, dict):
@@ -63,7 +74,9 @@ def review(key: tuple[str, str], body: Any) -> dict[str, Any]:
     out["apiVersion"], out["kind"] = f"{group}/v1", kind
     out.setdefault("metadata", {}).setdefault("creationTimestamp", None)
     if kind == "SelfSubjectReview":
-        out["status"] = {"userInfo": copy.deepcopy(USER)}
+        out["status"] = {"userInfo": copy.deepcopy(user or USER)}
+    elif kind == "SelfSubjectRulesReview" and rules is not None:
+        out["status"] = rules(str((out.get("spec") or {}).get("namespace") or ""))
     elif kind == "SelfSubjectRulesReview":
         out["status"] = {
             "resourceRules": [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}],
@@ -78,5 +91,8 @@ def review(key: tuple[str, str], body: Any) -> dict[str, Any]:
                 f'{kind}.{group} "" is invalid: spec.resourceAttributes: Invalid value: "null": '
                 "exactly one of nonResourceAttributes or resourceAttributes must be specified",
             )
-        out["status"] = {"allowed": True, "reason": "mikro has a single user, allowed to do everything"}
+        if decide is None or decide(kind, spec):
+            out["status"] = {"allowed": True, "reason": "allowed by RBAC, or the admin user"}
+        else:
+            out["status"] = {"allowed": False}
     return out

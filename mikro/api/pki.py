@@ -33,12 +33,28 @@ def _key_pem(key: Any) -> str:
     ).decode()
 
 
-def ensure(directory: Path) -> tuple[Path, Path, Path]:
-    """(ca.crt, apiserver.crt, apiserver.key) under `directory`, made on first use."""
+def _has_ips(crt: Path, ips: tuple[str, ...]) -> bool:
+    from cryptography import x509
+
+    try:
+        cert = x509.load_pem_x509_certificate(crt.read_bytes())
+        names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except (ValueError, x509.ExtensionNotFound):
+        return False
+    have = {str(ip) for ip in names.get_values_for_type(x509.IPAddress)}
+    return all(ip in have for ip in ips)
+
+
+def ensure(directory: Path, extra_ips: tuple[str, ...] = ()) -> tuple[Path, Path, Path]:
+    """(ca.crt, apiserver.crt, apiserver.key) under `directory`, made on first use. `extra_ips`
+    (the `kubernetes` ClusterIP, the gateway address pods reach the API on) are SANs of the
+    API certificate, which is issued anew from the kept CA when it lacks one."""
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     ca_crt, crt, key_path = directory / "ca.crt", directory / "apiserver.crt", directory / "apiserver.key"
     if ca_crt.exists() and crt.exists() and key_path.exists():
-        return ca_crt, crt, key_path
+        if _has_ips(crt, extra_ips) or not (directory / "ca.key").exists():
+            return ca_crt, crt, key_path
+        return _issue_server(directory, extra_ips)
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -71,15 +87,32 @@ def ensure(directory: Path) -> tuple[Path, Path, Path]:
         )
         .sign(ca_key, hashes.SHA256())
     )
+    write_private(ca_crt, ca.public_bytes(serialization.Encoding.PEM).decode())
+    write_private(directory / "ca.key", _key_pem(ca_key))
+    return _issue_server(directory, extra_ips)
+
+
+def _issue_server(directory: Path, extra_ips: tuple[str, ...]) -> tuple[Path, Path, Path]:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    ca_crt, crt, key_path = directory / "ca.crt", directory / "apiserver.crt", directory / "apiserver.key"
+    ca = x509.load_pem_x509_certificate(ca_crt.read_bytes())
+    ca_key = serialization.load_pem_private_key((directory / "ca.key").read_bytes(), password=None)
+    now = datetime.datetime.now(datetime.UTC)
+    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=3650)
     server_key = ec.generate_private_key(ec.SECP256R1())
-    san = x509.SubjectAlternativeName(
-        [
-            x509.DNSName("localhost"),
-            x509.DNSName("kubernetes"),
-            x509.DNSName("kubernetes.default.svc"),
-            x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
-        ]
-    )
+    names: list[x509.GeneralName] = [
+        x509.DNSName("localhost"),
+        x509.DNSName("kubernetes"),
+        x509.DNSName("kubernetes.default"),
+        x509.DNSName("kubernetes.default.svc"),
+        x509.DNSName("kubernetes.default.svc.cluster.local"),
+        x509.IPAddress(ipaddress.ip_address("127.0.0.1")),
+    ]
+    names += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in dict.fromkeys(extra_ips) if ip != "127.0.0.1"]
+    san = x509.SubjectAlternativeName(names)
     server = (
         x509.CertificateBuilder()
         .subject_name(_name("kube-apiserver"))
@@ -90,10 +123,8 @@ def ensure(directory: Path) -> tuple[Path, Path, Path]:
         .not_valid_after(end)
         .add_extension(san, critical=False)
         .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .sign(ca_key, hashes.SHA256())
+        .sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     )
-    write_private(ca_crt, ca.public_bytes(serialization.Encoding.PEM).decode())
-    write_private(directory / "ca.key", _key_pem(ca_key))
     write_private(crt, server.public_bytes(serialization.Encoding.PEM).decode())
     write_private(key_path, _key_pem(server_key))
     return ca_crt, crt, key_path

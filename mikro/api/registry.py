@@ -23,6 +23,7 @@ from mikro.api import (
     managedfields,
     openapi,
     patch,
+    policy,
     storage,
     validation,
     validation_apps,
@@ -76,6 +77,8 @@ class Registry:
             raise invalid(res.kind, (obj.get("metadata") or {}).get("name", ""), res.group, errors)
 
     def _admit(self, res: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        ns = (obj.get("metadata") or {}).get("namespace") or ""
+        policy.admit(res, obj, old, lambda r: self.store.list(r, ns)[0] if r.namespaced else [])
         if res.kind == "Service":
             self._allocate_service(obj, old)
         if res.kind == crds.CRD_KIND:

@@ -66,6 +66,18 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("IngressClass", "networking.k8s.io", "v1", "ingressclasses", False),
     Resource("StorageClass", "storage.k8s.io", "v1", "storageclasses", False, ("sc",)),
     Resource("HorizontalPodAutoscaler", "autoscaling", "v2", "horizontalpodautoscalers", True, ("hpa",)),
+    Resource("ResourceQuota", "", "v1", "resourcequotas", True, ("quota",)),
+    Resource("LimitRange", "", "v1", "limitranges", True, ("limits",)),
+    Resource("PodTemplate", "", "v1", "podtemplates", True),
+    Resource("Role", "rbac.authorization.k8s.io", "v1", "roles", True),
+    Resource("ClusterRole", "rbac.authorization.k8s.io", "v1", "clusterroles", False),
+    Resource("RoleBinding", "rbac.authorization.k8s.io", "v1", "rolebindings", True),
+    Resource("ClusterRoleBinding", "rbac.authorization.k8s.io", "v1", "clusterrolebindings", False),
+    Resource("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets", True, ("pdb",)),
+    Resource("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies", True, ("netpol",)),
+    Resource("Lease", "coordination.k8s.io", "v1", "leases", True),
+    Resource("PriorityClass", "scheduling.k8s.io", "v1", "priorityclasses", False, ("pc",)),
+    Resource("EndpointSlice", "discovery.k8s.io", "v1", "endpointslices", True),
     Resource(
         "CustomResourceDefinition", "apiextensions.k8s.io", "v1", "customresourcedefinitions", False, ("crd", "crds")
     ),

@@ -5,7 +5,6 @@ This module only speaks HTTP; the verbs live in `registry`, the objects in `stor
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import ssl
@@ -20,6 +19,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 from mikro import __version__
 from mikro.api import (
+    access,
     apply,
     auth,
     bodies,
@@ -34,6 +34,7 @@ from mikro.api import (
     resources,
     selectors,
     streaming,
+    tokens,
 )
 from mikro.api.connections import IDLE_TIMEOUT, BoundedTLSServer
 from mikro.api.registry import Registry, scale_of
@@ -88,6 +89,7 @@ class ApiHTTPServer(BoundedTLSServer):
         super().__init__(address, Handler)
         self.registry = registry
         self.token = token
+        self.issuer = tokens.Issuer.ephemeral()  # the control plane sets the kept key (access.py)
         self.runtime = runtime
         self.metrics: metrics.MetricsSource | None = None  # the metrics-server addon, when the control plane has it
         self.ready = threading.Event()
@@ -287,9 +289,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization", "")
-        if not header.startswith("Bearer "):
-            return False
-        return hmac.compare_digest(header[7:].strip().encode(), self.server.token.encode())
+        user = access.authenticate(header, self.server.token, self.server.issuer, self.server.registry.store)
+        self.user = user or access.ADMIN
+        return user is not None
 
     def do_GET(self) -> None:  # noqa: N802 - stdlib naming
         self._dispatch("GET")
@@ -326,6 +328,9 @@ class Handler(BaseHTTPRequestHandler):
             authorized = self._authorized()
             if url.path.rstrip("/") not in PUBLIC_PATHS and not authorized:
                 raise ApiError(401, "Unauthorized")
+            if authorized:
+                self.user = access.impersonate(self.user, self.headers)
+                access.authorize(self.user, method, url.path, query, self.server.registry.store)
             if method == "POST" and auth.review_path(url.path):
                 self._review(auth.review_path(url.path) or ("", ""))
             elif url.path.startswith(metrics.PREFIX) and method == "GET":
@@ -425,12 +430,20 @@ class Handler(BaseHTTPRequestHandler):
 
     def _review(self, key: tuple[str, str]) -> None:
         if "protobuf" in self.headers.get("Content-Type", ""):
-            # Go clients send reviews as protobuf; the answer does not depend on what is asked.
-            self._read_raw()
-            body: Any = {"spec": {"resourceAttributes": {"verb": "*"}}}
+            body: Any = kubeproto.read_body(self._read_raw())  # Go clients send reviews as protobuf
         else:
             body = self._body()
-        self._send_json(201, auth.review(key, body))
+        store = self.server.registry.store
+        self._send_json(
+            201,
+            auth.review(
+                key,
+                body,
+                self.user.info(),
+                lambda kind, spec: access.decide(kind, spec, self.user, store),
+                lambda ns: access.rules_status(self.user, ns, store),
+            ),
+        )
 
     def _openapi(self, path: str) -> None:
         document = openapi.lookup(path)
@@ -547,6 +560,10 @@ class Handler(BaseHTTPRequestHandler):
             return
         if sub in streaming.SUBRESOURCES and res.kind == "Pod":
             self._pod_upgrade(sub, ns or "", name)
+            return
+        if sub == "token" and res.kind == "ServiceAccount" and method == "POST":
+            body = self._body()
+            self._send_json(201, access.token_request(self.server.issuer, reg.store, ns or "", name, body))
             return
         if sub not in (None, "status", "scale") or (res.custom and sub and not getattr(res.custom, sub)):
             raise ApiError(404, f"the server could not find the requested resource ({res.plural}/{sub})")

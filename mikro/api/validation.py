@@ -199,6 +199,10 @@ def validate(obj: dict[str, Any]) -> list[FieldError]:
         c.errors += [FieldError(*e) for e in batch.validate_cronjob(obj)]
     elif kind == "HorizontalPodAutoscaler":
         _hpa(c, spec)
+    elif kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding", "PodDisruptionBudget", "ResourceQuota"):
+        from mikro.api import policy  # policy imports this module
+
+        c.errors += [FieldError(*e) for e in policy.validate(obj)]
     elif kind == "PersistentVolumeClaim":
         c.errors += [FieldError(*e) for e in storage.validate_claim(obj)]
     elif kind == "PersistentVolume":
@@ -274,6 +278,12 @@ def _metadata(c: _Checker, meta: dict[str, Any], kind: str, path: str) -> None:
     name = meta.get("name")
     if not name and not meta.get("generateName"):
         c.required(f"{path}.name")
+    elif name is not None and kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
+        # RBAC names are path segments (system:aggregate-to-view): IsValidPathSegmentName
+        bad = ["may not be '.'"] if name == "." else ["may not be '..'"] if name == ".." else []
+        bad += [f"may not contain '{ch}'" for ch in "/%" if isinstance(name, str) and ch in name]
+        for why in bad if isinstance(name, str) else ["must be a string"]:
+            c.invalid(f"{path}.name", name, why)
     elif name is not None:
         pattern = DNS1123_LABEL if kind in LABEL_NAMED_KINDS else DNS1123_SUBDOMAIN
         limit = 63 if kind in LABEL_NAMED_KINDS else 253

@@ -529,3 +529,7 @@ def format_table(headers: list[str], body: list[list[str]]) -> str:
         cells = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
         lines.append("   ".join(cells).rstrip())
     return "\n".join(lines)
+
+
+# The policy kinds' columns live in their own module, which fills COLUMNS on import.
+from mikro.cli import printers_policy  # noqa: E402,F401

@@ -21,6 +21,7 @@ from mikro.controllers.endpoints import EndpointsController
 from mikro.controllers.garbagecollector import GarbageCollector
 from mikro.controllers.helpers import Api, Clock, ClusterApi, utc_now
 from mikro.controllers.namespace import NamespaceController
+from mikro.controllers.policy import policy_controllers
 from mikro.controllers.replicaset import ReplicaSetController
 from mikro.controllers.statefulset import StatefulSetController
 from mikro.errors import ApiError
@@ -46,7 +47,8 @@ def default_controllers() -> list[Controller]:
         DeploymentStatusController(),  # after ReplicaSets: reports what they just counted
         StatefulSetController(),
         DaemonSetController(),
-        EndpointsController(),  # last: sees every pod written in this pass
+        EndpointsController(),  # sees every pod written in this pass
+        *policy_controllers(),  # after Endpoints: slices mirror them; quota and PDBs count pods
     ]
 
 

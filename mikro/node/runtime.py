@@ -18,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from mikro.api import incluster
 from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
 from mikro.api.store import Change, now_rfc3339
@@ -75,6 +76,8 @@ class PodRuntime:
         self.pull_backoff: dict[tuple[str, str], tuple[int, float]] = {}
         self.stop_event = threading.Event()
         self.wait_unrouted: Callable[[str, float], None] | None = None
+        # (pod, audience, seconds) -> a ServiceAccount token; the control plane sets it (incluster.py)
+        self.issue_token: Callable[[dict[str, Any], str | None, int], str] | None = None
         self.prober = Prober(lambda ident, argv: self.docker.exec(ident, argv), self.enqueue, self._probe_failed)
         self.last_resync = time.monotonic()
         self.capacity = (float(os.cpu_count() or 1), host_memory())
@@ -395,6 +398,8 @@ class PodRuntime:
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.write_bytes(data)
                 source, mode = str(directory), "ro"
+            elif "projected" in vol:
+                source, mode = self._projected(pod, vol), "ro"
             else:  # emptyDir and anything else mikro keeps as a pod-lifetime volume
                 source = self.docker.ensure_volume(
                     f"{self.ctx.cluster}_{podplan.short_uid(pod)}_{vol['name']}",
@@ -405,6 +410,35 @@ class PodRuntime:
                 source = podplan.contained(source, mount["subPath"], "subPath")
             binds[source] = {"bind": target, "mode": mode}
         return binds
+
+    def _service_env(self, pod: dict[str, Any]) -> dict[str, str]:
+        """KUBERNETES_SERVICE_HOST/PORT and the docker-links variables (incluster.py)."""
+        ns = pod["metadata"]["namespace"]
+        services = self.store.list(BY_KIND["Service"], ns)[0]
+        return incluster.service_env(pod, services, self.store.find(BY_KIND["Service"], "default", incluster.NAME))
+
+    def _projected(self, pod: dict[str, Any], vol: dict[str, Any]) -> str:
+        """A projected volume's files (token, ca.crt, namespace, ...) under the pod's directory."""
+        ns = pod["metadata"]["namespace"]
+
+        def issue(p: dict[str, Any], audience: str | None, seconds: int) -> str:
+            if self.issue_token is None:
+                raise podplan.MissingReference("no ServiceAccount token issuer in this control plane")
+            return self.issue_token(p, audience, seconds)
+
+        try:
+            files = incluster.projected_files(pod, vol, lambda kind, name: self.store.find(BY_KIND[kind], ns, name), issue)
+        except KeyError as exc:
+            raise podplan.MissingReference(str(exc.args[0])) from None
+        volumes_dir = self._pod_dir(pod["metadata"]["uid"]) / "volumes"
+        directory = Path(podplan.contained(str(volumes_dir), str(vol["name"]), "volume name"))
+        directory.mkdir(parents=True, exist_ok=True)
+        for path, data in files.items():
+            target = Path(podplan.contained(str(directory), path, "volume file"))
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+            target.chmod(0o644)
+        return str(directory)
 
     def _ensure_image(self, pod: dict[str, Any], ctr: dict[str, Any]) -> tuple[bool, str | None, str | None]:
         """(ready, waiting reason, message). Pulls as imagePullPolicy says; offline, an image
@@ -610,6 +644,7 @@ class PodRuntime:
             return "waiting"
         try:
             env = podplan.resolve_env(pod, ctr, pod_ip, self.ctx.host_ip, self._lookup(pod["metadata"]["namespace"]))
+            env = {**self._service_env(pod), **env}
             mounts = self._mounts(pod, ctr)
             image = self.docker.image(ctr["image"]) or {}
             sec, warnings = podplan.security(pod, ctr, str((image.get("Config") or {}).get("User") or ""))
