@@ -1,5 +1,5 @@
 """One `mikro apply` of what a typical chart carries (RBAC, PDB, HPA, NetworkPolicy, quota,
-limits and a Deployment), and the API reached from inside a pod with its mounted ServiceAccount
+limits, a CRD and a custom resource of it, and a Deployment), and the API reached from inside a pod with its mounted ServiceAccount
 token: allowed where a Role says so, 403 where it does not (real Docker)."""
 
 from __future__ import annotations
@@ -125,6 +125,28 @@ spec:
     defaultRequest: {{cpu: 100m, memory: 64Mi}}
     max: {{memory: 512Mi}}
 ---
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {{name: clients.chart.example.com}}
+spec:
+  group: chart.example.com
+  scope: Namespaced
+  names: {{plural: clients, singular: client, kind: Client}}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema:
+        type: object
+        properties:
+          spec: {{type: object, properties: {{endpoint: {{type: string}}}}}}
+---
+apiVersion: chart.example.com/v1
+kind: Client
+metadata: {{name: api-client, namespace: {NS}}}
+spec: {{endpoint: https://kubernetes.default.svc}}
+---
 apiVersion: apps/v1
 kind: Deployment
 metadata: {{name: api-client, namespace: {NS}}}
@@ -159,6 +181,8 @@ def test_one_apply_then_the_api_from_inside_a_pod(mikro: Mikro, tmp_path: Path) 
         "resourcequota/compute created",
         "limitrange/defaults created",
         "deployment.apps/api-client created",
+        "customresourcedefinition.apiextensions.k8s.io/clients.chart.example.com created",
+        "client.chart.example.com/api-client created",
     ):
         assert line in applied.stdout, applied.stdout
     assert f"Warning: {policy.NETWORK_POLICY_WARNING}" in applied.stderr
