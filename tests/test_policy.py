@@ -220,14 +220,28 @@ def test_every_namespace_gets_a_default_service_account(cl: Cluster) -> None:
     assert cl.store.find(BY_KIND["ServiceAccount"], "default", "default") is not None
 
 
+RC_SAMPLE = {
+    "spec": {
+        "replicas": 1,
+        "selector": {"app": "w"},
+        "template": {"metadata": {"labels": {"app": "w"}}, "spec": {"containers": [{"name": "c", "image": "hello-ip:1"}]}},
+    }
+}
+
+
 @pytest.mark.parametrize(
     ("kind", "warning"),
-    [("NetworkPolicy", policy.NETWORK_POLICY_WARNING), ("Role", policy.RBAC_WARNING), ("ClusterRoleBinding", policy.RBAC_WARNING)],
+    [
+        ("NetworkPolicy", policy.NETWORK_POLICY_WARNING),
+        ("Role", policy.RBAC_WARNING),
+        ("ClusterRoleBinding", policy.RBAC_WARNING),
+        ("ReplicationController", policy.REPLICATION_CONTROLLER_WARNING),
+    ],
 )
 def test_unenforced_kinds_warn(cl: Cluster, kind: str, warning: str) -> None:
     token = fieldvalidation.start_request()
     try:
-        create(cl, kind, {"metadata": {"name": "w"}, **SAMPLES[kind]})
+        create(cl, kind, {"metadata": {"name": "w"}, **SAMPLES.get(kind, RC_SAMPLE)})
         assert fieldvalidation.warnings() == [warning]
     finally:
         fieldvalidation.end_request(token)
