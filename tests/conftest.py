@@ -24,6 +24,7 @@ EXAMPLE_IMAGE = "hello-ip:1"
 # developer's and CI's) never share a cluster, its containers or its network.
 RUN_SUFFIX = secrets.token_hex(2)
 HOST_PORTS_LOCK = Path("/tmp/mikro-e2e-host-ports.lock")
+DOCKERD_LOG = "/tmp/mikro-ci-dockerd.log"
 
 
 def cluster_name(base: str) -> str:
@@ -116,6 +117,38 @@ def wait_for(check: Callable[[], Any], timeout: float = 60, interval: float = 0.
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or check}; last value: {last!r}")
+
+
+def process_exited(pid: int) -> bool:
+    """Gone, or a zombie: a dockerd this run started is pytest's child, and one `.ci/run` started
+    may belong to a PID 1 that never reaps, so /proc keeps an exited engine's entry."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+def docker_answers() -> bool:
+    return subprocess.run(["docker", "info"], capture_output=True).returncode == 0
+
+
+def restart_docker_engine(between: Callable[[], None] | None = None) -> None:
+    """Stop the host's engine (it stops every container, as at shutdown), run `between`, then
+    start it again as `.ci/run` does. Only for a suite that owns the engine."""
+    pid = int(Path("/var/run/docker.pid").read_text().strip())
+    assert Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0].endswith(b"dockerd")
+    os.kill(pid, 15)
+    wait_for(lambda: process_exited(pid), 120, 0.2, "the Docker engine to exit")
+    if between is not None:
+        between()
+    with open(DOCKERD_LOG, "ab") as log:
+        subprocess.Popen(
+            ["dockerd"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+        )
+    wait_for(docker_answers, 120, 0.5, "docker info to answer")
 
 
 @pytest.fixture(scope="session")

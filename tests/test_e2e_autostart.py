@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -24,13 +23,12 @@ from typing import Any
 
 import pytest
 
-from .conftest import ROOT, Mikro, cluster_name, remove_cluster_leftovers, wait_for
+from .conftest import ROOT, Mikro, cluster_name, remove_cluster_leftovers, restart_docker_engine, wait_for
 
 pytestmark = pytest.mark.docker
 USES_HOST_PORTS = True  # the ingress takes ports 80 and 443
 STACK = ROOT / "examples" / "stack-offline.yml"
 ENGINE_RESTART = os.environ.get("MIKRO_E2E_ENGINE_RESTART") == "1"
-DOCKERD_LOG = "/tmp/mikro-ci-dockerd.log"
 POD = "apiVersion: v1\nkind: Pod\nmetadata: {name: idle}\nspec:\n  containers: [{name: c, image: 'hello-ip:1'}]\n"
 
 
@@ -56,30 +54,12 @@ def control_plane_pid(m: Mikro) -> int:
     return int(json.loads((m.home / "apiserver.json").read_text())["pid"])
 
 
-def engine_pid() -> int:
-    return int(Path("/var/run/docker.pid").read_text().strip())
-
-
 def alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     return True
-
-
-def restart_engine(between: Any = None) -> None:
-    """Stop the engine (it stops every container, as at shutdown), then start it as .ci/run does."""
-    pid = engine_pid()
-    os.kill(pid, signal.SIGTERM)
-    wait_for(lambda: not alive(pid), 120, 0.2, "the Docker engine to exit")
-    if between is not None:
-        between()
-    with open(DOCKERD_LOG, "ab") as log:
-        subprocess.Popen(
-            ["dockerd"], stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-        )
-    wait_for(lambda: subprocess.run(["docker", "info"], capture_output=True).returncode == 0, 120, 0.5, "docker info")
 
 
 def power_loss(m: Mikro) -> None:
@@ -100,7 +80,7 @@ def power_loss(m: Mikro) -> None:
 def reboot(m: Mikro) -> None:
     power_loss(m)
     if ENGINE_RESTART:
-        restart_engine()
+        restart_docker_engine()
 
 
 def pods_state(m: Mikro) -> list[tuple[str, str]]:
