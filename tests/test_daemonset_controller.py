@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from mikro.api.resources import BY_KIND
-from mikro.controllers.daemonset import fits_node
 from mikro.errors import ApiError
+from mikro.node.scheduling import fits_node
 from tests.controller_kit import Cluster, created, deleted
 
 DS, NODE, CR = BY_KIND["DaemonSet"], BY_KIND["Node"], BY_KIND["ControllerRevision"]
