@@ -12,7 +12,7 @@ import pytest
 
 from mikro.api.resources import BY_KIND
 from mikro.errors import ApiError
-from mikro.node.scheduling import fits_node
+from mikro.node.scheduling import DAEMON_TOLERATIONS, fits_node
 from tests.controller_kit import Cluster, created, deleted
 
 DS, NODE, CR = BY_KIND["DaemonSet"], BY_KIND["Node"], BY_KIND["ControllerRevision"]
@@ -168,7 +168,7 @@ def test_fits_node_labels(spec: dict[str, Any], fits: bool) -> None:
 )
 def test_fits_node_taints(taint: dict[str, Any], tolerations: list[dict[str, Any]], fits: bool) -> None:
     node = {"metadata": {"name": "mikro", "labels": {}}, "spec": {"taints": [taint]}}
-    assert fits_node({"tolerations": tolerations}, node)[0] is fits
+    assert fits_node({"tolerations": tolerations}, node, DAEMON_TOLERATIONS)[0] is fits
 
 
 def test_node_selector_and_taints_against_the_node(c: Cluster) -> None:

@@ -24,6 +24,7 @@ from mikro.api import (
     auth,
     bodies,
     crds,
+    eviction,
     fieldvalidation,
     kubeproto,
     listing,
@@ -157,6 +158,7 @@ def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
                 }
             )
     if group == "" and version == "v1":
+        out.append(eviction.DISCOVERY)
         out.append({"name": "bindings", "singularName": "", "namespaced": True, "kind": "Binding", "verbs": ["create"]})
     return out
 
@@ -561,6 +563,9 @@ class Handler(BaseHTTPRequestHandler):
         if sub in streaming.SUBRESOURCES and res.kind == "Pod":
             self._pod_upgrade(sub, ns or "", name)
             return
+        if sub == "eviction" and res.kind == "Pod" and method == "POST":
+            self._evict(ns or "", name, dry_run)
+            return
         if sub == "token" and res.kind == "ServiceAccount" and method == "POST":
             body = self._body()
             self._send_json(201, access.token_request(self.server.issuer, reg.store, ns or "", name, body))
@@ -639,6 +644,28 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(200, deleted_answer(res, obj))
         else:
             raise ApiError(405, f"{method} is not allowed")
+
+    def _evict(self, ns: str, name: str, dry_run: bool) -> None:
+        """POST pods/NAME/eviction: the pod's budget spent by one and the pod deleted, or 429."""
+        reg = self.server.registry
+        options = eviction.check_body(self._body(), name)
+        propagation, grace = delete_options(options, {})
+        with eviction.LOCK:  # one eviction at a time spends a budget's last disruption
+            pod = reg.get(resources.BY_KIND["Pod"], ns, name)
+            uid = (options.get("preconditions") or {}).get("uid")
+            if uid and uid != pod["metadata"]["uid"]:
+                raise ApiError(
+                    409,
+                    f"Precondition failed: UID in precondition: {uid}, UID in object meta: {pod['metadata']['uid']}",
+                    "Conflict",
+                )
+            spent = eviction.verdict(pod, reg.list(eviction.PDB, ns)[0])
+            if spent is not None and not dry_run:
+                reg.store.update(eviction.PDB, spent, status_only=True)
+            reg.delete(
+                resources.BY_KIND["Pod"], ns, name, propagation=propagation, grace_seconds=grace, dry_run=dry_run
+            )
+        self._send_json(201, eviction.SUCCESS)
 
     @staticmethod
     def _decoded(res: Resource, verb: Any) -> Any:

@@ -438,12 +438,30 @@ COLUMNS: dict[str, list[Column]] = {
     ],
     "Node": [
         ("NAME", 0, _name),
-        ("STATUS", 0, lambda o: "Ready"),
-        ("ROLES", 0, lambda o: "<none>"),
+        ("STATUS", 0, lambda o: _node_status(o)),
+        ("ROLES", 0, lambda o: _node_roles(o)),
         ("AGE", 0, _age),
         ("VERSION", 0, lambda o: (_status(o).get("nodeInfo") or {}).get("kubeletVersion", "")),
     ],
 }
+
+def _node_status(o: dict[str, Any]) -> str:
+    """kubectl's node STATUS: the Ready condition, then SchedulingDisabled when cordoned."""
+    ready = [c for c in _status(o).get("conditions") or [] if c.get("type") == "Ready"]
+    words = ["Ready" if ready and ready[0].get("status") == "True" else "NotReady" if ready else "Unknown"]
+    if _spec(o).get("unschedulable"):
+        words.append("SchedulingDisabled")
+    return ",".join(words)
+
+
+def _node_roles(o: dict[str, Any]) -> str:
+    """kubectl's ROLES: from `node-role.kubernetes.io/<role>` and `kubernetes.io/role` labels."""
+    labels = o["metadata"].get("labels") or {}
+    roles = {k.split("/", 1)[1] for k in labels if k.startswith("node-role.kubernetes.io/") and k.split("/", 1)[1]}
+    if labels.get("kubernetes.io/role"):
+        roles.add(labels["kubernetes.io/role"])
+    return ",".join(sorted(roles)) or "<none>"
+
 
 def _hpa_targets(o: dict[str, Any]) -> str:
     """kubectl's TARGETS: `cpu: 12%/50%` for each Resource metric (`<unknown>` before a figure)."""

@@ -148,7 +148,7 @@ def daemonset_status(
     desired = current = misscheduled = ready = available = updated = 0
     for node in nodes:
         pods = [p for p in pods_by_node.get(node["metadata"]["name"], []) if not p["metadata"].get("deletionTimestamp")]
-        should_run, _ = fits_node(template_spec, node)
+        should_run, _ = fits_node(template_spec, node, DAEMON_TOLERATIONS)
         if should_run:
             desired += 1
             if pods:
@@ -215,7 +215,7 @@ class DaemonSetController:
         ns = ds["metadata"]["namespace"]
         template_spec = (ds["spec"].get("template") or {}).get("spec") or {}
         by_node = group_by_node(pods)
-        eligible = [n for n in nodes if fits_node(template_spec, n)[0]]
+        eligible = [n for n in nodes if fits_node(template_spec, n, DAEMON_TOLERATIONS)[0]]
         surge, max_unavailable = rolling_limits(ds, len(eligible))
         min_ready = int(ds["spec"].get("minReadySeconds") or 0)
         unavailable = sum(

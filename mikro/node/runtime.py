@@ -25,14 +25,14 @@ from mikro.api.store import Change, now_rfc3339
 from mikro.cli.printers import parse_time
 from mikro.config import LABEL_PREFIX
 from mikro.errors import ApiError
-from mikro.node import podplan
+from mikro.node import podplan, scheduling
 from mikro.node import volumes as claims
 from mikro.node.docker_backend import ContainerStream, Docker, DockerError, NotFound
 from mikro.node.podplan import INFRA, PodContext
 from mikro.node.prober import Prober
 
 log = logging.getLogger("mikro.runtime")
-POD = BY_KIND["Pod"]
+POD, NODE = BY_KIND["Pod"], BY_KIND["Node"]
 L = LABEL_PREFIX
 # `mikro stop` is the day's end, like a node shutdown: each container gets SIGTERM and at most
 # this long (less when its pod says so) before SIGKILL, as `docker stop` gives by default.
@@ -303,28 +303,16 @@ class PodRuntime:
                 used_cpu, used_mem = used_cpu + c, used_mem + m
         cap_cpu, cap_mem = self.capacity
         problems = []
+        node = self.store.find(NODE, "", self.ctx.node_name)
+        unfit = scheduling.unfit_reason(pod.get("spec") or {}, node) if node is not None else ""
+        if unfit:
+            problems.append(unfit)
         if cpu and used_cpu + cpu > cap_cpu:
             problems.append("Insufficient cpu")
         if mem and used_mem + mem > cap_mem:
             problems.append("Insufficient memory")
         if problems:
-            message = f"0/1 nodes are available: 1 {', 1 '.join(problems)}."
-            status = dict(pod.get("status") or {})
-            conditions = [
-                {
-                    "type": "PodScheduled",
-                    "status": "False",
-                    "reason": "Unschedulable",
-                    "message": message,
-                    "lastTransitionTime": now_rfc3339(),
-                }
-            ]
-            if [c.get("message") for c in status.get("conditions") or []] != [message]:
-                status.update({"phase": "Pending", "conditions": conditions})
-                pod["status"] = status
-                self.store.update(POD, pod, status_only=True)
-                self.reg.record_event(pod, "FailedScheduling", message, "Warning", "default-scheduler")
-            self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + 5
+            self._unschedulable(pod, f"0/1 nodes are available: 1 {', 1 '.join(problems)}.", True)
             return None
         pod["spec"]["nodeName"] = self.ctx.node_name
         pod = self.store.update(POD, pod)

@@ -61,8 +61,9 @@ def tolerates(tolerations: list[Obj], taint: Obj) -> bool:
     return False
 
 
-def fits_node(pod_spec: Obj, node: Obj) -> tuple[bool, str]:
-    """Whether a pod of this spec may run on the node, and why not."""
+def fits_node(pod_spec: Obj, node: Obj, added_tolerations: list[Obj] | None = None) -> tuple[bool, str]:
+    """Whether a pod of this spec may run on the node, and why not (kube-scheduler's words);
+    `added_tolerations` are those a controller adds to its pods (the DaemonSet's)."""
     labels = node["metadata"].get("labels") or {}
     for key, value in (pod_spec.get("nodeSelector") or {}).items():
         if labels.get(key) != value:
@@ -75,8 +76,21 @@ def fits_node(pod_spec: Obj, node: Obj) -> tuple[bool, str]:
     terms = required.get("nodeSelectorTerms")
     if terms is not None and not any(_term_matches(t, node) for t in terms):
         return False, "node(s) didn't match Pod's node affinity/selector"
-    tolerations = list(pod_spec.get("tolerations") or []) + DAEMON_TOLERATIONS
+    tolerations = list(pod_spec.get("tolerations") or []) + list(added_tolerations or [])
     for taint in (node.get("spec") or {}).get("taints") or []:
         if taint.get("effect") in ("NoSchedule", "NoExecute") and not tolerates(tolerations, taint):
             return False, f"node(s) had untolerated taint {{{taint.get('key')}: {taint.get('value', '')}}}"
     return True, ""
+
+
+UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+
+
+def unfit_reason(pod_spec: Obj, node: Obj) -> str:
+    """Why kube-scheduler's filters leave a pod off the node ('' when it fits): a cordoned node
+    (`spec.unschedulable`, as `kubectl cordon` and `drain` set it) unless the pod tolerates
+    the unschedulable taint, then the selector, affinity and taints."""
+    tolerations = list(pod_spec.get("tolerations") or [])
+    if (node.get("spec") or {}).get("unschedulable") and not tolerates(tolerations, UNSCHEDULABLE_TAINT):
+        return "node(s) were unschedulable"
+    return fits_node(pod_spec, node)[1]
