@@ -235,7 +235,6 @@ RC_SAMPLE = {
         ("NetworkPolicy", policy.NETWORK_POLICY_WARNING),
         ("Role", policy.RBAC_WARNING),
         ("ClusterRoleBinding", policy.RBAC_WARNING),
-        ("ReplicationController", policy.REPLICATION_CONTROLLER_WARNING),
     ],
 )
 def test_unenforced_kinds_warn(cl: Cluster, kind: str, warning: str) -> None:

@@ -23,9 +23,6 @@ NETWORK_POLICY_WARNING = (
 RBAC_WARNING = (
     "mikro enforces RBAC for ServiceAccount tokens only: the admin user from `mikro config` may do everything"
 )
-REPLICATION_CONTROLLER_WARNING = (
-    "mikro stores ReplicationController but does not run its pods: use a Deployment or a ReplicaSet"
-)
 
 # The object counts a quota may name, by the plural they count (`count/<plural>` is the same).
 COUNTED = ("pods", "services", "configmaps", "secrets", "persistentvolumeclaims", "replicationcontrollers",
@@ -40,8 +37,6 @@ def warnings_for(kind: str) -> None:
         fieldvalidation.warn(NETWORK_POLICY_WARNING)
     elif kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding"):
         fieldvalidation.warn(RBAC_WARNING)
-    elif kind == "ReplicationController":
-        fieldvalidation.warn(REPLICATION_CONTROLLER_WARNING)
 
 
 # -- quantities ------------------------------------------------------------------------------

@@ -564,7 +564,9 @@ def check_patch(content_type: str, body: Any) -> None:
 
 def scale_of(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj["metadata"]
-    selector = ((obj.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    selector = (obj.get("spec") or {}).get("selector") or {}
+    if obj.get("kind") != "ReplicationController":  # its selector is a plain label map
+        selector = selector.get("matchLabels") or {}
     return {
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",

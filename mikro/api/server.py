@@ -139,6 +139,7 @@ def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
             "Pod": ["status", "log", *streaming.SUBRESOURCES],
             "Deployment": ["status", "scale"],
             "ReplicaSet": ["status", "scale"],
+            "ReplicationController": ["status", "scale"],
             "StatefulSet": ["status", "scale"],
             "Service": ["status"],
             "Ingress": ["status"],

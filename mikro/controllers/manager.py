@@ -22,7 +22,7 @@ from mikro.controllers.garbagecollector import GarbageCollector
 from mikro.controllers.helpers import Api, Clock, ClusterApi, utc_now
 from mikro.controllers.namespace import NamespaceController
 from mikro.controllers.policy import policy_controllers
-from mikro.controllers.replicaset import ReplicaSetController
+from mikro.controllers.replicaset import ReplicaSetController, ReplicationControllerController
 from mikro.controllers.statefulset import StatefulSetController
 from mikro.errors import ApiError
 
@@ -44,6 +44,7 @@ def default_controllers() -> list[Controller]:
         GarbageCollector(),
         DeploymentController(),
         ReplicaSetController(),
+        ReplicationControllerController(),
         DeploymentStatusController(),  # after ReplicaSets: reports what they just counted
         StatefulSetController(),
         DaemonSetController(),

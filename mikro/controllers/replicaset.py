@@ -1,4 +1,7 @@
-"""The ReplicaSet controller: keep `spec.replicas` active pods of the template."""
+"""The ReplicaSet controller: keep `spec.replicas` active pods of the template. The
+ReplicationController, ReplicaSet's predecessor in core/v1 (a plain label map for selector),
+is kept the same way by the same code, as kube-controller-manager does with one
+ReplicaSetController behind both."""
 
 from __future__ import annotations
 
@@ -7,7 +10,7 @@ from datetime import datetime
 from mikro.api.resources import BY_KIND
 from mikro.controllers.helpers import Api, Obj, active, guarded, owned_by, pod_from_template, pod_ready
 
-POD, RS = BY_KIND["Pod"], BY_KIND["ReplicaSet"]
+POD, RS, RC = BY_KIND["Pod"], BY_KIND["ReplicaSet"], BY_KIND["ReplicationController"]
 COMPONENT = "replicaset-controller"
 BURST = 100  # pods created in one pass, at most
 
@@ -39,10 +42,15 @@ def replicaset_status(rs: Obj, live: list[Obj]) -> Obj:
 
 class ReplicaSetController:
     name = "replicaset"
+    resource = RS
+    component = COMPONENT
 
     def sync(self, api: Api, now: datetime) -> None:
+        owners = api.list(self.resource)
+        if not owners:
+            return
         pods = api.list(POD)
-        for rs in api.list(RS):
+        for rs in owners:
             guarded(self.sync_one, api, rs, pods)
 
     def sync_one(self, api: Api, rs: Obj, all_pods: list[Obj]) -> None:
@@ -59,13 +67,19 @@ class ReplicaSetController:
                 body["metadata"]["generateName"] = meta["name"] + "-"
                 created = api.create(POD, ns, body)
                 live.append(created)
-                api.event(rs, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", COMPONENT)
+                api.event(rs, "SuccessfulCreate", f"Created pod: {created['metadata']['name']}", self.component)
         elif diff < 0:
             for pod in pods_to_delete(live, -diff):
                 api.delete(POD, ns, pod["metadata"]["name"])
                 live.remove(pod)
-                api.event(rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", COMPONENT)
+                api.event(rs, "SuccessfulDelete", f"Deleted pod: {pod['metadata']['name']}", self.component)
         status = replicaset_status(rs, live)
         if status != rs.get("status"):
             rs["status"] = status
-            api.update_status(RS, rs)
+            api.update_status(self.resource, rs)
+
+
+class ReplicationControllerController(ReplicaSetController):
+    name = "replicationcontroller"
+    resource = RC
+    component = "replication-controller"
