@@ -8,6 +8,7 @@ import copy
 import http.client
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ from mikro.api import crds, resources
 from mikro.api.registry import Registry
 from mikro.api.server import serve
 from mikro.api.store import Store
+from mikro.controllers.crdfinalizer import CRDFinalizerController
+from mikro.controllers.helpers import ClusterApi
 from mikro.controlplane import bootstrap
 from mikro.errors import ApiError
 from tests.test_apiserver import TOKEN, PlainClient
@@ -95,10 +98,17 @@ def api(tmp_path: Path) -> Iterator[PlainClient]:
     bootstrap(registry, "mikro", "mikro", "10.152.0.1")
     server = serve(registry, TOKEN, None)
     server.ready.set()
-    yield PlainClient("127.0.0.1", server.server_address[1], TOKEN)
+    client = PlainClient("127.0.0.1", server.server_address[1], TOKEN)
+    client.registry = registry  # type: ignore[attr-defined]  # for the controller passes
+    yield client
     server.stopping.set()
     server.shutdown()
     resources.DYNAMIC.clear()
+
+
+def finalize(api: PlainClient) -> None:
+    """One pass of the CRD finalizer controller, as the control plane runs it."""
+    CRDFinalizerController().sync(ClusterApi(api.registry), datetime.now(UTC))  # type: ignore[attr-defined]
 
 
 @pytest.fixture()
@@ -236,13 +246,39 @@ def test_watch(widgets: PlainClient) -> None:
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "w1")]
 
 
-def test_deleting_the_crd_deletes_its_objects(widgets: PlainClient, tmp_path: Path) -> None:
+def test_deleting_the_crd_deletes_its_objects_honouring_their_finalizers(widgets: PlainClient) -> None:
+    crd_path = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com"
     widgets.request("POST", BASE, widget())
     held = widget("held")
     held["metadata"]["finalizers"] = ["example.com/keep"]
     widgets.request("POST", BASE, held)
-    widgets.request("DELETE", f"{BASE}/held")  # marked, kept by its finalizer
-    widgets.request("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
+    widgets.request("DELETE", crd_path)
+    crd = widgets.request("GET", crd_path)
+    assert crd["metadata"]["deletionTimestamp"] and crd["metadata"]["finalizers"] == [
+        "customresourcecleanup.apiextensions.k8s.io"
+    ]
+    terminating = {c["type"]: c for c in crd["status"]["conditions"]}["Terminating"]
+    assert (terminating["status"], terminating["reason"]) == ("True", "InstanceDeletionPending")
+    with pytest.raises(ApiError) as err:
+        widgets.request("POST", BASE, widget("late"))
+    assert (err.value.code, err.value.message) == (
+        405,
+        "create not allowed while custom resource definition is terminating",
+    )
+
+    finalize(widgets)  # w1 goes; `held` is marked and waits for its own finalizer's controller
+    names = [o["metadata"]["name"] for o in widgets.request("GET", BASE)["items"]]
+    assert names == ["held"] and widgets.request("GET", f"{BASE}/held")["metadata"]["deletionTimestamp"]
+    crd = widgets.request("GET", crd_path)
+    assert {c["type"]: c for c in crd["status"]["conditions"]}["Terminating"]["reason"] == "InstanceDeletionInProgress"
+
+    widgets.request(
+        "PATCH", f"{BASE}/held", {"metadata": {"finalizers": None}}, content_type="application/merge-patch+json"
+    )
+    finalize(widgets)
+    with pytest.raises(ApiError) as err:
+        widgets.request("GET", crd_path)
+    assert err.value.code == 404
     with pytest.raises(ApiError) as err:
         widgets.request("GET", BASE)
     assert err.value.code == 404
@@ -387,6 +423,7 @@ def test_openapi_v3_publishes_the_schema(widgets: PlainClient) -> None:
     assert "application/strategic-merge-patch+json" not in patch["requestBody"]["content"]
     assert "application/merge-patch+json" in patch["requestBody"]["content"]
     widgets.request("DELETE", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")
+    finalize(widgets)
     assert "apis/example.com/v1" not in widgets.request("GET", "/openapi/v3")["paths"]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import yaml
 
-from .conftest import Mikro
+from .conftest import Mikro, wait_for
 from .kubectl_harness import kubectl_binary
 
 pytestmark = pytest.mark.docker
@@ -166,6 +166,36 @@ def test_kubectl_crd_lifecycle(kubectl: Any, tmp_path: Path) -> None:
     kubectl("apply", "-f", str(crd))
     assert kubectl("get", "widgets", "-o", "name").stdout == ""  # the objects went with the CRD
     kubectl("delete", "crd", "widgets.example.com")
+
+
+def test_a_crd_waits_for_its_objects_finalizers(kubectl: Any, tmp_path: Path) -> None:
+    """As on Kubernetes: deleting a CRD deletes its objects, and an object an operator still
+    holds by a finalizer keeps the CRD (Terminating, no new objects) until it is released."""
+    crd, held = tmp_path / "crd.yaml", tmp_path / "held.yaml"
+    crd.write_text(CRD)
+    held.write_text(
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata:\n  name: held\n"
+        "  finalizers: [example.com/cleanup]\nspec: {color: red}\n"
+    )
+    kubectl("apply", "-f", str(crd))
+    kubectl("apply", "-f", str(held))
+    kubectl("delete", "crd", "widgets.example.com", "--wait=false")
+    wait_for(
+        lambda: kubectl("get", "widget", "held", "-o", "jsonpath={.metadata.deletionTimestamp}").stdout != "",
+        30,
+        what="the held widget marked for deletion",
+    )
+    reason = "jsonpath={.status.conditions[?(@.type=='Terminating')].reason}"
+    assert kubectl("get", "crd", "widgets.example.com", "-o", reason).stdout == "InstanceDeletionInProgress"
+    refused = kubectl("create", "-f", str(held), check=False)
+    assert refused.returncode == 1
+    assert "create not allowed while custom resource definition is terminating" in refused.stderr
+    kubectl("patch", "widget", "held", "--type=merge", "-p", '{"metadata":{"finalizers":null}}')
+    wait_for(
+        lambda: kubectl("get", "crd", "widgets.example.com", check=False).returncode == 1,
+        30,
+        what="the CRD gone once its last object is",
+    )
 
 
 def test_mikro_apply_of_a_crd_and_its_objects(mikro: Mikro, tmp_path: Path) -> None:

@@ -23,6 +23,8 @@ from mikro.api.resources import Resource
 from mikro.api.validation import FieldError
 
 CRD_KIND = "CustomResourceDefinition"
+# Kept on a deleted CRD until the CRD finalizer controller has removed its every object.
+CLEANUP_FINALIZER = "customresourcecleanup.apiextensions.k8s.io"
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 # Fields every object has whatever its schema says.
 ROOT_FIELDS = ("apiVersion", "kind", "metadata")
@@ -268,6 +270,30 @@ def established(crd: dict[str, Any]) -> dict[str, Any]:
     return crd
 
 
+def set_condition(crd: dict[str, Any], type_: str, status: str, reason: str, message: str) -> bool:
+    """Set one status condition as apiextensions writes it; whether anything changed."""
+    conditions = (crd.setdefault("status", {})).setdefault("conditions", [])
+    for c in conditions:
+        if c.get("type") == type_:
+            if (c.get("status"), c.get("reason"), c.get("message")) == (status, reason, message):
+                return False
+            if c.get("status") != status:
+                c["lastTransitionTime"] = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+            c.update(status=status, reason=reason, message=message)
+            return True
+    stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    conditions.append(
+        {"type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": stamp}
+    )
+    return True
+
+
+def gone(crd: dict[str, Any]) -> bool:
+    """Whether a CRD the store just wrote was removed by that write (marked, no finalizer left)."""
+    meta = crd["metadata"]
+    return bool(meta.get("deletionTimestamp")) and not meta.get("finalizers")
+
+
 # -- registration ----------------------------------------------------------------------------
 
 
@@ -343,8 +369,7 @@ def rebuild(crds: list[dict[str, Any]]) -> None:
     resources.DYNAMIC.clear()
     _generation[0] += 1
     for crd in crds:
-        if not crd["metadata"].get("deletionTimestamp"):
-            register(crd)
+        register(crd)  # a terminating one too: its objects are listed and deleted until it goes
 
 
 def stored() -> list[Resource]:

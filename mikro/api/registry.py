@@ -238,6 +238,10 @@ class Registry:
         obj = copy.deepcopy(obj)
         if obj.get("kind") not in (None, res.kind):
             raise ApiError(400, f"the kind {obj.get('kind')!r} does not match the URL's {res.kind!r}")
+        if res.custom is not None:
+            crd = self.store.find(BY_KIND[crds.CRD_KIND], "", res.custom.crd_name)
+            if crd is not None and crd["metadata"].get("deletionTimestamp"):
+                raise ApiError(405, "create not allowed while custom resource definition is terminating")
         if field_validation:
             obj = fieldvalidation.decode(obj, res.kind, res.api_version, field_validation)
         obj["apiVersion"], obj["kind"] = res.api_version, res.kind
@@ -277,8 +281,7 @@ class Registry:
                     raise already_exists(res.plural, meta["name"], res.group)
                 return obj
             created = self.store.create(res, obj)
-            if res.kind == crds.CRD_KIND:
-                crds.register(created)
+            self._serve_crd(res, created)
             return created
 
     def update(
@@ -329,8 +332,7 @@ class Registry:
             if dry_run:
                 return obj
             updated = self.store.update(res, obj)
-            if res.kind == crds.CRD_KIND:
-                crds.register(updated)
+            self._serve_crd(res, updated)
             return updated
 
     def patch(
@@ -459,20 +461,35 @@ class Registry:
             # The namespace controller empties it, then removes it.
             return self.store.delete(res, ns, name, graceful=True)
         if res.kind == crds.CRD_KIND:
-            # Its objects go with it, then its resources stop being served.
-            for served in crds.served(current)[:1]:
-                for item in self.store.list(served)[0]:
-                    m = item["metadata"]
-                    if m.get("finalizers"):
-                        # no controller of a kind that is going away can finish them
-                        m["finalizers"] = []
-                        if self.store.update(served, item)["metadata"].get("deletionTimestamp"):
-                            continue  # the update without finalizers deleted it
-                    self.store.delete(served, m.get("namespace", ""), m["name"])
-            deleted = self.store.delete(res, ns, name)
-            crds.unregister(name)
-            return deleted
+            # Kubernetes' two steps: marked Terminating and held by the cleanup finalizer here;
+            # the CRD finalizer controller deletes its objects (their own finalizers honoured),
+            # then lets it go.
+            if current["metadata"].get("deletionTimestamp"):
+                return current
+            finalizers = current["metadata"].get("finalizers") or []
+            if crds.CLEANUP_FINALIZER not in finalizers:
+                current["metadata"]["finalizers"] = [*finalizers, crds.CLEANUP_FINALIZER]
+                current = self.store.update(res, current)
+            crds.set_condition(
+                current,
+                "Terminating",
+                "True",
+                "InstanceDeletionPending",
+                "CustomResourceDefinition marked for deletion; CustomResource deletion will begin soon",
+            )
+            self.store.update(res, current, status_only=True)
+            return self.store.delete(res, ns, name, graceful=True)
         return self.store.delete(res, ns, name)
+
+    @staticmethod
+    def _serve_crd(res: Resource, crd: dict[str, Any]) -> None:
+        """A CRD written: its resources served as it now says, or no more once it is gone."""
+        if res.kind != crds.CRD_KIND:
+            return
+        if crds.gone(crd):
+            crds.unregister(crd["metadata"]["name"])
+        else:
+            crds.register(crd)
 
     def orphan_dependents(self, owner_uid: str) -> None:
         for kind in ("ReplicaSet", "Pod", "Endpoints", "ControllerRevision", "PersistentVolumeClaim"):

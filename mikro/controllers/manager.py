@@ -15,6 +15,7 @@ from typing import Protocol
 
 from mikro.api.registry import Registry
 from mikro.controllers.batch_hook import Reconciler, extra_controllers
+from mikro.controllers.crdfinalizer import CRDFinalizerController
 from mikro.controllers.daemonset import DaemonSetController
 from mikro.controllers.deployment import DeploymentController, DeploymentStatusController
 from mikro.controllers.endpoints import EndpointsController
@@ -50,6 +51,7 @@ def default_controllers() -> list[Controller]:
         DaemonSetController(),
         EndpointsController(),  # sees every pod written in this pass
         *policy_controllers(),  # after Endpoints: slices mirror them; quota and PDBs count pods
+        CRDFinalizerController(),
     ]
 
 
