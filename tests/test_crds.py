@@ -337,11 +337,19 @@ def test_bad_crds(api: PlainClient, change: Any, message: str) -> None:
     assert resources.by_group_version_plural("example.com", "v1", "widgets") is None
 
 
-def test_cel_rules_are_ignored_with_a_warning(api: PlainClient) -> None:
+def test_cel_rules_at_the_root_are_enforced_and_uncompilable_ones_warned(api: PlainClient) -> None:
     crd = copy.deepcopy(CRD)
-    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"] = [{"rule": "true"}]
+    crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["x-kubernetes-validations"] = [
+        {"rule": "self.metadata.name.startsWith('w')", "message": "names start with w"},
+        {"rule": "self.spec.?color.orValue('') != ''"},  # optionals: cel-go has them, celpy not
+    ]
     api.request("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd)
-    assert any("CEL rules are not evaluated" in str(w) for w in api.warnings)
+    assert any("x-kubernetes-validations[1].rule: mikro cannot compile this CEL rule" in str(w) for w in api.warnings)
+    api.request("POST", BASE, widget("w1"))
+    with pytest.raises(ApiError) as err:
+        api.request("POST", BASE, widget("x1"))
+    assert err.value.code == 422
+    assert err.value.message == 'Widget.example.com "x1" is invalid: <nil>: Invalid value: "object": names start with w'
 
 
 def test_status_is_checked_and_without_the_subresource_written_with_the_object(widgets: PlainClient) -> None:

@@ -42,6 +42,8 @@ spec:
           spec:
             type: object
             required: [color]
+            x-kubernetes-validations:
+            - {rule: "self.color != 'blue' || self.replicas <= 1", message: blue widgets run one replica}
             properties:
               color: {type: string, enum: [red, blue]}
               replicas: {type: integer, minimum: 0, default: 1}
@@ -165,6 +167,18 @@ def test_kubectl_crd_lifecycle(kubectl: Any, tmp_path: Path) -> None:
     )
     kubectl("apply", "-f", str(crd))
     assert kubectl("get", "widgets", "-o", "name").stdout == ""  # the objects went with the CRD
+    kubectl("delete", "crd", "widgets.example.com")
+
+
+def test_cel_rules_refuse_with_kubernetes_wording(kubectl: Any, tmp_path: Path) -> None:
+    crd, bad = tmp_path / "crd.yaml", tmp_path / "bad.yaml"
+    crd.write_text(CRD)
+    bad.write_text("apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: w3}\nspec: {color: blue, replicas: 3}\n")
+    kubectl("apply", "-f", str(crd))
+    refused = kubectl("apply", "-f", str(bad), check=False)
+    assert refused.returncode == 1
+    assert 'The Widget "w3" is invalid: spec: Invalid value: "object": blue widgets run one replica' in refused.stderr
+    assert kubectl("get", "widget", "w3", check=False).returncode == 1
     kubectl("delete", "crd", "widgets.example.com")
 
 

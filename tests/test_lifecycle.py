@@ -4,6 +4,7 @@ the settings, the image's fingerprint and contents; and the microk8s habits of `
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -120,6 +121,15 @@ def test_the_dockerfile_checks_the_import_at_build_time() -> None:
     text = cpimage.dockerfile("mikro/python:3.11")
     assert text.startswith("FROM mikro/python:3.11\nCOPY lib /opt/mikro/lib\n")
     assert "import mikro.controlplane" in text and 'ENTRYPOINT ["python3", "-m", "mikro.controlplane"]' in text
+
+
+def test_a_base_built_with_another_package_list_is_built_again() -> None:
+    def inspect(packages: str | None) -> dict[str, Any]:
+        return {"Config": {"Labels": {} if packages is None else {"io.mikro/packages": packages}}}
+
+    assert cpimage.base_is_current(inspect("python3,libstdc++6"))
+    assert not cpimage.base_is_current(inspect("python3"))  # before CEL rules needed re2
+    assert not cpimage.base_is_current(inspect(None)) and not cpimage.base_is_current(None)
 
 
 def test_a_python_without_a_debian_suite_is_named() -> None:

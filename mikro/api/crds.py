@@ -18,7 +18,7 @@ from typing import Any
 
 import jsonschema
 
-from mikro.api import resources
+from mikro.api import celrules, resources
 from mikro.api.resources import Resource
 from mikro.api.validation import FieldError
 
@@ -202,8 +202,12 @@ def _schema_errors(schema: Any, path: str, warnings: list[str], root: bool = Fal
     def walk(node: Any, at: str) -> None:
         if not isinstance(node, dict):
             return
-        if "x-kubernetes-validations" in node:
-            warnings.append(f"{at}.x-kubernetes-validations: the CEL rules are not evaluated by mikro")
+        for i, rule in enumerate(node.get("x-kubernetes-validations") or []):
+            text = rule.get("rule") if isinstance(rule, dict) else None
+            if not isinstance(text, str) or not text.strip():
+                errors.append(FieldError(f"{at}.x-kubernetes-validations[{i}].rule", "Required", "Required value"))
+            elif not celrules.compiles(text):
+                warnings.append(f"{at}.x-kubernetes-validations[{i}].rule: mikro cannot compile this CEL rule: not enforced")
         if "$ref" in node:
             errors.append(FieldError(f"{at}.$ref", "Forbidden", "Forbidden: $ref is not supported"))
         if (

@@ -17,6 +17,7 @@ from typing import Any
 
 from mikro.api import (
     batch,
+    celrules,
     crds,
     defaults,
     fieldvalidation,
@@ -76,7 +77,18 @@ class Registry:
         if errors:
             raise invalid(res.kind, (obj.get("metadata") or {}).get("name", ""), res.group, errors)
 
+    def _check_rules(self, res: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        """A custom object's CEL rules (x-kubernetes-validations), new and transition ones."""
+        if res.custom is None or not celrules.has_rules(res.custom.schema):
+            return
+        found, skipped = celrules.errors(res.custom.schema, obj, old)
+        for text in skipped:
+            fieldvalidation.warn(f"x-kubernetes-validations rule not enforced: {text}")
+        if found:
+            raise invalid(res.kind, (obj.get("metadata") or {}).get("name", ""), res.group, found)
+
     def _admit(self, res: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
+        self._check_rules(res, obj, old)
         ns = (obj.get("metadata") or {}).get("namespace") or ""
         policy.admit(res, obj, old, lambda r: self.store.list(r, ns)[0] if r.namespaced else [])
         if res.kind == "Service":
@@ -311,6 +323,7 @@ class Registry:
                 whole = crds.admit({**old, "status": obj.get("status", {})}, res)
                 obj["status"] = whole.get("status", {})
                 self._check(res, whole)
+                self._check_rules(res, whole, old)
             if dry_run:
                 return obj
             return self.store.update(res, obj, status_only=True)

@@ -23,6 +23,7 @@ import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
@@ -35,6 +36,11 @@ LIB = "/opt/mikro/lib"
 # Debian suites by the minor version of their python3.
 PYTHON_SUITES = {(3, 9): "bullseye", (3, 11): "bookworm", (3, 13): "trixie"}
 SKIPPED_PARTS = {"__pycache__"}
+# Debian packages of the base: python3, and libstdc++6 for the compiled C++ of google-re2
+# (the regex engine of cel-python, which evaluates CRDs' CEL rules). Recorded in a label, so
+# that a base built with another list is built again.
+BASE_PACKAGES = ("python3", "libstdc++6")
+PACKAGES_LABEL = "io.mikro/packages"
 
 
 def python_version() -> tuple[int, int]:
@@ -86,7 +92,7 @@ def dockerfile(base: str) -> str:
         f"COPY lib {LIB}\n"
         f"ENV PYTHONPATH={LIB} PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1\n"
         'RUN ["python3", "-c", "import compileall; compileall.compile_dir(\'' + LIB + "', quiet=2); "
-        'import mikro.controlplane, cryptography.hazmat.bindings._rust, yaml"]\n'
+        'import mikro.controlplane, cryptography.hazmat.bindings._rust, yaml, celpy"]\n'
         'ENTRYPOINT ["python3", "-m", "mikro.controlplane"]\n'
     )
 
@@ -181,14 +187,26 @@ def collect() -> Bundle:
 def build_base(docker: Docker, progress: Progress, version: tuple[int, int]) -> None:
     suite, tag = suite_for(version), base_image(version)
     progress(f"building {tag} from Debian {suite} packages with mmdebstrap (about a minute, once)")
-    debian_image(docker, suite, ["python3"], tag, [f"LABEL io.mikro/image=python{version[0]}.{version[1]}"])
+    debian_image(
+        docker,
+        suite,
+        list(BASE_PACKAGES),
+        tag,
+        [f"LABEL io.mikro/image=python{version[0]}.{version[1]}", f"LABEL {PACKAGES_LABEL}={','.join(BASE_PACKAGES)}"],
+    )
+
+
+def base_is_current(info: dict[str, Any] | None) -> bool:
+    """Whether a base image (its inspect data) holds today's package list."""
+    labels = ((info or {}).get("Config") or {}).get("Labels") or {}
+    return info is not None and labels.get(PACKAGES_LABEL) == ",".join(BASE_PACKAGES)
 
 
 def ensure(docker: Docker, progress: Progress, force: bool = False) -> tuple[str, bool]:
     """The control plane's image for the code that runs now: (its tag, whether it was built)."""
     version = python_version()
     base = base_image(version)
-    if force or docker.image(base) is None:
+    if force or not base_is_current(docker.image(base)):
         build_base(docker, progress, version)
     base_info = docker.image(base) or {}
     bundle = collect()
