@@ -83,6 +83,14 @@ spec:
     assert read("/etc/cm/greeting") == "hello from configmap"
     assert read("/etc/secret/password") == "s3cret-pw"
     assert read("/host/from-host.txt") == "host data\n"
+    # configMap and secret volumes follow their objects while the pod runs, swapped whole
+    # through `..data` as the kubelet's AtomicWriter does
+    listed = mikro.kubectl("exec", "vols", "-c", "reader", "--", "ls", "-a", "/etc/cm").stdout.split()
+    assert "..data" in listed and "greeting" in listed
+    changed = manifest.replace("hello from configmap", "changed while running").replace("s3cret-pw", "rotated-pw")
+    mikro.run("apply", "-f", "-", input=changed)
+    wait_for(lambda: read("/etc/cm/greeting") == "changed while running", 30, what="the configMap volume updated")
+    wait_for(lambda: read("/etc/secret/password") == "rotated-pw", 30, what="the secret volume updated")
     # the PVC outlives the pod: a second pod on the same claim reads what the first wrote
     mikro.kubectl("delete", "pod", "vols")
     wait_for(lambda: mikro.kubectl("get", "pod", "vols", check=False).returncode != 0, 60, what="vols deleted")

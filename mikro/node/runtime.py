@@ -25,7 +25,7 @@ from mikro.api.store import Change, now_rfc3339
 from mikro.cli.printers import parse_time
 from mikro.config import LABEL_PREFIX
 from mikro.errors import ApiError
-from mikro.node import podplan, scheduling
+from mikro.node import atomicwriter, podplan, scheduling
 from mikro.node import volumes as claims
 from mikro.node.docker_backend import ContainerStream, Docker, DockerError, NotFound
 from mikro.node.podplan import INFRA, PodContext
@@ -268,6 +268,7 @@ class PodRuntime:
             return
         observed = self._observed(uid)
         status = self._sync_containers(pod, observed)
+        self._refresh_volumes(pod)
         self._write_status(pod, status)
 
     def _unschedulable(self, pod: dict[str, Any], message: str, tell: bool) -> None:
@@ -368,23 +369,9 @@ class PodRuntime:
             elif "hostPath" in vol:
                 source = vol["hostPath"].get("path", "/")
             elif "configMap" in vol or "secret" in vol:
-                kind = "ConfigMap" if "configMap" in vol else "Secret"
-                ref = vol.get("configMap") or vol.get("secret") or {}
-                name = ref.get("name") or ref.get("secretName", "")
-                obj = self.store.find(BY_KIND[kind], meta["namespace"], name)
-                if obj is None:
-                    if ref.get("optional"):
-                        obj = {}
-                    else:
-                        raise podplan.MissingReference(f'{kind.lower()} "{name}" not found')
-                volumes_dir = self._pod_dir(uid) / "volumes"
-                volumes_dir.mkdir(parents=True, exist_ok=True)
-                directory = Path(podplan.contained(str(volumes_dir), str(vol["name"]), "volume name"))
-                directory.mkdir(parents=True, exist_ok=True)
-                for path, data in podplan.volume_files(kind, obj, ref.get("items")).items():
-                    target = Path(podplan.contained(str(directory), path, "volume file"))
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(data)
+                files, file_mode = self._object_files(meta["namespace"], vol, missing_ok=False)
+                directory = self._object_volume_dir(uid, vol)
+                atomicwriter.write(directory, files or {}, file_mode)
                 source, mode = str(directory), "ro"
             elif "projected" in vol:
                 source, mode = self._projected(pod, vol), "ro"
@@ -398,6 +385,43 @@ class PodRuntime:
                 source = podplan.contained(source, mount["subPath"], "subPath")
             binds[source] = {"bind": target, "mode": mode}
         return binds
+
+    def _object_volume_dir(self, uid: str, vol: dict[str, Any]) -> Path:
+        volumes_dir = self._pod_dir(uid) / "volumes"
+        volumes_dir.mkdir(parents=True, exist_ok=True)
+        return Path(podplan.contained(str(volumes_dir), str(vol["name"]), "volume name"))
+
+    def _object_files(
+        self, ns: str, vol: dict[str, Any], missing_ok: bool
+    ) -> tuple[dict[str, bytes] | None, int]:
+        """A configMap or secret volume's files and mode; None for a missing object when
+        `missing_ok` (a refresh keeps what the pod has), an error otherwise unless optional."""
+        kind = "ConfigMap" if "configMap" in vol else "Secret"
+        ref = vol.get("configMap") or vol.get("secret") or {}
+        name = ref.get("name") or ref.get("secretName", "")
+        mode = int(ref.get("defaultMode") or 0o644) & 0o777
+        obj = self.store.find(BY_KIND[kind], ns, name)
+        if obj is None:
+            if ref.get("optional"):
+                obj = {}
+            elif missing_ok:
+                return None, mode
+            else:
+                raise podplan.MissingReference(f'{kind.lower()} "{name}" not found')
+        return podplan.volume_files(kind, obj, ref.get("items")), mode
+
+    def _refresh_volumes(self, pod: dict[str, Any]) -> None:
+        """configMap and secret volumes follow their objects while the pod runs, as the
+        kubelet's sync makes them (a subPath mount keeps the file it started with)."""
+        for vol in (pod.get("spec") or {}).get("volumes") or []:
+            if "configMap" not in vol and "secret" not in vol:
+                continue
+            directory = self._object_volume_dir(pod["metadata"]["uid"], vol)
+            if not directory.is_dir():
+                continue  # no container mounts it yet
+            files, mode = self._object_files(pod["metadata"]["namespace"], vol, missing_ok=True)
+            if files is not None:
+                atomicwriter.write(directory, files, mode)
 
     def _service_env(self, pod: dict[str, Any]) -> dict[str, str]:
         """KUBERNETES_SERVICE_HOST/PORT and the docker-links variables (incluster.py)."""
