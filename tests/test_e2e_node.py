@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import socket
+import textwrap
 import urllib.request
 from pathlib import Path
 
@@ -108,6 +109,79 @@ spec:
     wait_for(lambda: pod_phase(mikro, "vols2") == "Succeeded", 60, what="vols2 to finish")
     assert logs(mikro, "vols2") == "kept\n"
     mikro.kubectl("delete", "pod", "vols2", check=False)
+
+
+GRPC_HEALTH_SERVER = """\
+import socket, threading
+import h2.config, h2.connection, h2.events
+
+def status():  # SERVING (1) unless /tmp/down exists (NOT_SERVING, 2)
+    try:
+        open("/tmp/down").close()
+        return 2
+    except OSError:
+        return 1
+
+def serve(sock):
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=False, header_encoding="utf-8"))
+    conn.initiate_connection()
+    sock.sendall(conn.data_to_send())
+    while True:
+        data = sock.recv(65536)
+        if not data:
+            return
+        for ev in conn.receive_data(data):
+            if isinstance(ev, h2.events.DataReceived):
+                conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+            elif isinstance(ev, h2.events.StreamEnded):
+                reply = bytes([8, status()])
+                conn.send_headers(ev.stream_id, [(":status", "200"), ("content-type", "application/grpc")])
+                conn.send_data(ev.stream_id, bytes([0, 0, 0, 0, len(reply)]) + reply)
+                conn.send_headers(ev.stream_id, [("grpc-status", "0")], end_stream=True)
+        sock.sendall(conn.data_to_send())
+
+listener = socket.create_server(("0.0.0.0", 9555))
+while True:
+    threading.Thread(target=serve, args=(listener.accept()[0],), daemon=True).start()
+"""
+
+
+def test_a_grpc_probe_asks_the_health_service(mikro: Mikro) -> None:
+    """A real gRPC health server in a pod (Python with h2, from the control plane's image): the
+    pod is Ready while it answers SERVING and not Ready once it answers NOT_SERVING."""
+    image = docker.from_env().containers.get(f"{mikro.cluster}-control-plane").image.tags[0]
+    manifest = f"""
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: grpc-health}}
+data:
+  server.py: |
+{textwrap.indent(GRPC_HEALTH_SERVER, "    ")}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: grpc}}
+spec:
+  containers:
+  - name: server
+    image: "{image}"
+    command: ["python3", "/srv/server.py"]
+    readinessProbe: {{grpc: {{port: 9555}}, periodSeconds: 1, failureThreshold: 1}}
+    volumeMounts: [{{name: code, mountPath: /srv}}]
+  volumes: [{{name: code, configMap: {{name: grpc-health}}}}]
+"""
+    mikro.run("apply", "-f", "-", input=manifest)
+
+    def ready() -> bool:
+        conditions = mikro.json("pod", "grpc").get("status", {}).get("conditions") or []
+        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+    wait_for(ready, 60, what="the pod Ready on SERVING")
+    mikro.kubectl("exec", "grpc", "--", "touch", "/tmp/down")
+    wait_for(lambda: not ready(), 30, what="the pod not Ready on NOT_SERVING")
+    events = mikro.kubectl("describe", "pod", "grpc").stdout
+    assert 'service unhealthy (responded with "NOT_SERVING")' in events
+    mikro.kubectl("delete", "pod", "grpc", "--grace-period=0")
 
 
 def test_init_containers_run_in_order_before_the_app(mikro: Mikro) -> None:

@@ -19,7 +19,11 @@ def test_probe_commands() -> None:
         "infra",
         ["timeout", "1", "nc", "-w", "1", "127.0.0.1", "8080", "-e", "true"],
     )
-    assert probe_command({"grpc": {"port": 9555}}, CTR)[1][-3] == "9555"
+    assert probe_command({"grpc": {"port": 9555}}, CTR) == ("grpc", ["9555", "", "1"])
+    assert probe_command({"grpc": {"port": 9555, "service": "cart"}, "timeoutSeconds": 3}, CTR) == (
+        "grpc",
+        ["9555", "cart", "3"],
+    )
     assert probe_command({"exec": {"command": ["cat", "/tmp/ready"]}}, CTR) == (
         "app",
         ["timeout", "1", "cat", "/tmp/ready"],

@@ -92,7 +92,7 @@ def dockerfile(base: str) -> str:
         f"COPY lib {LIB}\n"
         f"ENV PYTHONPATH={LIB} PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1\n"
         'RUN ["python3", "-c", "import compileall; compileall.compile_dir(\'' + LIB + "', quiet=2); "
-        'import mikro.controlplane, cryptography.hazmat.bindings._rust, yaml, celpy"]\n'
+        'import mikro.controlplane, cryptography.hazmat.bindings._rust, yaml, celpy, h2.connection"]\n'
         'ENTRYPOINT ["python3", "-m", "mikro.controlplane"]\n'
     )
 

@@ -2,8 +2,8 @@
 
 Probes run inside the pod (through `docker exec`), so they reach the container on localhost
 exactly as the kubelet reaches it on the pod's address: httpGet with the infra container's
-wget, tcpSocket (and grpc, checked as a TCP connection) with its nc, exec in the container
-itself. A readiness change re-syncs the pod (its Ready condition, then Endpoints); a liveness
+wget, tcpSocket with its nc, exec in the container itself. HTTPS and gRPC probes go from the
+node to the pod's address, as the kubelet's do (grpc: the standard health service, grpcprobe.py). A readiness change re-syncs the pod (its Ready condition, then Endpoints); a liveness
 failure past the threshold stops the container, which the runtime then restarts.
 """
 
@@ -20,11 +20,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+from mikro.node import grpcprobe
+
 log = logging.getLogger("mikro.prober")
 
 Exec = Callable[[str, list[str]], tuple[int, bytes]]  # (container id, argv) -> (exit code, output)
 # (pod IP, port, path, timeout, headers) -> (0 when healthy, message)
 HttpsGet = Callable[[str, int, str, float, dict[str, str]], tuple[int, bytes]]
+GrpcCheck = Callable[[str, int, str, float], tuple[int, bytes]]  # (pod IP, port, service, timeout)
 
 
 def https_get(ip: str, port: int, path: str, timeout: float, headers: dict[str, str]) -> tuple[int, bytes]:
@@ -68,8 +71,8 @@ def quote_path(path: str) -> str:
 
 def probe_command(probe: dict[str, Any], ctr: dict[str, Any]) -> tuple[str, list[str]] | None:
     """Where to run a probe and the command whose exit code is its result: "infra" or "app"
-    (inside the pod), or "host" (HTTPS, from the control plane to the pod's IP: port, path,
-    timeout)."""
+    (inside the pod), "host" (HTTPS, from the control plane to the pod's IP: port, path,
+    timeout) or "grpc" (the health service at the pod's IP: port, service, timeout)."""
     timeout = str(max(int(probe.get("timeoutSeconds", 1)), 1))
     if "exec" in probe:
         command = (probe["exec"] or {}).get("command") or []
@@ -87,12 +90,15 @@ def probe_command(probe: dict[str, Any], ctr: dict[str, Any]) -> tuple[str, list
             return "host", [str(port), quote_path(path), timeout]
         url = f"http://127.0.0.1:{port}{quote_path(path)}"
         return "infra", ["timeout", timeout, "wget", "-q", "-O", "/dev/null", url]
-    for kind in ("tcpSocket", "grpc"):
-        if kind in probe:
-            port = resolve_port((probe[kind] or {}).get("port"), ctr)
-            if port is None:
-                return None
-            return "infra", ["timeout", timeout, "nc", "-w", timeout, "127.0.0.1", str(port), "-e", "true"]
+    if "grpc" in probe:
+        grpc = probe["grpc"] or {}
+        port = resolve_port(grpc.get("port"), ctr)
+        return None if port is None else ("grpc", [str(port), str(grpc.get("service") or ""), timeout])
+    if "tcpSocket" in probe:
+        port = resolve_port((probe["tcpSocket"] or {}).get("port"), ctr)
+        if port is None:
+            return None
+        return "infra", ["timeout", timeout, "nc", "-w", timeout, "127.0.0.1", str(port), "-e", "true"]
     return None
 
 
@@ -119,9 +125,11 @@ class Prober:
         on_failure: Callable[[str, str, str, str, bool], None],
         clock: Callable[[], float] = time.monotonic,
         get: HttpsGet = https_get,
+        grpc: GrpcCheck = grpcprobe.check,
     ) -> None:
         self.run = run
         self.get = get
+        self.grpc = grpc
         self.clock = clock  # monotonic: a wall-clock jump (a laptop's sleep) never fires probes early
         self.on_ready_change = on_ready_change
         # (uid, container name, kind, message, restart): restart when liveness gave up on it
@@ -225,6 +233,8 @@ class Prober:
                     if isinstance(h, dict) and h.get("name")
                 }
                 code, output = self.get(state.pod_ip, int(argv[0]), argv[1], float(argv[2]), headers)
+            elif where == "grpc":
+                code, output = self.grpc(state.pod_ip, int(argv[0]), argv[1], float(argv[2]))
             else:
                 code, output = self.run(target, argv)
         except Exception:  # noqa: BLE001 - the container stopped or went: no result, as the kubelet
