@@ -363,16 +363,6 @@ COLUMNS: dict[str, list[Column]] = {
         ("IMAGES", 1, lambda o: _containers(o)[1]),
         ("SELECTOR", 1, lambda o: _selector(_spec(o).get("selector"))),
     ],
-    "ReplicationController": [
-        ("NAME", 0, _name),
-        ("DESIRED", 0, lambda o: _spec(o).get("replicas", 0)),
-        ("CURRENT", 0, lambda o: _status(o).get("replicas", 0)),
-        ("READY", 0, lambda o: _status(o).get("readyReplicas", 0)),
-        ("AGE", 0, _age),
-        ("CONTAINERS", 1, lambda o: _containers(o)[0]),
-        ("IMAGES", 1, lambda o: _containers(o)[1]),
-        ("SELECTOR", 1, lambda o: _selector(_spec(o).get("selector"))),
-    ],
     "StatefulSet": [
         ("NAME", 0, _name),
         ("READY", 0, lambda o: f"{_status(o).get('readyReplicas', 0)}/{_spec(o).get('replicas', 0)}"),
@@ -490,6 +480,7 @@ def _hpa_targets(o: dict[str, Any]) -> str:
     return ", ".join(out) or "<none>"
 
 
+COLUMNS["ReplicationController"] = COLUMNS["ReplicaSet"]  # kubectl prints both alike
 COLUMNS["HorizontalPodAutoscaler"] = [
     ("NAME", 0, _name),
     ("REFERENCE", 0, lambda o: f"{_spec(o).get('scaleTargetRef', {}).get('kind')}/{_spec(o).get('scaleTargetRef', {}).get('name')}"),
