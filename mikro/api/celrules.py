@@ -12,6 +12,8 @@ that a CRD valid on Kubernetes is never refused here."""
 from __future__ import annotations
 
 import re
+import sys
+from collections.abc import Iterator
 from functools import lru_cache
 from typing import Any
 
@@ -28,8 +30,30 @@ REASONS = {
 }
 
 
+# Python calls one request's rules may make, about a second of evaluation: cel-go prices rules
+# by cost and refuses what exceeds its budget; celpy has no budget, and a rule nesting
+# comprehensions over a long list would hold the API for minutes. Past it, the remaining
+# rules are not enforced (a warning says so): never a refusal of what Kubernetes may accept.
+BUDGET_CALLS = 400_000
+
+
 class Skipped(Exception):
     """A rule mikro cannot evaluate (a library function celpy lacks): not enforced."""
+
+
+class _OutOfBudget(BaseException):
+    """Raised from the trace hook: a BaseException, so that celpy's handlers let it through."""
+
+
+class _Budget:
+    def __init__(self, calls: int) -> None:
+        self.left = calls
+
+    def __call__(self, frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            self.left -= 1
+            if self.left < 0:
+                raise _OutOfBudget
 
 
 def _extensions() -> dict[str, Any]:
@@ -72,12 +96,19 @@ def _extensions() -> dict[str, Any]:
     }
 
 
+@lru_cache(maxsize=1)
+def _environment() -> Any:
+    import celpy
+
+    return celpy.Environment()  # builds its parser once: the costly part of compiling
+
+
 @lru_cache(maxsize=512)
 def _program(rule: str) -> Any:
     """The compiled rule; Skipped when celpy cannot parse it (cel-go may)."""
     import celpy
 
-    env = celpy.Environment()
+    env = _environment()
     try:
         return env.program(env.compile(rule), functions=_extensions())
     except celpy.CELParseError as exc:
@@ -185,6 +216,18 @@ def _walk(
             )
 
 
+def _rule_texts(schema: Any) -> Iterator[str]:
+    if isinstance(schema, dict):
+        for rule in schema.get("x-kubernetes-validations") or []:
+            if isinstance(rule, dict):
+                yield from (t for t in (rule.get("rule"), rule.get("messageExpression")) if isinstance(t, str))
+        for value in schema.values():
+            yield from _rule_texts(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            yield from _rule_texts(value)
+
+
 def _has_rules(schema: Any) -> bool:
     if isinstance(schema, dict):
         return "x-kubernetes-validations" in schema or any(_has_rules(v) for v in schema.values())
@@ -216,5 +259,14 @@ def errors(schema: Obj, obj: Obj, old: Obj | None) -> tuple[list[FieldError], li
         meta = o.get("metadata") or {}
         return {**o, "metadata": {k: meta[k] for k in ("name", "generateName") if k in meta}}
 
-    _walk(schema, root_view(obj), root_view(old) if old else None, old is not None, ROOT, out, skipped)
+    for text in _rule_texts(schema):  # compiled before the budget counts evaluation only
+        compiles(text)
+    previous = sys.gettrace()
+    sys.settrace(_Budget(BUDGET_CALLS))
+    try:
+        _walk(schema, root_view(obj), root_view(old) if old else None, old is not None, ROOT, out, skipped)
+    except _OutOfBudget:
+        skipped.append("the rules took more than mikro's evaluation budget; the rest are not enforced")
+    finally:
+        sys.settrace(previous)
     return out, skipped
