@@ -281,7 +281,12 @@ SAMPLES: dict[str, dict[str, Any]] = {
             "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"},
             "minReplicas": 1,
             "maxReplicas": 3,
-            "metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}],
+            "metrics": [
+                {
+                    "type": "Resource",
+                    "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}},
+                }
+            ],
             "behavior": {"scaleDown": {"stabilizationWindowSeconds": 5}},
         },
         "status": {"currentReplicas": 1, "desiredReplicas": 2},
@@ -328,8 +333,53 @@ SAMPLES: dict[str, dict[str, Any]] = {
         "subjects": [{"kind": "User", "apiGroup": "rbac.authorization.k8s.io", "name": "jane"}],
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
     },
+    "MutatingWebhookConfiguration": {
+        "webhooks": [
+            {
+                "name": "inject.example.com",
+                "clientConfig": {
+                    "service": {"namespace": "hooks", "name": "inject", "path": "/mutate", "port": 8443},
+                    "caBundle": "Y2E=",
+                },
+                "rules": [
+                    {
+                        "operations": ["CREATE"],
+                        "apiGroups": [""],
+                        "apiVersions": ["v1"],
+                        "resources": ["pods"],
+                        "scope": "Namespaced",
+                    }
+                ],
+                "failurePolicy": "Ignore",
+                "sideEffects": "None",
+                "timeoutSeconds": 5,
+                "admissionReviewVersions": ["v1"],
+                "reinvocationPolicy": "IfNeeded",
+                "namespaceSelector": {"matchLabels": {"inject": "on"}},
+            }
+        ]
+    },
+    "ValidatingWebhookConfiguration": {
+        "webhooks": [
+            {
+                "name": "deny.example.com",
+                "clientConfig": {"url": "https://hooks.example.com/validate"},
+                "rules": [{"operations": ["*"], "apiGroups": ["*"], "apiVersions": ["*"], "resources": ["*/*"]}],
+                "matchPolicy": "Equivalent",
+                "sideEffects": "NoneOnDryRun",
+                "admissionReviewVersions": ["v1", "v1beta1"],
+                "matchConditions": [
+                    {"name": "not-system", "expression": "!request.userInfo.username.startsWith('system:')"}
+                ],
+            }
+        ]
+    },
     "PodDisruptionBudget": {
-        "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "x"}}, "unhealthyPodEvictionPolicy": "AlwaysAllow"},
+        "spec": {
+            "minAvailable": 1,
+            "selector": {"matchLabels": {"app": "x"}},
+            "unhealthyPodEvictionPolicy": "AlwaysAllow",
+        },
         "status": {
             "observedGeneration": 3,
             "currentHealthy": 2,
@@ -354,7 +404,10 @@ SAMPLES: dict[str, dict[str, Any]] = {
             "policyTypes": ["Ingress", "Egress"],
             "ingress": [
                 {
-                    "from": [{"podSelector": {"matchLabels": {"role": "fe"}}}, {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}}],
+                    "from": [
+                        {"podSelector": {"matchLabels": {"role": "fe"}}},
+                        {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+                    ],
                     "ports": [{"protocol": "TCP", "port": 8080}, {"port": "http"}],
                 }
             ],

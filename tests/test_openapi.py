@@ -66,6 +66,7 @@ def test_v3_index_lists_every_group_version(server: PlainClient) -> None:
         "apis/coordination.k8s.io/v1",
         "apis/scheduling.k8s.io/v1",
         "apis/discovery.k8s.io/v1",
+        "apis/admissionregistration.k8s.io/v1",
     } == set(
         index["paths"]
     )

@@ -46,6 +46,7 @@ WANTED = [
     "k8s.io/api/authentication/v1/generated.proto",
     "k8s.io/api/authorization/v1/generated.proto",
     "k8s.io/api/certificates/v1/generated.proto",
+    "k8s.io/api/admissionregistration/v1/generated.proto",
 ]
 OUT = Path(__file__).resolve().parent.parent / "mikro" / "api" / "kubeproto" / "proto" / "kubernetes.binpb"
 

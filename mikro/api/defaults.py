@@ -43,6 +43,10 @@ def apply(obj: dict[str, Any]) -> dict[str, Any]:
     spec = obj.get("spec")
     if kind not in ("Namespace", "Node", "PersistentVolume", "IngressClass", "StorageClass"):
         meta.setdefault("namespace", "default")
+    if kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        from mikro.api import webhooks
+
+        webhooks.default_config(obj)
     if kind == "Pod":
         pod_spec(obj.setdefault("spec", {}))
     elif kind in ("Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "ReplicationController"):

@@ -28,6 +28,7 @@ from mikro.api import (
     storage,
     validation,
     validation_apps,
+    webhooks,
 )
 from mikro.api.resources import BY_KIND, Resource
 from mikro.api.store import Store, now_rfc3339
@@ -53,6 +54,8 @@ class Registry:
         # Cluster IPs and node ports are chosen from what is stored: one Service write at a time.
         self.allocation = threading.RLock()
         crds.rebuild(self.store.list(BY_KIND[crds.CRD_KIND])[0])
+        # The admission webhooks, by configuration kind: read once, dropped on their writes.
+        self._webhook_cache: dict[str, list[dict[str, Any]]] = {}
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -279,9 +282,12 @@ class Registry:
             meta = obj["metadata"]
             if res.custom.status:
                 obj.pop("status", None)  # status is written through /status
+        obj = self._webhooks(res, "CREATE", ns, obj, None, dry_run, mutating=True)
+        meta = obj["metadata"]
         self._check(res, obj)
         if not (dry_run and assume_namespace and self.store.find(BY_KIND["Namespace"], "", ns) is None):
             self._check_namespace(res, ns)
+        self._webhooks(res, "CREATE", ns, obj, None, dry_run, mutating=False)
         with self.allocation if res.kind == "Service" else _NO_LOCK:
             self._admit(res, obj, None)
             if "status" in ((openapi.schema_of(res.kind) or {}).get("properties") or {}):
@@ -293,7 +299,7 @@ class Registry:
                     raise already_exists(res.plural, meta["name"], res.group)
                 return obj
             created = self.store.create(res, obj)
-            self._serve_crd(res, created)
+            self._written(res, created)
             return created
 
     def update(
@@ -335,7 +341,10 @@ class Registry:
         if res.custom is not None:
             obj = crds.admit(obj, res)
             meta = obj["metadata"]
+        obj = self._webhooks(res, "UPDATE", ns, obj, old, dry_run, mutating=True)
+        meta = obj["metadata"]
         self._check(res, obj)
+        self._webhooks(res, "UPDATE", ns, obj, old, dry_run, mutating=False)
         with self.allocation if res.kind == "Service" else _NO_LOCK:
             self._admit(res, obj, old)
             if manager:
@@ -345,7 +354,7 @@ class Registry:
             if dry_run:
                 return obj
             updated = self.store.update(res, obj)
-            self._serve_crd(res, updated)
+            self._written(res, updated)
             return updated
 
     def patch(
@@ -459,6 +468,10 @@ class Registry:
         current = self.store.get(res, ns, name)
         if res.kind == "Namespace" and name in PROTECTED_NAMESPACES:
             raise ApiError(403, f'namespaces "{name}" is forbidden: this namespace may not be deleted', "Forbidden")
+        if not current["metadata"].get("deletionTimestamp"):
+            self._webhooks(res, "DELETE", ns, None, current, dry_run, mutating=False)
+        if res.kind in webhooks.KINDS:
+            self._webhook_cache.clear()
         if dry_run:
             return current
         if propagation == "Orphan":
@@ -493,6 +506,46 @@ class Registry:
             self.store.update(res, current, status_only=True)
             return self.store.delete(res, ns, name, graceful=True)
         return self.store.delete(res, ns, name)
+
+    def _webhooks(
+        self,
+        res: Resource,
+        operation: str,
+        ns: str,
+        obj: dict[str, Any] | None,
+        old: dict[str, Any] | None,
+        dry_run: bool,
+        mutating: bool,
+    ) -> Any:
+        """The admission webhooks of one kind over a write; the (possibly patched) object.
+        Webhook configurations themselves are never sent to webhooks, as on Kubernetes."""
+        kind = webhooks.MUTATING if mutating else webhooks.VALIDATING
+        if res.kind in webhooks.KINDS:
+            return obj
+        hooks = self._webhook_cache.get(kind)
+        if hooks is None:
+            hooks = self._webhook_cache[kind] = webhooks.hooks_of(self.store.list(BY_KIND[kind])[0])
+        if not hooks:
+            return obj
+        name = ((obj or old or {}).get("metadata") or {}).get("name", "")
+        labels = None
+        if res.namespaced:
+            namespace = self.store.find(BY_KIND["Namespace"], "", ns)
+            labels = ((namespace or {}).get("metadata") or {}).get("labels") or {}
+        return webhooks.admit(
+            webhooks.Call(res, operation, ns, name, obj, old, dry_run),
+            hooks,
+            mutating,
+            lambda n, s: self.store.find(BY_KIND["Service"], n, s),
+            labels,
+            fieldvalidation.warn,
+        )
+
+    def _written(self, res: Resource, obj: dict[str, Any]) -> None:
+        """After a write: what it changes in what the registry serves (CRDs, webhooks)."""
+        if res.kind in webhooks.KINDS:
+            self._webhook_cache.clear()
+        self._serve_crd(res, obj)
 
     @staticmethod
     def _serve_crd(res: Resource, crd: dict[str, Any]) -> None:

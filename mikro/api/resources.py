@@ -73,6 +73,8 @@ RESOURCES: tuple[Resource, ...] = (
     Resource("ClusterRole", "rbac.authorization.k8s.io", "v1", "clusterroles", False),
     Resource("RoleBinding", "rbac.authorization.k8s.io", "v1", "rolebindings", True),
     Resource("ClusterRoleBinding", "rbac.authorization.k8s.io", "v1", "clusterrolebindings", False),
+    Resource("MutatingWebhookConfiguration", "admissionregistration.k8s.io", "v1", "mutatingwebhookconfigurations", False),
+    Resource("ValidatingWebhookConfiguration", "admissionregistration.k8s.io", "v1", "validatingwebhookconfigurations", False),
     Resource("PodDisruptionBudget", "policy", "v1", "poddisruptionbudgets", True, ("pdb",)),
     Resource("NetworkPolicy", "networking.k8s.io", "v1", "networkpolicies", True, ("netpol",)),
     Resource("Lease", "coordination.k8s.io", "v1", "leases", True),

@@ -36,6 +36,7 @@ from mikro.api import (
     selectors,
     streaming,
     tokens,
+    webhooks,
 )
 from mikro.api.connections import IDLE_TIMEOUT, BoundedTLSServer
 from mikro.api.registry import Registry, scale_of
@@ -313,9 +314,11 @@ class Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         token = fieldvalidation.start_request()
+        user = webhooks.USER.set(None)
         try:
             self._dispatch_request(method)
         finally:
+            webhooks.USER.reset(user)
             fieldvalidation.end_request(token)
 
     def _dispatch_request(self, method: str) -> None:
@@ -334,6 +337,7 @@ class Handler(BaseHTTPRequestHandler):
             if authorized:
                 self.user = access.impersonate(self.user, self.headers)
                 access.authorize(self.user, method, url.path, query, self.server.registry.store)
+                webhooks.USER.set({"username": self.user.name, "uid": self.user.uid, "groups": list(self.user.groups)})
             if method == "POST" and auth.review_path(url.path):
                 self._review(auth.review_path(url.path) or ("", ""))
             elif url.path.startswith(metrics.PREFIX) and method == "GET":

@@ -203,6 +203,10 @@ def validate(obj: dict[str, Any]) -> list[FieldError]:
         from mikro.api import policy  # policy imports this module
 
         c.errors += [FieldError(*e) for e in policy.validate(obj)]
+    elif kind in ("MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        from mikro.api import webhooks
+
+        c.errors += [FieldError(*e) for e in webhooks.validate_config(obj)]
     elif kind == "PersistentVolumeClaim":
         c.errors += [FieldError(*e) for e in storage.validate_claim(obj)]
     elif kind == "PersistentVolume":

@@ -481,6 +481,11 @@ def _hpa_targets(o: dict[str, Any]) -> str:
 
 
 COLUMNS["ReplicationController"] = COLUMNS["ReplicaSet"]  # kubectl prints both alike
+COLUMNS["MutatingWebhookConfiguration"] = COLUMNS["ValidatingWebhookConfiguration"] = [
+    ("NAME", 0, _name),
+    ("WEBHOOKS", 0, lambda o: len(o.get("webhooks") or [])),
+    ("AGE", 0, _age),
+]
 COLUMNS["HorizontalPodAutoscaler"] = [
     ("NAME", 0, _name),
     ("REFERENCE", 0, lambda o: f"{_spec(o).get('scaleTargetRef', {}).get('kind')}/{_spec(o).get('scaleTargetRef', {}).get('name')}"),

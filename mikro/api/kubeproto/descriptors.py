@@ -39,6 +39,7 @@ INLINE = {
     ("k8s.io.api.core.v1.PersistentVolumeSpec", "persistentVolumeSource"),
     ("k8s.io.api.core.v1.EphemeralContainer", "ephemeralContainerCommon"),
     ("k8s.io.api.networking.v1.IngressRule", "ingressRuleValue"),
+    ("k8s.io.api.admissionregistration.v1.RuleWithOperations", "rule"),
     *(
         (f"k8s.io.api.core.v1.{m}", "localObjectReference")
         for m in (
@@ -56,6 +57,8 @@ INLINE = {
 RENAMED = {
     ("k8s.io.api.networking.v1.IngressClassParametersReference", "aPIGroup"): "apiGroup",
     ("k8s.io.api.authentication.v1.BoundObjectReference", "uID"): "uid",
+    ("k8s.io.api.admissionregistration.v1.MutatingWebhookConfiguration", "Webhooks"): "webhooks",
+    ("k8s.io.api.admissionregistration.v1.ValidatingWebhookConfiguration", "Webhooks"): "webhooks",
 }
 # API group -> the protobuf package of its v1 (or named) version.
 GROUP_PACKAGES = {
@@ -75,6 +78,7 @@ GROUP_PACKAGES = {
     "authentication.k8s.io": "k8s.io.api.authentication",
     "authorization.k8s.io": "k8s.io.api.authorization",
     "certificates.k8s.io": "k8s.io.api.certificates",
+    "admissionregistration.k8s.io": "k8s.io.api.admissionregistration",
 }
 # Kinds of meta.k8s.io that travel under any group's apiVersion (Status, DeleteOptions, ...).
 META_KINDS = {
