@@ -255,3 +255,28 @@ def test_service_references_connect_to_the_cluster_ip_and_check_the_service_name
                 sent, [copy.deepcopy(hook)], False, lambda ns, name: {"spec": {"clusterIP": "127.0.0.1"}}, {}, print
             )
         assert err.value.code == 403 and received[0]["name"] == "x"
+
+
+def test_match_conditions_decide_whether_the_webhook_is_called(registry: Registry) -> None:
+    cert, key = certificate("hook.default.svc")
+    with webhook_server(cert, key, lambda r: {"allowed": False, "status": {"message": "no"}}) as (port, received):
+        conditions = [
+            {"name": "not-skipped", "expression": "object.metadata.name != 'skip'"},
+            {"name": "is-create", "expression": "request.operation == 'CREATE'"},
+        ]
+        registry.create(VWC, "", configuration("Validating", port, cert, matchConditions=conditions))
+        assert registry.create(CM, "default", {"metadata": {"name": "skip"}})["metadata"]["name"] == "skip"
+        assert received == []
+        with pytest.raises(ApiError) as err:
+            registry.create(CM, "default", {"metadata": {"name": "checked"}})
+        assert err.value.code == 403 and [r["name"] for r in received] == ["checked"]
+
+
+def test_a_condition_mikro_cannot_evaluate_calls_the_webhook() -> None:
+    from mikro.api import celrules
+
+    assert celrules.condition_holds("object.a == 1", {"object": {"a": 1}}) is True
+    assert celrules.condition_holds("object.a == 1", {"object": {"a": 2}}) is False
+    assert celrules.condition_holds("object.?a.orValue(1) == 1", {"object": {}}) is None  # optionals
+    with pytest.raises(ValueError, match="no such key: a"):
+        celrules.condition_holds("object.a == 1", {"object": {}})

@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
@@ -261,12 +262,43 @@ def errors(schema: Obj, obj: Obj, old: Obj | None) -> tuple[list[FieldError], li
 
     for text in _rule_texts(schema):  # compiled before the budget counts evaluation only
         compiles(text)
+    with _budget() as spent:
+        _walk(schema, root_view(obj), root_view(old) if old else None, old is not None, ROOT, out, skipped)
+    if spent:
+        skipped.append("the rules took more than mikro's evaluation budget; the rest are not enforced")
+    return out, skipped
+
+
+@contextmanager
+def _budget() -> Iterator[list[bool]]:
+    """Evaluation under BUDGET_CALLS; the yielded list holds True once the budget ran out."""
+    spent: list[bool] = []
     previous = sys.gettrace()
     sys.settrace(_Budget(BUDGET_CALLS))
     try:
-        _walk(schema, root_view(obj), root_view(old) if old else None, old is not None, ROOT, out, skipped)
+        yield spent
     except _OutOfBudget:
-        skipped.append("the rules took more than mikro's evaluation budget; the rest are not enforced")
+        spent.append(True)
     finally:
         sys.settrace(previous)
-    return out, skipped
+
+
+def condition_holds(expression: str, variables: Obj) -> bool | None:
+    """A boolean CEL expression (an admission webhook's matchCondition) over `variables`;
+    None when mikro cannot evaluate it or it is not a bool. ValueError for a runtime error
+    cel-go would report too (an absent field)."""
+    if not compiles(expression):
+        return None
+    result: Any = None
+    with _budget() as spent:
+        try:
+            result = _run(expression, variables)
+        except Skipped:
+            return None
+    if spent:
+        return None
+    if isinstance(result, ValueError):
+        raise result
+    from celpy.celtypes import BoolType
+
+    return bool(result) if isinstance(result, (bool, BoolType)) else None

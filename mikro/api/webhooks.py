@@ -379,6 +379,8 @@ def admit(
         name = str(hook.get("name", ""))
         sent = review(current, hook)
         try:
+            if not conditions_hold(hook, current, sent["request"]):
+                continue
             where = endpoint(hook, find_service)
             ca = base64.b64decode((hook.get("clientConfig") or {}).get("caBundle") or "") or None
             timeout = float(hook.get("timeoutSeconds") or 10)
@@ -402,6 +404,26 @@ def admit(
                 message = f'failed calling webhook "{name}": {exc}'
                 raise ApiError(500, f"Internal error occurred: {message}", "InternalError") from None
     return obj
+
+
+def conditions_hold(hook: Obj, call: Call, request: Obj) -> bool:
+    """A webhook's matchConditions (CEL over object, oldObject and request): all must hold for
+    it to be called. One mikro cannot evaluate counts as holding (the webhook decides); a
+    runtime error is a failed call (ValueError), as the apiserver treats it."""
+    from mikro.api import celrules
+
+    variables = {"object": call.obj, "oldObject": call.old, "request": request}
+    for condition in hook.get("matchConditions") or []:
+        expression = condition.get("expression") if isinstance(condition, dict) else None
+        if not isinstance(expression, str):
+            continue
+        try:
+            verdict = celrules.condition_holds(expression, variables)
+        except ValueError as exc:
+            raise ValueError(f"failed to evaluate match condition {condition.get('name')!r}: {exc}") from None
+        if verdict is False:
+            return False
+    return True
 
 
 def hooks_of(configs: list[Obj]) -> list[Obj]:
