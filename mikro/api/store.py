@@ -124,7 +124,9 @@ def _durable(method: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             local.depth = depth
         if depth == 0:
-            if isinstance(result, tuple):
+            if result is None:
+                rv = 0
+            elif isinstance(result, tuple):
                 rv = max((int(o["metadata"]["resourceVersion"]) for o in result[0]), default=0)
             else:
                 rv = int(result["metadata"].get("resourceVersion") or 0)
@@ -176,11 +178,15 @@ class Store:
             raise not_found(res.plural, name, res.group)
         return json.loads(row[0])
 
+    @_durable
     def find(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self.get(res, namespace, name)
-        except ApiError:
-            return None
+        # (its own query: a create's existence check must not build a NotFound error each time)
+        with self.lock:
+            row = self.db.execute(
+                "SELECT data FROM objects WHERE resource=? AND namespace=? AND name=?",
+                (self.key(res), namespace if res.namespaced else "", name),
+            ).fetchone()
+        return None if row is None else json.loads(row[0])
 
     @_durable
     def list(self, res: Resource, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
