@@ -107,3 +107,22 @@ def test_keep_alive_creates_each_get_one_whole_response(reg: Registry, tmp_path:
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_configmap_writes_wake_the_controllers_once_later_a_pod_at_once(
+    reg: Registry, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mikro.controllers import manager
+
+    monkeypatch.setattr(manager, "LAZY_SECONDS", 3600.0)  # the later pass is not this test's business
+    c = manager.Controllers(reg)
+    watch = reg.store.watch(c._on_change)  # the controllers' own subscription, without their loop
+    try:
+        for i in range(20):
+            reg.create(CM, "default", {"metadata": {"name": f"flood-{i}"}})
+        assert not c.wake.is_set() and c.lazy.locked()  # 20 ConfigMaps: one pass on its way, none now
+        pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "hello-ip:1"}]}}
+        reg.create(BY_KIND["Pod"], "default", pod)
+        assert c.wake.is_set()
+    finally:
+        watch.close()
