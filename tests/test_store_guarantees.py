@@ -247,3 +247,11 @@ def test_a_watch_older_than_the_history_is_gone(tmp_path: Path) -> None:
     while (change := recent.next(0.1)) is not None:
         names.append(change.obj["metadata"]["name"])
     assert names == ["b3", "b4"]
+
+
+def test_a_watcher_that_reads_the_store_while_a_change_is_published_does_not_hang(tmp_path: Path) -> None:
+    s = Store(tmp_path / "db")
+    seen = []
+    s.watch(lambda change: bool(seen.append(s.get(CM, "default", change.obj["metadata"]["name"]))))
+    s.create(CM, cm("a"))
+    assert [o["metadata"]["name"] for o in seen] == ["a"]
