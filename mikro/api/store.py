@@ -138,7 +138,7 @@ def _durable(method: Callable[..., Any]) -> Callable[..., Any]:
 
 
 class Store:
-    def __init__(self, path: Path, fsync: Fsync = os.fsync) -> None:
+    def __init__(self, path: Path, fsync: Fsync = os.fdatasync) -> None:
         self.path = path
         _private_files(path)
         self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
