@@ -255,3 +255,32 @@ def test_a_watcher_that_reads_the_store_while_a_change_is_published_does_not_han
     s.watch(lambda change: bool(seen.append(s.get(CM, "default", change.obj["metadata"]["name"]))))
     s.create(CM, cm("a"))
     assert [o["metadata"]["name"] for o in seen] == ["a"]
+
+
+def test_a_list_then_a_watch_from_its_version_mid_load_sees_each_later_write_once_in_order(tmp_path: Path) -> None:
+    s = Store(tmp_path / "db")
+    written = threading.Event()
+
+    def writer(t: int) -> None:
+        for i in range(40):
+            s.create(CM, cm(f"w{t}-{i}"))
+            if i == 10:
+                written.set()
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(6)]
+    for t in threads:
+        t.start()
+    assert written.wait(60)
+    items, rv = s.list(CM)  # while the writers write
+    watch = s.watch(lambda change: True, since=rv)
+    for t in threads:
+        t.join(60)
+    events = []
+    while (change := watch.next(0)) is not None:
+        events.append(change)
+    listed = {o["metadata"]["name"] for o in items}
+    seen = [c.obj["metadata"]["name"] for c in events]
+    assert len(seen) == len(set(seen))  # none twice
+    assert set(seen) == {f"w{t}-{i}" for t in range(6) for i in range(40)} - listed  # none missed
+    assert all(c.rv > rv for c in events) and [c.rv for c in events] == sorted(c.rv for c in events)
+    assert all(int(o["metadata"]["resourceVersion"]) <= rv for o in items)
