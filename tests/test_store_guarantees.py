@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -132,6 +133,8 @@ def test_concurrent_writes_share_an_fsync_and_store_what_one_at_a_time_stores(tm
 
     held = HeldFsync(held=3)
     s = Store(tmp_path / "group", fsync=held)
+    commits = []
+    s.db.set_trace_callback(lambda sql: commits.append(sql) if sql == "COMMIT" else None)
     s.create(CM, cm("taken"))
     s.update(CM, cm("taken", "second"))
     first = threading.Thread(target=lambda: s.create(CM, cm("lead")))
@@ -144,13 +147,14 @@ def test_concurrent_writes_share_an_fsync_and_store_what_one_at_a_time_stores(tm
                for i, (op, obj) in enumerate(ops)]
     for t in threads:
         t.start()
-    # every writer that can commit has committed (the failing ones answered already)
-    wait_until(lambda: s.sync.committed == 3 + 12 and len(results) == 5)
+    # every writer that can has staged its write (the failing ones answered already)
+    wait_until(lambda: s.rv == 3 + 12 and len(results) == 5)
     assert not any(isinstance(r, dict) for r in results.values())  # no success answered before its fsync
     held.release.set()
     for t in [first, *threads]:
         t.join(60)
     assert held.calls <= 5  # 3 + 12 writes: the 12 concurrent creates shared one or two fsyncs
+    assert len(commits) <= 5  # and one or two transactions
     assert stored(s) == stored(one)
     outcome = [results[i] if not isinstance(results[i], dict) else "ok" for i in range(len(ops))]
     assert outcome == [r if not isinstance(r, dict) else "ok" for r in alone]
@@ -169,7 +173,7 @@ def test_a_watch_from_a_version_not_yet_published_gets_each_change_once(tmp_path
     writer = threading.Thread(target=lambda: s.create(CM, cm("a")))
     writer.start()
     assert held.entered.wait(60)
-    committed = s.sync.committed  # committed, its fsync not done: a list may already show it
+    committed = s.rv  # committed, its fsync not done: a list may already show it
     after = s.watch(lambda change: True, since=committed)
     before = s.watch(lambda change: True, since=committed - 1)  # not 410: the change is on its way
     held.release.set()
@@ -284,3 +288,49 @@ def test_a_list_then_a_watch_from_its_version_mid_load_sees_each_later_write_onc
     assert set(seen) == {f"w{t}-{i}" for t in range(6) for i in range(40)} - listed  # none missed
     assert all(c.rv > rv for c in events) and [c.rv for c in events] == sorted(c.rv for c in events)
     assert all(int(o["metadata"]["resourceVersion"]) <= rv for o in items)
+
+
+class FailingDb:
+    """The store's connection, but the INSERT of `doomed` fails the way SQLite fails on a full
+    disk or an I/O error: the whole open transaction is rolled back."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._db, name)
+
+    def execute(self, sql: str, params: Any = ()) -> Any:
+        if sql.startswith("INSERT OR REPLACE INTO objects") and params[2] == "doomed":
+            self._db.execute("ROLLBACK")
+            raise sqlite3.OperationalError("disk I/O error")
+        return self._db.execute(sql, params)
+
+
+def test_a_transaction_lost_to_a_storage_error_fails_its_writers_and_publishes_nothing(tmp_path: Path) -> None:
+    held = HeldFsync(held=2)
+    s = Store(tmp_path / "db", fsync=held)
+    s.create(CM, cm("before"))
+    s.db = FailingDb(s.db)  # type: ignore[assignment]
+    watch = s.watch(lambda change: True)
+    lead = threading.Thread(target=lambda: s.create(CM, cm("lead")))
+    lead.start()
+    assert held.entered.wait(60)  # "lead" committed, its fsync held: the next writes stage together
+    staged: dict[str, Any] = {}
+    second = threading.Thread(target=lambda: staged.__setitem__("second", run(s, "create", cm("second"))))
+    second.start()
+    wait_until(lambda: s.rv == 3)  # "second" staged in the open transaction
+    with pytest.raises(sqlite3.OperationalError):  # its own error (the API server answers 500)
+        s.create(CM, cm("doomed"))
+    held.release.set()
+    lead.join(60)
+    second.join(60)
+    assert staged["second"] == 500  # never answered as stored
+    assert sorted(stored(s)) == ["before", "lead"]
+    s.create(CM, cm("after"))  # the store goes on
+    names = []
+    while (change := watch.next(0)) is not None:
+        names.append(change.obj["metadata"]["name"])
+    assert names == ["lead", "after"]
+    reopened = Store(tmp_path / "db")
+    assert sorted(stored(reopened)) == ["after", "before", "lead"]

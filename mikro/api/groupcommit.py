@@ -1,11 +1,11 @@
 """Group commit: one fsync makes many writers' transactions durable.
 
-The store commits each write as its own SQLite transaction with `synchronous=NORMAL`: the
-commit reaches the WAL file (the OS holds it, so a `kill -9` cannot lose it) without an fsync.
-Before a write is answered, `GroupSync.wait` makes it durable: the first writer to arrive
-becomes the leader, notes the last committed resourceVersion, and fsyncs the WAL outside the
-store's lock; the writers that committed meanwhile wait for that fsync or the next one, while
-new writers keep committing. So a disk of N fsyncs per second serves many more than N writes
+The store stages each write as one statement in an open SQLite transaction
+(`synchronous=NORMAL`). Before a write is answered, `GroupSync.wait` makes it durable: the
+first writer to arrive becomes the leader, commits every write staged so far as one
+transaction (into the WAL file: from then on the OS holds it, so a `kill -9` cannot lose it),
+and fsyncs the WAL outside the store's lock; the writers staged meanwhile wait for that fsync
+or the next one, while new writers keep staging. So a disk of N fsyncs per second serves many more than N writes
 per second, and no write is answered before it is on disk (as PostgreSQL's and etcd's group
 commit do). After each fsync the leader publishes the changes it made durable, in
 resourceVersion order, through `publish`: watchers never see a change that is not yet durable.
@@ -28,30 +28,31 @@ Fsync = Callable[[int], None]
 
 
 class GroupSync:
-    def __init__(self, database: Path, committed: int, fsync: Fsync = os.fdatasync) -> None:
+    def __init__(self, database: Path, durable: int, fsync: Fsync = os.fdatasync) -> None:
         self.database = database
         self.wal = database.with_name(database.name + "-wal")
         self.fsync = fsync
-        self.committed = committed  # the last resourceVersion whose transaction has committed
-        self.durable = committed  # the last one an fsync has made durable (and published)
+        self.durable = durable  # the last resourceVersion an fsync has made durable (and published)
         self.fsyncs = 0
         self._cond = threading.Condition(threading.Lock())
         self._leading = False
         self._fd: int | None = None
         self._inode: int | None = None
 
-    def wait(self, rv: int, publish: Callable[[int], None]) -> None:
-        """Return once the transaction of `rv` (and every one before it) is durable and
-        published. The caller must not hold the store's lock (`publish` takes it)."""
+    def wait(self, rv: int, commit: Callable[[], int], publish: Callable[[int], None]) -> None:
+        """Return once the write of `rv` (and every one before it) is durable and published.
+        The leader runs `commit` (the writes staged so far, one transaction; it returns the
+        last resourceVersion committed), fsyncs, then `publish`es. The caller must not hold
+        the store's lock (`commit` and `publish` take it)."""
         with self._cond:
             while self.durable < rv:
                 if self._leading:
                     self._cond.wait()
                     continue
                 self._leading = True
-                target = self.committed
                 self._cond.release()
                 try:
+                    target = commit()
                     self._sync()
                     publish(target)
                 finally:

@@ -1,8 +1,8 @@
 """The etcd part: Kubernetes objects in one SQLite database.
 
-WAL journal; a write is on disk before the call returns and survives `kill -9`: each write
-commits as its own transaction and one fsync of the WAL then makes every write committed so far
-durable (group commit, `groupcommit.py`); watchers see a change once it is durable. One resourceVersion counter for every object, as etcd's revision.
+WAL journal; a write is on disk before the call returns and survives `kill -9`: concurrent
+writes are staged in one transaction, committed together and made durable by one fsync of the
+WAL (group commit, `groupcommit.py`); watchers see a change once it is durable. One resourceVersion counter for every object, as etcd's revision.
 Changes are also published in memory to watchers (the API server's `watch=true` and the
 controllers), with a history bounded by count and by bytes (kept as JSON text) so that a
 watch may start from a recent version. The database and its WAL are readable by their owner
@@ -131,7 +131,9 @@ def _durable(method: Callable[..., Any]) -> Callable[..., Any]:
             else:
                 rv = int(result["metadata"].get("resourceVersion") or 0)
             if rv > self.sync.durable:
-                self.sync.wait(rv, self._publish)
+                self.sync.wait(rv, self._commit_group, self._publish)
+            if self._lost and any(first <= rv <= last for first, last in self._lost):
+                raise ApiError(500, "the write could not be committed (storage error); it was not stored")
         return result
 
     return durable
@@ -158,6 +160,8 @@ class Store:
         self.history: collections.deque[_Past] = collections.deque()
         self.history_bytes = 0
         self.sync = GroupSync(path, self.rv, fsync)
+        self._committed = self.rv  # the last resourceVersion whose transaction committed
+        self._lost: list[tuple[int, int]] = []  # staged writes whose transaction failed
         self._unpublished: collections.deque[_Past] = collections.deque()  # committed, not yet durable
         self._calls = threading.local()
 
@@ -216,9 +220,12 @@ class Store:
             else:
                 meta["resourceVersion"] = previous_rv
             raise object_too_large()
+        # Staged in the group's open transaction (one statement: atomic alone, so a failing
+        # write leaves the others staged); the group's leader commits it (_commit_group).
         self.rv += 1
-        self.db.execute("BEGIN IMMEDIATE")
         try:
+            if not self.db.in_transaction:
+                self.db.execute("BEGIN IMMEDIATE")
             if delete:
                 self.db.execute(
                     "DELETE FROM objects WHERE resource=? AND namespace=? AND name=?",
@@ -229,15 +236,39 @@ class Store:
                     "INSERT OR REPLACE INTO objects (resource, namespace, name, rv, data) VALUES (?,?,?,?,?)",
                     (self.key(res), ns, meta["name"], self.rv, data),
                 )
-            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)", (str(self.rv),))
-            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
             self.rv -= 1
+            if not self.db.in_transaction:
+                self._lose_staged()  # SQLite rolled the whole transaction back (I/O error, full disk)
             raise
-        self.sync.committed = self.rv
         self._unpublished.append(_Past(kind, res, data, self.rv))
         return obj
+
+    def _commit_group(self) -> int:
+        """Commit the open transaction (every write staged since the last group) with the
+        resourceVersion counter; return the last resourceVersion committed. Without fsync:
+        GroupSync's leader syncs the WAL next, outside the lock."""
+        with self.lock:
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)", (str(self.rv),))
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
+                    self._lose_staged()
+                    raise
+            self._committed = self.rv
+            return self.rv
+
+    def _lose_staged(self) -> None:
+        """The open transaction is gone: its writes were never answered; they must not be
+        published, and their writers learn it (_durable) instead of waiting for them."""
+        lost = [p.rv for p in self._unpublished if p.rv > self._committed]
+        if lost:
+            self._lost.append((min(lost), max(lost)))
+        self._unpublished = collections.deque(p for p in self._unpublished if p.rv <= self._committed)
+        self.rv = max(self.rv, self._committed)
 
     def _publish(self, upto: int) -> None:
         """Hand the changes made durable up to `upto` to the history and the watchers, in order.
