@@ -11,7 +11,6 @@ import hashlib
 import ipaddress
 import random
 import threading
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,6 +25,7 @@ from mikro.api import (
     patch,
     policy,
     storage,
+    uids,
     validation,
     validation_apps,
     webhooks,
@@ -38,6 +38,9 @@ NODE_PORT_RANGE = (30000, 32767)
 # A read-modify-write (patch, scale) that lost a race to another writer starts again from the
 # object as it is now, as kube-apiserver's GuaranteedUpdate does; this many times at most.
 MAX_UPDATE_ATTEMPTS = 1000
+# A generated name that is taken already is generated again, as kube-apiserver does (1.32,
+# RetryGenerateName): 8 attempts in all.
+GENERATE_NAME_ATTEMPTS = 8
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
 
 
@@ -269,11 +272,12 @@ class Registry:
             meta["namespace"] = ns
         else:
             meta.pop("namespace", None)
-        if not meta.get("name") and meta.get("generateName"):
+        generated = not meta.get("name") and bool(meta.get("generateName"))
+        if generated:
             meta["name"] = meta["generateName"] + random_suffix()
         for field in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation"):
             meta.pop(field, None)
-        meta["uid"] = str(uuid.uuid4())  # before defaulting, as Kubernetes: a Job's selector holds it
+        meta["uid"] = uids.uuid4()  # before defaulting, as Kubernetes: a Job's selector holds it
         defaults.apply(obj)
         if not res.namespaced:
             meta.pop("namespace", None)
@@ -298,7 +302,14 @@ class Registry:
                 if self.store.find(res, ns, meta["name"]) is not None:
                     raise already_exists(res.plural, meta["name"], res.group)
                 return obj
-            created = self.store.create(res, obj)
+            for attempt in range(1, GENERATE_NAME_ATTEMPTS + 1):
+                try:
+                    created = self.store.create(res, obj)
+                    break
+                except ApiError as err:
+                    if not generated or err.code != 409 or attempt == GENERATE_NAME_ATTEMPTS:
+                        raise
+                    meta["name"] = meta["generateName"] + random_suffix()
             self._written(res, created)
             return created
 

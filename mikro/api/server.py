@@ -196,8 +196,13 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Warning", '299 - "' + warning.replace("\\", "\\\\").replace('"', '\\"') + '"')
         if self.close_connection:
             self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(data)
+        if hasattr(self, "_headers_buffer"):  # (not for an HTTP/0.9 request, which has no headers)
+            # Headers and body in one write: one TLS record and one syscall, not two.
+            self._headers_buffer.append(b"\r\n" + data)
+            self.flush_headers()
+        else:
+            self.end_headers()
+            self.wfile.write(data)
 
     def _send_error(self, err: ApiError) -> None:
         self._send_json(err.code, err.status())

@@ -1,7 +1,8 @@
 """The etcd part: Kubernetes objects in one SQLite database.
 
-WAL journal with synchronous=FULL, so a committed write is on disk before the call returns
-and survives `kill -9`. One resourceVersion counter for every object, as etcd's revision.
+WAL journal; a write is on disk before the call returns and survives `kill -9`: concurrent
+writes are staged in one transaction, committed together and made durable by one fsync of the
+WAL (group commit, `groupcommit.py`); watchers see a change once it is durable. One resourceVersion counter for every object, as etcd's revision.
 Changes are also published in memory to watchers (the API server's `watch=true` and the
 controllers), with a history bounded by count and by bytes (kept as JSON text) so that a
 watch may start from a recent version. The database and its WAL are readable by their owner
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import copy
+import functools
 import json
 import os
 import sqlite3
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from mikro.api.bodies import MAX_OBJECT_BYTES, object_too_large
+from mikro.api.groupcommit import Fsync, GroupSync
 from mikro.api.resources import Resource
 from mikro.errors import ApiError, already_exists, conflict, not_found
 
@@ -106,13 +109,43 @@ class Watch:
             self.cond.notify_all()
 
 
+def _durable(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Answer only once what the method returns is durable: the object's resourceVersion for a
+    write or a get, the newest item's for a list. Not while the store's lock is held (a call
+    from inside another store method): the outer call waits."""
+
+    @functools.wraps(method)
+    def durable(self: Store, *args: Any, **kwargs: Any) -> Any:
+        local = self._calls
+        depth = getattr(local, "depth", 0)
+        local.depth = depth + 1
+        try:
+            result = method(self, *args, **kwargs)
+        finally:
+            local.depth = depth
+        if depth == 0:
+            if result is None:
+                rv = 0
+            elif isinstance(result, tuple):
+                rv = max((int(o["metadata"]["resourceVersion"]) for o in result[0]), default=0)
+            else:
+                rv = int(result["metadata"].get("resourceVersion") or 0)
+            if rv > self.sync.durable:
+                self.sync.wait(rv, self._commit_group, self._publish)
+            if self._lost and any(first <= rv <= last for first, last in self._lost):
+                raise ApiError(500, "the write could not be committed (storage error); it was not stored")
+        return result
+
+    return durable
+
+
 class Store:
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, fsync: Fsync = os.fdatasync) -> None:
         self.path = path
         _private_files(path)
         self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # the WAL's fsync per commit: GroupSync
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS objects (resource TEXT NOT NULL, namespace TEXT NOT NULL, "
             "name TEXT NOT NULL, rv INTEGER NOT NULL, data TEXT NOT NULL, "
@@ -126,6 +159,11 @@ class Store:
         self.watches: list[Watch] = []
         self.history: collections.deque[_Past] = collections.deque()
         self.history_bytes = 0
+        self.sync = GroupSync(path, self.rv, fsync)
+        self._committed = self.rv  # the last resourceVersion whose transaction committed
+        self._lost: list[tuple[int, int]] = []  # staged writes whose transaction failed
+        self._unpublished: collections.deque[_Past] = collections.deque()  # committed, not yet durable
+        self._calls = threading.local()
 
     @staticmethod
     def key(res: Resource) -> str:
@@ -133,6 +171,7 @@ class Store:
 
     # -- reads -----------------------------------------------------------------------------
 
+    @_durable
     def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any]:
         with self.lock:
             row = self.db.execute(
@@ -143,12 +182,17 @@ class Store:
             raise not_found(res.plural, name, res.group)
         return json.loads(row[0])
 
+    @_durable
     def find(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
-        try:
-            return self.get(res, namespace, name)
-        except ApiError:
-            return None
+        # (its own query: a create's existence check must not build a NotFound error each time)
+        with self.lock:
+            row = self.db.execute(
+                "SELECT data FROM objects WHERE resource=? AND namespace=? AND name=?",
+                (self.key(res), namespace if res.namespaced else "", name),
+            ).fetchone()
+        return None if row is None else json.loads(row[0])
 
+    @_durable
     def list(self, res: Resource, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
         with self.lock:
             if namespace and res.namespaced:
@@ -176,9 +220,12 @@ class Store:
             else:
                 meta["resourceVersion"] = previous_rv
             raise object_too_large()
+        # Staged in the group's open transaction (one statement: atomic alone, so a failing
+        # write leaves the others staged); the group's leader commits it (_commit_group).
         self.rv += 1
-        self.db.execute("BEGIN IMMEDIATE")
         try:
+            if not self.db.in_transaction:
+                self.db.execute("BEGIN IMMEDIATE")
             if delete:
                 self.db.execute(
                     "DELETE FROM objects WHERE resource=? AND namespace=? AND name=?",
@@ -189,17 +236,56 @@ class Store:
                     "INSERT OR REPLACE INTO objects (resource, namespace, name, rv, data) VALUES (?,?,?,?,?)",
                     (self.key(res), ns, meta["name"], self.rv, data),
                 )
-            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)", (str(self.rv),))
-            self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
             self.rv -= 1
+            if not self.db.in_transaction:
+                self._lose_staged()  # SQLite rolled the whole transaction back (I/O error, full disk)
             raise
-        change = Change(kind, res, json.loads(data), self.rv, len(data))
-        self._remember(_Past(kind, res, data, self.rv))
-        for w in list(self.watches):
-            w.push(change)
+        self._unpublished.append(_Past(kind, res, data, self.rv))
         return obj
+
+    def _commit_group(self) -> int:
+        """Commit the open transaction (every write staged since the last group) with the
+        resourceVersion counter; return the last resourceVersion committed. Without fsync:
+        GroupSync's leader syncs the WAL next, outside the lock."""
+        with self.lock:
+            if self.db.in_transaction:
+                try:
+                    self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)", (str(self.rv),))
+                    self.db.execute("COMMIT")
+                except BaseException:
+                    if self.db.in_transaction:
+                        self.db.execute("ROLLBACK")
+                    self._lose_staged()
+                    raise
+            self._committed = self.rv
+            return self.rv
+
+    def _lose_staged(self) -> None:
+        """The open transaction is gone: its writes were never answered; they must not be
+        published, and their writers learn it (_durable) instead of waiting for them."""
+        lost = [p.rv for p in self._unpublished if p.rv > self._committed]
+        if lost:
+            self._lost.append((min(lost), max(lost)))
+        self._unpublished = collections.deque(p for p in self._unpublished if p.rv <= self._committed)
+        self.rv = max(self.rv, self._committed)
+
+    def _publish(self, upto: int) -> None:
+        """Hand the changes made durable up to `upto` to the history and the watchers, in order.
+        (A watcher's predicate that reads the store here does not wait for the fsync it is in.)"""
+        local = self._calls
+        depth = getattr(local, "depth", 0)
+        local.depth = depth + 1
+        try:
+            with self.lock:
+                while self._unpublished and self._unpublished[0].rv <= upto:
+                    past = self._unpublished.popleft()
+                    change = past.change()
+                    self._remember(past)
+                    for w in list(self.watches):
+                        w.push(change)
+        finally:
+            local.depth = depth
 
     def _remember(self, past: _Past) -> None:
         self.history.append(past)
@@ -207,6 +293,7 @@ class Store:
         while len(self.history) > HISTORY or (self.history_bytes > HISTORY_BYTES and len(self.history) > 1):
             self.history_bytes -= len(self.history.popleft().data)
 
+    @_durable
     def create(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             meta = obj.setdefault("metadata", {})
@@ -220,6 +307,7 @@ class Store:
             obj["apiVersion"], obj["kind"] = res.api_version, res.kind
             return self._commit(res, obj, "ADDED")
 
+    @_durable
     def update(self, res: Resource, obj: dict[str, Any], status_only: bool = False) -> dict[str, Any]:
         """Replace an object. A resourceVersion in `obj` must be the current one (409 otherwise).
         `status_only` keeps the stored spec and metadata and takes only `status`."""
@@ -256,6 +344,7 @@ class Store:
                 return self._commit(res, obj, "DELETED", delete=True)
             return self._commit(res, obj, "MODIFIED")
 
+    @_durable
     def delete(
         self, res: Resource, namespace: str, name: str, graceful: bool = False, grace_seconds: int | None = None
     ) -> dict[str, Any]:
@@ -280,8 +369,12 @@ class Store:
         (410 Gone when that history is no longer kept)."""
         w = Watch(self, predicate)
         with self.lock:
-            if since is not None and since < self.rv:
-                oldest = self.history[0].rv if self.history else self.rv + 1
+            published = self._unpublished[0].rv - 1 if self._unpublished else self.rv
+            if since is not None and since > published:
+                # a list's version may be ahead of what is published: its changes come later
+                w.predicate = lambda change, since=since: change.rv > since and predicate(change)
+            if since is not None and since < published:
+                oldest = self.history[0].rv if self.history else published + 1
                 if since + 1 < oldest:
                     raise ApiError(410, f"too old resource version: {since} ({oldest - 1})", "Expired")
                 for past in self.history:
@@ -297,6 +390,7 @@ class Store:
 
     def close(self) -> None:
         self.db.close()
+        self.sync.close()
 
 
 def _private_files(path: Path) -> None:

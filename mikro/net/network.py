@@ -91,7 +91,10 @@ class Network:
 
         def on_change(change: Change) -> bool:
             if change.resource.kind in kinds:
-                self.wake.set()
+                meta = change.obj["metadata"]
+                # (of the ConfigMaps only the addons' one matters here: not a pass per write of others)
+                if change.resource.kind != "ConfigMap" or (meta.get("namespace"), meta["name"]) == (ADDONS_NS, ADDONS_CM):
+                    self.wake.set()
             return False
 
         self.store.watch(on_change)
