@@ -17,7 +17,6 @@ and before everything after them; the objects between two of those are written i
 
 from __future__ import annotations
 
-import copy
 import json
 import sys
 from collections.abc import Callable, Iterable
@@ -92,7 +91,7 @@ class Item:
 def prepare(doc: manifest.Document, namespace: str) -> Item:
     res = resources.kind_of(doc.obj["kind"])
     assert res is not None  # manifest.load checked every kind
-    config = copy.deepcopy(doc.obj)
+    config = {**doc.obj, "metadata": dict(doc.obj["metadata"])}  # shares the rest: not changed
     ns = (config["metadata"].get("namespace") or namespace) if res.namespaced else None
     if res.namespaced:
         config["metadata"]["namespace"] = ns

@@ -27,11 +27,19 @@ MAX_EXPANDED_NODES = 200_000
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 
+_STR = "tag:yaml.org,2002:str"
+
+
 class _NoDuplicates:
     """Refuses a key given twice in one mapping, as kubectl's YAML reader does (the second would
     silently replace the first)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        # The common case, decided without building any key twice: every key a string scalar
+        # (its text is the key) and no text given twice.
+        texts = [k.value for k, _ in node.value if isinstance(k, yaml.ScalarNode) and k.tag == _STR]
+        if len(texts) == len(node.value) and len(set(texts)) == len(texts):
+            return super().construct_mapping(node, deep=deep)  # type: ignore[misc]
         seen: dict[Any, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
