@@ -251,3 +251,23 @@ def test_kept_alive_connections_outlive_the_servers_idle_timeout(
     assert client.get(BY_KIND["Namespace"], None, "default")["metadata"]["name"] == "default"
     client.close()
     assert client._idle == []  # noqa: SLF001
+
+
+def test_wait_gone_polls_one_list_per_kind_and_namespace(
+    servers: Factory, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    client = servers()
+    run(client, tmp_path, [cm(f"w{i:02d}") for i in range(20)] + [secret("s", "default")], True, capsys)
+    targets = [(BY_KIND["ConfigMap"], "default", f"w{i:02d}") for i in range(20)]
+    _, deleted = bulk.delete(client, [*targets, (BY_KIND["Secret"], "default", "s")], "background", False, None)
+    client.sent.clear()
+    bulk.wait_gone(client, deleted, timeout=30)
+    assert sorted(client.sent) == [
+        ("GET", "/api/v1/namespaces/default/configmaps", False),
+        ("GET", "/api/v1/namespaces/default/secrets/s", False),
+    ]
+    # objects that stay are polled again until the deadline
+    run(client, tmp_path, [cm(f"w{i:02d}") for i in range(20)], True, capsys)
+    client.sent.clear()
+    bulk.wait_gone(client, targets, timeout=0.5, interval=0.05)
+    assert client.sent.count(("GET", "/api/v1/namespaces/default/configmaps", False)) > 1

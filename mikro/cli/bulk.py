@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -344,3 +345,35 @@ def delete(
             _out(_deleted_line(res, name))
             deleted.append((res, scope, name))
     return code, deleted
+
+
+def wait_gone(client: Client, targets: list[Target], timeout: float, interval: float = 0.1) -> None:
+    """Return once none of `targets` exists any more, or after `timeout` seconds: a kind and
+    namespace holding LIST_MIN of them or more is polled by one list, the others by GETs."""
+    deadline = time.monotonic() + timeout
+    groups: dict[tuple[str, str | None], list[Target]] = {}
+    for target in targets:
+        groups.setdefault((target[0].kind, target[1]), []).append(target)
+
+    def still_there(group: list[Target]) -> list[Target]:
+        res, ns = group[0][0], group[0][1]
+        if len(group) >= LIST_MIN:
+            try:
+                names = {o["metadata"]["name"] for o in client.list(res, ns).get("items") or []}
+            except ApiError:
+                return []
+            return [t for t in group if t[2] in names]
+        left = []
+        for target in group:
+            try:
+                client.get(res, ns, target[2])
+            except ApiError:
+                continue
+            left.append(target)
+        return left
+
+    pending = list(groups.values())
+    while pending and time.monotonic() < deadline:
+        pending = [left for left in map(still_there, pending) if left]
+        if pending:
+            time.sleep(interval)

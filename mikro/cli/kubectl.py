@@ -210,14 +210,9 @@ def delete(
 
 def wait_deleted(client: Client, deleted: Deleted, timeout: float = 120) -> None:
     """kubectl's --wait: return once every deleted object is gone (pods stop, namespaces empty)."""
-    deadline = time.monotonic() + timeout
-    for res, ns, name in deleted:
-        while time.monotonic() < deadline:
-            try:
-                client.get(res, ns, name)
-            except ApiError:
-                break
-            time.sleep(0.1)
+    from mikro.cli import bulk
+
+    bulk.wait_gone(client, deleted, timeout)
 
 
 # -- describe ------------------------------------------------------------------------------
