@@ -26,22 +26,28 @@ def go_json(obj: Any) -> str:
     return text.replace("\u2029", "\\u2029")
 
 
+def _with_annotations(obj: dict[str, Any], annotations: dict[str, Any]) -> dict[str, Any]:
+    """`obj` with other annotations: new top and metadata maps, the rest shared (no deep copy:
+    a file of 1000 objects spent 0.6 s copying them)."""
+    out = dict(obj)
+    out["metadata"] = {**(obj.get("metadata") or {}), "annotations": annotations}
+    return out
+
+
 def last_applied(obj: dict[str, Any]) -> str:
     """The annotation kubectl stores: the object as read from the file (namespace filled in),
     without the annotation itself, which leaves `annotations: {}` when it was the only one."""
-    config = copy.deepcopy(obj)
-    meta = config.setdefault("metadata", {})
-    annotations = dict(meta.get("annotations") or {})
+    annotations = dict((obj.get("metadata") or {}).get("annotations") or {})
     annotations.pop(LAST_APPLIED, None)
-    meta["annotations"] = annotations
-    return go_json(config) + "\n"
+    return go_json(_with_annotations(obj, annotations)) + "\n"
 
 
 def annotated(obj: dict[str, Any]) -> dict[str, Any]:
-    """The object to send: the manifest with its last-applied annotation."""
-    out = copy.deepcopy(obj)
-    out.setdefault("metadata", {}).setdefault("annotations", {})[LAST_APPLIED] = last_applied(obj)
-    return out
+    """The object to send: the manifest with its last-applied annotation. It shares its
+    values with `obj` below metadata: neither may be changed in place afterwards."""
+    annotations = dict((obj.get("metadata") or {}).get("annotations") or {})
+    annotations[LAST_APPLIED] = last_applied(obj)
+    return _with_annotations(obj, annotations)
 
 
 def _covers(current: Any, desired: Any) -> bool:

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import ssl
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any, BinaryIO
 from urllib.parse import urlencode
@@ -17,6 +18,9 @@ from mikro.errors import ApiError
 
 # The server names a writer that gives no fieldManager after this, as kube-apiserver does.
 USER_AGENT = f"mikro/{__version__}"
+# Kept-alive connections a client holds between requests (as many as its busiest moment used,
+# up to this; mikro.cli.bulk runs at most this many requests at once).
+MAX_IDLE = 8
 
 
 def parse_warning(header: str) -> str:
@@ -38,6 +42,11 @@ class Client:
         self.ca_file = ca_file or str(config.paths().ca)
         self._context: ssl.SSLContext | None = None
         self.warnings: list[str] = []  # the server's Warning headers, for the caller to show
+        # Keep-alive connections not in use: a request takes one (or opens one) and gives it
+        # back, so that a run of requests pays one TLS handshake per connection, not per
+        # request, and threads (mikro.cli.bulk) each get their own.
+        self._idle: list[http.client.HTTPConnection] = []
+        self._lock = threading.Lock()
 
     @classmethod
     def from_state(cls) -> Client:
@@ -59,9 +68,35 @@ class Client:
         return f"https://{self.host}:{self.port}"
 
     def _connect(self, timeout: float | None) -> http.client.HTTPConnection:
-        if self._context is None:
-            self._context = ssl.create_default_context(cafile=self.ca_file)
+        with self._lock:
+            if self._context is None:
+                self._context = ssl.create_default_context(cafile=self.ca_file)
         return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self._context)
+
+    def _checkout(self, timeout: float | None) -> tuple[http.client.HTTPConnection, bool]:
+        """A connection for one request: an idle kept-alive one (True), else a new one."""
+        with self._lock:
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            return self._connect(timeout), False
+        conn.timeout = timeout
+        if conn.sock is not None:
+            conn.sock.settimeout(timeout)
+        return conn, True
+
+    def _checkin(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < MAX_IDLE:
+                self._idle.append(conn)
+                return
+        conn.close()
+
+    def close(self) -> None:
+        """Close the kept-alive connections."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            conn.close()
 
     def request(
         self,
@@ -72,28 +107,48 @@ class Client:
         content_type: str = "application/json",
         accept: str = "application/json",
         timeout: float | None = 60,
+        warnings: list[str] | None = None,
     ) -> Any:
-        conn = self._connect(timeout)
+        """One request on a kept-alive connection; the answer's JSON, or ApiError. The server's
+        warnings go to `warnings` when given (one request's own, for callers on threads), else
+        to `self.warnings`."""
         url = path + ("?" + urlencode(query, doseq=True) if query else "")
         data = json.dumps(body).encode() if body is not None else None
         headers = {"Authorization": f"Bearer {self.token}", "Accept": accept, "User-Agent": USER_AGENT}
         if data is not None:
             headers["Content-Type"] = content_type
-        try:
-            conn.request(method, url, body=data, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-        except (ConnectionRefusedError, ConnectionResetError, ssl.SSLError) as exc:
-            raise NotRunning(f"the mikro API at {self.server} does not answer ({exc})") from None
-        finally:
+        while True:
+            conn, reused = self._checkout(timeout)
+            try:
+                conn.request(method, url, body=data, headers=headers)
+                resp = conn.getresponse()
+                raw = resp.read()
+            except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError) as exc:
+                conn.close()
+                if reused:
+                    # The server closed this idle connection (its keep-alive timeout) before
+                    # reading the request: send it again on a new one.
+                    continue
+                raise NotRunning(f"the mikro API at {self.server} does not answer ({exc})") from None
+            except (ConnectionRefusedError, ssl.SSLError) as exc:
+                conn.close()
+                raise NotRunning(f"the mikro API at {self.server} does not answer ({exc})") from None
+            except BaseException:
+                conn.close()
+                raise
+            break
+        if resp.will_close:
             conn.close()
+        else:
+            self._checkin(conn)
         try:
             payload = json.loads(raw) if raw else None
         except ValueError:
             payload = raw.decode(errors="replace")
         if resp.status >= 400:
             raise ApiError.from_status(resp.status, payload)
-        self.warnings.extend(parse_warning(w) for w in resp.headers.get_all("Warning") or [])
+        sink = self.warnings if warnings is None else warnings
+        sink.extend(parse_warning(w) for w in resp.headers.get_all("Warning") or [])
         return payload
 
     def stream(
@@ -134,7 +189,6 @@ class Client:
     ) -> int:
         """Run a command over `pods/exec` (WebSocket, as kubectl); return its exit code."""
         import socket
-        import threading
 
         from mikro.cli.streams import ExecSession
 

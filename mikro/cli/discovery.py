@@ -8,7 +8,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from mikro.api import crds, resources
+from mikro.api import resources
 from mikro.api.resources import Resource
 from mikro.cli.client import Client
 from mikro.errors import ApiError
@@ -39,6 +39,8 @@ def _resource(group: str, version: str, entry: dict[str, Any]) -> Resource | Non
     plural = entry.get("name", "")
     if "/" in plural or not plural or not entry.get("kind"):
         return None
+    from mikro.api import crds  # jsonschema and the validators: only when a kind is learnt
+
     custom = crds.Custom(
         crd_name=f"{plural}.{group}",
         singular=entry.get("singularName") or entry["kind"].lower(),
@@ -63,6 +65,8 @@ def _resource(group: str, version: str, entry: dict[str, Any]) -> Resource | Non
 def learn_from_manifests(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The CRDs among `objs` that are valid, their kinds made known (an apply that creates a
     CRD and objects of it checks those objects against the CRD it is about to create)."""
+    from mikro.api import crds
+
     found = []
     for obj in objs:
         if obj.get("kind") != crds.CRD_KIND or obj.get("apiVersion") != "apiextensions.k8s.io/v1":

@@ -171,12 +171,6 @@ def get(
 # -- apply / delete ------------------------------------------------------------------------
 
 
-def _without_status(obj: dict[str, Any]) -> dict[str, Any]:
-    obj = copy.deepcopy(obj)
-    obj.pop("status", None)
-    return obj
-
-
 def merge_diff(old: Any, new: Any) -> Any:
     """The JSON merge patch that turns `old` (last applied) into `new` (the manifest): the
     three-way patch with the live object taken as the last applied."""
@@ -190,71 +184,10 @@ def apply_documents(
 ) -> list[dict[str, Any]]:
     """Create or patch each object, kubectl's client-side apply: a dry run of every document
     first (objects of a namespace the same apply creates are tried as if it existed), so that
-    one refusal means nothing is applied."""
-    # kubectl's manager name: mikro apply is kubectl's client-side apply, and the two share
-    # ownership of what they apply (server-side apply conflicts name this manager).
-    params = {"fieldValidation": applyplan.field_validation(validate), "fieldManager": "kubectl-client-side-apply"}
-    plans = []
-    new_namespaces: set[str] = set()
-    new_crds: set[str] = set()
-    # CRDs first, so that the objects of a kind the same apply defines can be created.
-    documents = sorted(documents, key=lambda d: d.obj["kind"] != "CustomResourceDefinition")
-    for doc in documents:
-        res = resources.kind_of(doc.obj["kind"])
-        assert res is not None
-        config = copy.deepcopy(doc.obj)
-        ns = (config["metadata"].get("namespace") or namespace) if res.namespaced else None
-        if res.namespaced:
-            config["metadata"]["namespace"] = ns
-        name = config["metadata"].get("name")
-        sent = _without_status(applyplan.annotated(config))
-        current = None
-        if name and not (res.namespaced and ns in new_namespaces):
-            try:
-                current = client.get(res, ns, name)
-            except ApiError as e:
-                if e.code != 404:
-                    raise
-        patch: Any = None
-        try:
-            if current is None:
-                extra = {"mikroAssumeNamespace": "true"} if res.namespaced and ns in new_namespaces else {}
-                if res.custom is None or res.custom.crd_name not in new_crds:
-                    # (an object of a CRD this apply creates was checked against its schema
-                    # when the manifest was read: the server cannot try it before the CRD exists)
-                    client.create(res, ns, sent, dry_run=True, **params, **extra)
-                if res.kind == "Namespace":
-                    new_namespaces.add(name)
-                if res.kind == "CustomResourceDefinition":
-                    new_crds.add(name)
-            else:
-                last = json.loads((current["metadata"].get("annotations") or {}).get(LAST_APPLIED) or "{}")
-                patch = applyplan.three_way(last, sent, current)
-                if patch:
-                    client.patch(res, ns, name, patch, dry_run=True, **params)
-        except ApiError as e:
-            verb = "creating" if current is None else "patching"
-            raise ApiError(e.code, f'error when {verb} "{doc.source}": {e.message}', e.reason, e.details) from None
-        plans.append((res, ns, name, sent, current, patch))
-    client.warnings.clear()
-    results = []
-    for res, ns, name, sent, current, patch in plans:
-        if current is None:
-            obj = client.create(res, ns, sent, **params)
-            verb = "created"
-        else:
-            obj = client.patch(res, ns, name, patch, **params) if patch else current
-            verb = (
-                "unchanged"
-                if obj["metadata"]["resourceVersion"] == current["metadata"]["resourceVersion"]
-                else "configured"
-            )
-        for warning in client.warnings:
-            err(f"Warning: {warning}")
-        client.warnings.clear()
-        out(f"{res.qualified}/{obj['metadata']['name']} {verb}")
-        results.append(obj)
-    return results
+    one refusal means nothing is applied. Many at once: `mikro.cli.bulk`."""
+    from mikro.cli import bulk
+
+    return bulk.apply_documents(client, documents, namespace, validate)
 
 
 Deleted = list[tuple[Resource, str | None, str]]
@@ -270,33 +203,16 @@ def delete(
     grace: int | None,
 ) -> tuple[int, Deleted]:
     """Delete by name, as kubectl prints it; returns the exit code and what was deleted."""
-    propagation = {"orphan": "Orphan", "foreground": "Foreground", "background": "Background"}.get(cascade)
-    code = 0
-    deleted: Deleted = []
-    scope = ns if res.namespaced else None
-    for name in names:
-        try:
-            client.delete(res, scope, name, propagation, grace)
-            out(f'{res.singular} "{name}" deleted' if res.group == "" else f'{res.qualified} "{name}" deleted')
-            deleted.append((res, scope, name))
-        except ApiError as e:
-            if e.code == 404 and ignore_missing:
-                continue
-            err(f"Error from server (NotFound): {e.message}" if e.code == 404 else f"error: {e.message}")
-            code = 1
-    return code, deleted
+    from mikro.cli import bulk
+
+    return bulk.delete(client, [(res, ns, name) for name in names], cascade, ignore_missing, grace)
 
 
 def wait_deleted(client: Client, deleted: Deleted, timeout: float = 120) -> None:
     """kubectl's --wait: return once every deleted object is gone (pods stop, namespaces empty)."""
-    deadline = time.monotonic() + timeout
-    for res, ns, name in deleted:
-        while time.monotonic() < deadline:
-            try:
-                client.get(res, ns, name)
-            except ApiError:
-                break
-            time.sleep(0.1)
+    from mikro.cli import bulk
+
+    bulk.wait_gone(client, deleted, timeout)
 
 
 # -- describe ------------------------------------------------------------------------------

@@ -768,10 +768,8 @@ def _delete(
     selector: str | None,
 ) -> None:
     client = Client.from_state()
-    code = 0
     if now:
         grace = 0 if grace is None else grace
-    deleted: kubectl.Deleted = []
     batches: list[tuple[Any, str, list[str]]] = []
     if files:
         from mikro.cli import manifest
@@ -792,10 +790,10 @@ def _delete(
                     listing = client.list(res, namespace if res.namespaced else None, labelSelector=selector)
                     names = [o["metadata"]["name"] for o in listing["items"]]
                 batches.append((res, namespace, names))
-    for res, ns, names in batches:
-        result, gone = kubectl.delete(client, res, ns, names, cascade, ignore_missing, grace)
-        code |= result
-        deleted += gone
+    from mikro.cli import bulk  # every object at once, in parallel, the lines in order
+
+    named = [(res, ns, name) for res, ns, names in batches for name in names]
+    code, deleted = bulk.delete(client, named, cascade, ignore_missing, grace)
     if wait:
         kubectl.wait_deleted(client, deleted)
     sys.exit(code)

@@ -7,8 +7,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import yaml
-
 from mikro.api.resources import BY_KIND, Resource
 from mikro.cli.client import Client
 from mikro.cli.kubectl import UsageError
@@ -120,6 +118,8 @@ def history_lines(client: Client, res: Resource, obj: Obj, revision: int = 0) ->
         match = [r for r in revs if int(r.get("revision") or 0) == revision]
         if not match:
             raise RolloutError(f"unable to find the specified revision {revision}")
+        import yaml  # only `rollout history --revision` prints YAML: not at import
+
         body = yaml.safe_dump({"template": revision_template(match[0])}, sort_keys=False)
         return [f"{res.qualified}/{obj['metadata']['name']} with revision #{revision}", "Pod Template:", body.rstrip()]
     lines = [f"{res.qualified}/{obj['metadata']['name']}", "REVISION  CHANGE-CAUSE"]

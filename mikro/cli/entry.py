@@ -1,0 +1,138 @@
+"""The `mikro` and `mikro.kubectl` commands' entry points.
+
+`mikro kubectl get ...` is the command people run most and time against kubectl; importing
+click (and building every command's options) was about 40% of the CLI's own start-up. So the
+common forms of `get` (targets, -n, -A, -l, --field-selector, -o) are parsed here, without
+click, and anything else (help, -w, an option spelt another way, every other command) goes to
+the click commands in `mikro.cli.main` exactly as before. Both paths call `kubectl.get`, and
+word errors through `user_error`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+NOT_RUNNING_HINT = "mikro is not running; start it with `mikro start`"
+
+# get's options: their names, and the keyword of kubectl.get each sets (a flag: True).
+_VALUED = {
+    "-n": "namespace",
+    "--namespace": "namespace",
+    "-l": "selector",
+    "--selector": "selector",
+    "--field-selector": "field_selector",
+    "-o": "output",
+    "--output": "output",
+}
+_FLAGS = {"-A": "all_namespaces", "--all-namespaces": "all_namespaces"}
+
+
+def parse_get(args: list[str]) -> dict[str, Any] | None:
+    """The arguments of `get` in the forms click reads the same way, as kubectl.get's keywords;
+    None for anything else (click then parses it, and words its errors)."""
+    options: dict[str, Any] = {
+        "targets": [],
+        "namespace": "default",
+        "all_namespaces": False,
+        "selector": None,
+        "field_selector": None,
+        "output": None,
+        "watch": False,
+    }
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if not arg.startswith("-") or arg == "-":
+            options["targets"].append(arg)
+        elif arg in _FLAGS:
+            options[_FLAGS[arg]] = True
+        elif arg in _VALUED:
+            if i >= len(args):
+                return None
+            options[_VALUED[arg]] = args[i]
+            i += 1
+        elif arg.startswith("--") and arg.partition("=")[0] in _VALUED and "=" in arg:
+            name, _, value = arg.partition("=")
+            options[_VALUED[name]] = value
+        elif arg.startswith("-o") and len(arg) > 2 and arg[2] != "=":
+            options["output"] = arg[2:]  # -owide, -ojson
+        else:
+            return None
+    return options
+
+
+def user_error(exc: BaseException) -> tuple[str | None, int] | None:
+    """What a user is shown for an error they can cause (an `error:` line, or nothing) and the
+    exit code; None for anything else (a bug: its traceback)."""
+    from mikro.cli.client import NotRunning
+    from mikro.cli.kubectl import UsageError
+    from mikro.errors import ApiError, ManifestError, StateDirError
+
+    if isinstance(exc, NotRunning):
+        return NOT_RUNNING_HINT, 1
+    if isinstance(exc, (ManifestError, StateDirError, UsageError)):
+        return str(exc), 1
+    if isinstance(exc, ApiError):
+        # kubectl's "Error from server (NotFound): ...", with mikro's "error:" first
+        return f"from server ({exc.reason}): {exc.message}", 1
+    if isinstance(exc, KeyboardInterrupt):
+        return None, 130
+    if isinstance(exc, BrokenPipeError):
+        return None, 0
+    return None
+
+
+def builtin_kubectl() -> bool:
+    """Whether `mikro kubectl` runs mikro's own verbs (MIKRO_KUBECTL=builtin, or no kubectl on
+    PATH); a MIKRO_KUBECTL path is left to mikro.cli.main, which checks it."""
+    choice = os.environ.get("MIKRO_KUBECTL", "")
+    if choice:
+        return choice == "builtin"
+    import shutil
+
+    return shutil.which("kubectl") is None
+
+
+def _get(options: dict[str, Any]) -> int:
+    from mikro.cli import kubectl
+    from mikro.cli.client import Client
+
+    targets = options.pop("targets")
+    try:
+        return kubectl.get(Client.from_state(), targets, **options)
+    except BaseException as exc:
+        shown = user_error(exc)
+        if shown is None:
+            raise
+        message, code = shown
+        if message is not None:
+            sys.stderr.write(f"error: {message}\n")
+        return code
+
+
+def _fast(args: list[str]) -> None:
+    """Run `get ARGS` here and exit, when this module can parse them; else return."""
+    if args[:1] == ["get"] and builtin_kubectl():
+        options = parse_get(args[1:])
+        if options is not None:
+            sys.exit(_get(options))
+
+
+def run() -> None:
+    """The `mikro` command."""
+    if sys.argv[1:2] == ["kubectl"]:
+        _fast(sys.argv[2:])
+    from mikro.cli import main
+
+    main.run()
+
+
+def kubectl_main() -> None:
+    """The `mikro.kubectl` command."""
+    _fast(sys.argv[1:])
+    from mikro.cli import main
+
+    main.kubectl_main()
