@@ -1,0 +1,77 @@
+"""Which pods traffic reaches: the `io.mikro/Routed` pod condition. Pure.
+
+A pod is routed when every NGINX that should send it traffic (the proxy of each Service whose
+Endpoints list it as ready, and the ingress when an Ingress sends to such a Service) runs a
+configuration with its address. The network controller writes the condition on the pod, as
+the controllers behind a readiness gate do (AWS' `target-health.elbv2.k8s.aws/...`), and
+`mikro apply --wait` waits for it: a ready pod is not yet one that answers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mikro.config import LABEL_PREFIX
+
+ROUTED = LABEL_PREFIX + "Routed"
+Obj = dict[str, Any]
+PodKey = tuple[str, str]  # (namespace, name)
+
+
+def pods_routed(endpoints: list[Obj], desired: dict[str, set[str]], running: dict[str, set[str]]) -> dict[PodKey, bool]:
+    """Each pod the Endpoints name: True when every configuration meant to carry its address
+    (`desired`, by configuration name) carries it in the one NGINX runs (`running`); False for
+    not-ready addresses. A pod named by several Endpoints is routed only when routed in all."""
+    out: dict[PodKey, bool] = {}
+    for ep in endpoints:
+        for subset in ep.get("subsets") or []:
+            for field in ("addresses", "notReadyAddresses"):
+                for address in subset.get(field) or []:
+                    ref = address.get("targetRef") or {}
+                    if ref.get("kind") != "Pod" or not ref.get("name"):
+                        continue
+                    key = (ref.get("namespace") or ep["metadata"]["namespace"], ref["name"])
+                    ip = address.get("ip")
+                    ok = field == "addresses" and all(
+                        ip in running.get(conf, ()) for conf, ips in desired.items() if ip in ips
+                    )
+                    out[key] = out.get(key, True) and ok
+    return out
+
+
+def with_condition(pod: Obj, routed: bool, now: str) -> Obj | None:
+    """The pod's status with the condition set, or None when it already says so. A pod that
+    never was routed gets no False condition (nothing to say until it is)."""
+    status = pod.get("status") or {}
+    conditions = list(status.get("conditions") or [])
+    current = next((c for c in conditions if c.get("type") == ROUTED), None)
+    want = "True" if routed else "False"
+    if current is None and not routed:
+        return None
+    if current is not None and current.get("status") == want:
+        return None
+    condition: Obj = {"type": ROUTED, "status": want, "lastProbeTime": None, "lastTransitionTime": now}
+    if not routed:
+        condition["reason"] = "NotRouted"
+        condition["message"] = "no longer in every proxy and ingress configuration that should send it traffic"
+    conditions = [c for c in conditions if c.get("type") != ROUTED] + [condition]
+    return {**status, "conditions": conditions}
+
+
+def is_routed(pod: Obj) -> bool:
+    return any(
+        c.get("type") == ROUTED and c.get("status") == "True" for c in (pod.get("status") or {}).get("conditions") or []
+    )
+
+
+def selected(pod: Obj, services: list[Obj]) -> bool:
+    """Whether a Service of the pod's namespace selects it (its Endpoints will name it)."""
+    meta = pod.get("metadata") or {}
+    labels = meta.get("labels") or {}
+    for svc in services:
+        if (svc.get("metadata") or {}).get("namespace") != meta.get("namespace"):
+            continue
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        if selector and all(labels.get(k) == v for k, v in selector.items()):
+            return True
+    return False
