@@ -11,12 +11,12 @@ import pytest
 from mikro.cli.routes import unrouted
 from mikro.net import nginxproc
 from mikro.net.network import _plain_endpoint, _stand_in_endpoints
-from mikro.net.routing import ROUTED, is_routed, pods_routed, selected, with_condition
+from mikro.net.routing import ROUTED, carriers, is_routed, pods_routed, selected, with_condition
 
 
 def endpoints(name: str, ready: dict[str, str], not_ready: dict[str, str] | None = None) -> dict[str, Any]:
     def addr(pod: str, ip: str) -> dict[str, Any]:
-        return {"ip": ip, "targetRef": {"kind": "Pod", "namespace": "default", "name": pod}}
+        return {"ip": ip, "targetRef": {"kind": "Pod", "namespace": "default", "name": pod, "uid": "u-" + pod}}
 
     subset: dict[str, Any] = {"ports": [{"port": 8080, "protocol": "TCP"}]}
     if ready:
@@ -33,30 +33,47 @@ def pod(name: str, labels: dict[str, str], ready: bool = True, routed: str | Non
     return {"metadata": {"namespace": "default", "name": name, "labels": labels}, "status": {"conditions": conditions}}
 
 
+def service(name: str, cluster_ip: str = "10.0.1.1") -> dict[str, Any]:
+    return {"metadata": {"namespace": "default", "name": name}, "spec": {"clusterIP": cluster_ip}}
+
+
+def test_what_each_configuration_must_carry() -> None:
+    services = [service("web"), service("db", "None"), service("admin")]
+    assert carriers(services, None) == {"default/web": {"default/web"}, "default/admin": {"default/admin"}}
+    assert carriers(services, {"default/web"})["ingress"] == {"default/web"}
+
+
 def test_a_pod_is_routed_once_every_configuration_meant_to_carry_it_does() -> None:
     eps = [endpoints("web", {"a": "10.0.0.3", "b": "10.0.0.4"})]
-    desired = {"default/web": {"10.0.0.3", "10.0.0.4"}, "ingress": {"10.0.0.3", "10.0.0.4"}}
+    carried = carriers([service("web")], {"default/web"})
     # The proxy runs both, the ingress only the first: b is ready, not yet routed.
     running = {"default/web": {"10.0.0.3", "10.0.0.4"}, "ingress": {"10.0.0.3"}}
-    assert pods_routed(eps, desired, running) == {("default", "a"): True, ("default", "b"): False}
+    assert pods_routed(eps, carried, running) == {("default", "a", "u-a"): True, ("default", "b", "u-b"): False}
     running["ingress"].add("10.0.0.4")
-    assert pods_routed(eps, desired, running) == {("default", "a"): True, ("default", "b"): True}
+    assert pods_routed(eps, carried, running) == {("default", "a", "u-a"): True, ("default", "b", "u-b"): True}
+    # A proxy that has not run a pass since its Service appeared carries nothing yet.
+    assert pods_routed(eps, carried, {"ingress": {"10.0.0.3", "10.0.0.4"}})[("default", "a", "u-a")] is False
 
 
 def test_not_ready_addresses_and_a_second_service_count() -> None:
     eps = [endpoints("web", {"a": "10.0.0.3"}, {"b": "10.0.0.4"}), endpoints("admin", {"a": "10.0.0.3"})]
-    desired = {"default/web": {"10.0.0.3"}, "default/admin": {"10.0.0.3"}}
+    carried = carriers([service("web"), service("admin")], None)
     running = {"default/web": {"10.0.0.3"}, "default/admin": set()}
-    assert pods_routed(eps, desired, running) == {("default", "a"): False, ("default", "b"): False}
+    assert pods_routed(eps, carried, running) == {("default", "a", "u-a"): False, ("default", "b", "u-b"): False}
     running["default/admin"] = {"10.0.0.3"}
-    assert pods_routed(eps, desired, running)[("default", "a")] is True
+    assert pods_routed(eps, carried, running)[("default", "a", "u-a")] is True
+
+
+def test_a_headless_service_routes_by_dns_and_holds_nothing() -> None:
+    eps = [endpoints("db", {"a": "10.0.0.3"})]
+    assert pods_routed(eps, carriers([service("db", "None")], None), {}) == {("default", "a", "u-a"): True}
 
 
 def test_addresses_without_a_pod_are_not_reported() -> None:
     eps = [
         {"metadata": {"namespace": "default", "name": "kubernetes"}, "subsets": [{"addresses": [{"ip": "10.0.0.1"}]}]}
     ]
-    assert pods_routed(eps, {"default/kubernetes": {"10.0.0.1"}}, {}) == {}
+    assert pods_routed(eps, carriers([service("kubernetes")], None), {}) == {}
 
 
 def test_the_condition_is_written_only_when_it_changes() -> None:

@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -76,9 +77,17 @@ class Network:
         self.network = network
         self.image = nginx_image
         self.bind = bind_address
+        # Two loops: the service proxies, and the ingress on its own, so that a proxy
+        # container being created (a second or two on a loaded machine) never holds back the
+        # ingress taking a new endpoint, nor the other way round.
         self.wake = threading.Event()
+        self.wake_ingress = threading.Event()
         self.stop = threading.Event()
         self.lock = threading.Lock()
+        self.ingress_lock = threading.Lock()
+        self.report_lock = threading.Lock()
+        # (namespace, name, uid) of a pod -> the Routed condition last written for it
+        self.reported_routed: dict[tuple[str, str, str], bool] = {}
         self.reported: set[tuple[str, str, str]] = set()
         # Secret uid -> (resourceVersion, its PEM pair or None when not a valid key pair)
         self.checked_secrets: dict[str, tuple[str, tuple[str, str] | None]] = {}
@@ -86,11 +95,10 @@ class Network:
         # Pod addresses in the configurations NGINX runs now, by configuration ("ingress",
         # "ns/service"): a terminating pod is stopped only once no proxy sends it traffic.
         self.routed: dict[str, set[str]] = {}
-        # The addresses each configuration of the last pass is meant to carry (what `routed`
-        # catches up with), and the shape (the configuration with every endpoint the same) of
-        # the configuration each NGINX runs: a change of endpoints alone keeps the shape, so
-        # NGINX accepts it and a SIGHUP applies it without `nginx -t` (see `_hup`).
-        self.desired: dict[str, set[str]] = {}
+        # The shape (the configuration with every endpoint the same) of the configuration each
+        # NGINX runs: a change of endpoints alone keeps the shape, so NGINX accepts it and a
+        # SIGHUP applies it without `nginx -t` (see `_hup`).
+        self.ingress_services: set[str] | None = None  # what the ingress routes to; None: no ingress
         self.shapes: dict[str, str] = {}
         self.masters: dict[str, int] = {}  # container id -> host PID of its NGINX master
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="proxysync")
@@ -104,21 +112,35 @@ class Network:
 
         def on_change(change: Change) -> bool:
             if change.resource.kind in kinds:
-                self.wake.set()
+                self.wake_all()
             return False
 
         self.store.watch(on_change)
-        self.wake.set()  # a first pass at once: the proxies and the ingress that ran before come back
-        threading.Thread(target=self._loop, name="network", daemon=True).start()
+        self.wake_all()  # a first pass at once: the proxies and the ingress that ran before come back
+        threading.Thread(
+            target=self._loop, args=(self.wake, self.sync_proxies, 0.02), name="network", daemon=True
+        ).start()
+        # The ingress pass is cheap when nothing changed (a few reads and one rendering): it
+        # gathers a burst of writes for less time, as a pod's readiness is on its way to port 80.
+        threading.Thread(
+            target=self._loop,
+            args=(self.wake_ingress, self.sync_ingress_pass, 0.005),
+            name="network-ingress",
+            daemon=True,
+        ).start()
 
-    def _loop(self) -> None:
+    def wake_all(self) -> None:
+        self.wake.set()
+        self.wake_ingress.set()
+
+    def _loop(self, wake: threading.Event, sync: Callable[[], None], debounce: float) -> None:
         while not self.stop.is_set():
-            self.wake.wait(10.0)  # changes wake it at once; this only catches missed ones
-            self.wake.clear()
-            if self.stop.wait(0.02):
+            wake.wait(10.0)  # changes wake it at once; this only catches missed ones
+            wake.clear()
+            if self.stop.wait(debounce):
                 return
             try:
-                self.sync()
+                sync()
             except Exception:  # noqa: BLE001 - keep serving; the next pass retries
                 log.exception("network sync failed")
 
@@ -134,12 +156,12 @@ class Network:
     def on_docker_event(self, event: dict[str, Any]) -> None:
         attrs = (event.get("Actor") or {}).get("Attributes") or {}
         if attrs.get(L + "kind") in ("proxy", "ingress") and event.get("status") in ("die", "destroy"):
-            self.wake.set()
+            self.wake_all()
 
     def on_engine_back(self) -> None:
         """The Docker engine restarted: its containers were stopped, not crashed."""
         self.restarted.clear()
-        self.wake.set()
+        self.wake_all()
 
     # -- addons state ----------------------------------------------------------------------
 
@@ -160,12 +182,33 @@ class Network:
     # -- passes ----------------------------------------------------------------------------
 
     def sync(self) -> None:
+        """One pass of both loops."""
+        self.sync_proxies()
+        self.sync_ingress_pass()
+
+    def sync_ingress_pass(self) -> None:
+        with self.ingress_lock:
+            addons = self.addons()
+            if addons.get("ingress") != "enabled":
+                for c in self.docker.containers(kind="ingress"):
+                    self.docker.remove(c["Id"])
+                self.routed.pop("ingress", None)
+                self.ingress_services = None
+                return
+            services = self.store.list(SVC)[0]
+            endpoints = self.store.list(EP)[0]
+            try:
+                self.sync_ingress(services, endpoints, addons)
+            except DockerError as exc:
+                log.warning("ingress: %s", exc)
+            self.report_routed(endpoints, services)
+
+    def sync_proxies(self) -> None:
         with self.lock:
             services = self.store.list(SVC)[0]
             endpoint_list = self.store.list(EP)[0]
             endpoints = {(e["metadata"]["namespace"], e["metadata"]["name"]): e for e in endpoint_list}
             proxies = {c["Names"][0].lstrip("/"): c for c in self.docker.containers(kind="proxy")}
-            addons = self.addons()
             jobs: list[tuple[str, Any, tuple[Any, ...]]] = []
             wanted = set()
             for svc in services:
@@ -177,10 +220,8 @@ class Network:
                 jobs.append(
                     ("/".join(key), self.sync_proxy, (svc, endpoints.get(key), proxies.get(self._proxy_name(*key))))
                 )
-            if addons.get("ingress") == "enabled":
-                jobs.append(("ingress", self.sync_ingress, (services, list(endpoints.values()), addons)))
-            # Each proxy and the ingress is a Docker round trip or three: do them side by side,
-            # so that one change reaches every proxy at once.
+            # Each proxy is a Docker round trip or three: do them side by side, so that one
+            # change reaches every proxy at once.
             for name, future in [(name, self.pool.submit(fn, *args)) for name, fn, args in jobs]:
                 try:
                     future.result()
@@ -191,32 +232,37 @@ class Network:
                     self.docker.remove(c["Id"])
             for key in [k for k in self.routed if k != "ingress" and self._proxy_name(*k.split("/")) not in wanted]:
                 del self.routed[key]
-            for key in [k for k in self.desired if k != "ingress" and self._proxy_name(*k.split("/")) not in wanted]:
-                del self.desired[key]
-            if addons.get("ingress") != "enabled":
-                for c in self.docker.containers(kind="ingress"):
-                    self.docker.remove(c["Id"])
-                self.routed.pop("ingress", None)
-                self.desired.pop("ingress", None)
-            self.report_routed(endpoint_list)
+            self.report_routed(endpoint_list, services)
             self.sync_headless(services)
 
-    def report_routed(self, endpoints: list[dict[str, Any]]) -> None:
-        """Write each pod's `io.mikro/Routed` condition where it changed (routing.py)."""
-        now = now_rfc3339()
-        for (ns, name), ok in routing.pods_routed(endpoints, self.desired, self.routed).items():
-            for _ in range(3):  # a conflict is the kubelet writing the pod's status: read again
-                pod = self.store.find(POD, ns, name)
-                status = routing.with_condition(pod, ok, now) if pod is not None else None
-                if status is None:
-                    break
-                pod["status"] = status
-                try:
-                    self.store.update(POD, pod, status_only=True)
-                    break
-                except ApiError as err:
-                    if err.code != 409:
+    def report_routed(self, endpoints: list[dict[str, Any]], services: list[dict[str, Any]]) -> None:
+        """Write each pod's `io.mikro/Routed` condition where it changed (routing.py); a pod
+        whose condition this process wrote already costs no read."""
+        with self.report_lock:
+            now = now_rfc3339()
+            carried = routing.carriers(services, self.ingress_services)
+            routed = routing.pods_routed(endpoints, carried, dict(self.routed))
+            for key, ok in routed.items():
+                if self.reported_routed.get(key) == ok:
+                    continue
+                ns, name, uid = key
+                for _ in range(3):  # a conflict is the kubelet writing the pod's status: read again
+                    pod = self.store.find(POD, ns, name)
+                    if pod is None or (uid and pod["metadata"].get("uid") != uid):
                         break
+                    status = routing.with_condition(pod, ok, now)
+                    if status is not None:
+                        pod["status"] = status
+                        try:
+                            self.store.update(POD, pod, status_only=True)
+                        except ApiError as err:
+                            if err.code == 409:
+                                continue
+                            break
+                    self.reported_routed[key] = ok
+                    break
+            for key in [k for k in self.reported_routed if k not in routed]:
+                del self.reported_routed[key]
 
     def sync_headless(self, services: list[dict[str, Any]]) -> None:
         """Headless Services resolve to their pods: each selected pod's infra container
@@ -295,7 +341,7 @@ class Network:
         return True
 
     def wake_later(self, delay: float) -> None:
-        timer = threading.Timer(delay, self.wake.set)
+        timer = threading.Timer(delay, self.wake_all)
         timer.daemon = True
         timer.start()
 
@@ -310,7 +356,6 @@ class Network:
         text = ingress_model.render_service_proxy(ns, name, ports)
         conf = f"{ns}/{name}"
         addresses = {ep.rsplit(":", 1)[0] for p in ports for ep in p["endpoints"]}
-        self.desired[conf] = addresses
         shape = ingress_model.render_service_proxy(
             ns, name, [{**p, "endpoints": [f"{SHAPE_ADDRESS}:1"]} for p in ports]
         )
@@ -431,10 +476,13 @@ class Network:
         self._write_if_changed(conf, text)
         (directory / "nginx.conf.next").unlink(missing_ok=True)
         try:
-            self.docker.signal(ident, "HUP")
-        except DockerError:
-            pass
-        else:
+            nginxproc.hup(pid)
+        except PermissionError:  # the master runs as another user: through Docker (30-80 ms more)
+            try:
+                self.docker.signal(ident, "HUP")
+            except DockerError:
+                pid = 0
+        if pid:
             if nginxproc.wait_serving(pid, before, SERVING_TIMEOUT):
                 return True
         self._write_if_changed(conf, last)
@@ -552,10 +600,10 @@ class Network:
         for problem in problems:
             self._event_once(problem.ingress, problem.reason, problem.message)
         routed = {ep.rsplit(":", 1)[0] for up in model["upstreams"] for ep in up["endpoints"]}
+        self.ingress_services = set(model["services"])
         changed = self._stage(directory, render([])[0], text)
         if current is None:
             self.routed.pop("ingress", None)
-            self.desired.pop("ingress", None)
             for port in (http_port, https_port):
                 if not host_port_free(self.bind, port):
                     self._set_addon_status(
@@ -564,9 +612,11 @@ class Network:
                         "free it, or choose other ports with `mikro enable ingress "
                         "--http-port N --https-port M`",
                     )
+                    self.ingress_services = None
                     return
             if self.docker.image(self.image) is None:
                 self._set_addon_status("ingress", f"error: image {self.image} is missing; run `mikro images prepare`")
+                self.ingress_services = None
                 return
             # The container promotes the staged candidate only if `nginx -t` accepts it.
             ident = self.docker.create(cspec)
@@ -574,7 +624,6 @@ class Network:
             self.restarted[cspec.name] = time.monotonic()
             self.wake_later(1.0)  # then check what it promoted, and that it still runs
             self.shapes.pop("ingress", None)
-            self.desired["ingress"] = routed
             if not self._started(ident, directory, text):
                 return
             shape = shape_of([i for i in candidates if not self._is_denied(i)])
@@ -598,12 +647,10 @@ class Network:
             self.docker.start(ident)
             self.wake_later(1.0)
             self.shapes.pop("ingress", None)
-            self.desired["ingress"] = routed
             if not self._started(ident, directory, text):
                 return
             shape = shape_of([i for i in candidates if not self._is_denied(i)])
         elif changed:
-            self.desired["ingress"] = routed
             if fast and self._hup(current["Id"], directory, text):
                 code, output = 0, b""
             else:
@@ -612,7 +659,7 @@ class Network:
                         current["Id"], candidates, text, model, problems, render
                     )
                     routed = {ep.rsplit(":", 1)[0] for up in model["upstreams"] for ep in up["endpoints"]}
-                    self.desired["ingress"] = routed
+                    self.ingress_services = set(model["services"])
                     shape = shape_of([i for i in candidates if not self._is_denied(i)])
                     self._stage(directory, render([])[0], text)
                 code, output = self._reload_checked(current["Id"])
@@ -626,7 +673,6 @@ class Network:
                             + _last_lines(output),
                         )
                 return
-        self.desired["ingress"] = routed
         self.routed["ingress"] = routed
         if shape:
             self.shapes["ingress"] = shape
@@ -703,7 +749,7 @@ class Network:
 
     def shutdown(self) -> None:
         self.stop.set()
-        self.wake.set()
+        self.wake_all()
         for c in self.docker.containers(kind="proxy") + self.docker.containers(kind="ingress"):
             if c["State"] == "running":
                 self.docker.stop(c["Id"], 1)

@@ -15,26 +15,46 @@ from mikro.config import LABEL_PREFIX
 
 ROUTED = LABEL_PREFIX + "Routed"
 Obj = dict[str, Any]
-PodKey = tuple[str, str]  # (namespace, name)
+PodKey = tuple[str, str, str]  # (namespace, name, uid)
 
 
-def pods_routed(endpoints: list[Obj], desired: dict[str, set[str]], running: dict[str, set[str]]) -> dict[PodKey, bool]:
+def carriers(services: list[Obj], ingress_services: set[str] | None) -> dict[str, set[str]]:
+    """Each configuration ("ns/name" of a Service proxy, "ingress") -> the Endpoints
+    ("ns/name") whose ready addresses it must carry: a Service with a cluster IP has a proxy;
+    the ingress carries the Services its Ingresses send to (None: no ingress)."""
+    out: dict[str, set[str]] = {}
+    for svc in services:
+        spec = svc.get("spec") or {}
+        if spec.get("clusterIP") in (None, "", "None") or spec.get("type") == "ExternalName":
+            continue
+        key = f"{svc['metadata']['namespace']}/{svc['metadata']['name']}"
+        out[key] = {key}
+    if ingress_services is not None:
+        out["ingress"] = set(ingress_services)
+    return out
+
+
+def pods_routed(endpoints: list[Obj], carried: dict[str, set[str]], running: dict[str, set[str]]) -> dict[PodKey, bool]:
     """Each pod the Endpoints name: True when every configuration meant to carry its address
-    (`desired`, by configuration name) carries it in the one NGINX runs (`running`); False for
-    not-ready addresses. A pod named by several Endpoints is routed only when routed in all."""
+    (`carried`, see `carriers`) carries it in the one NGINX runs (`running`: configuration ->
+    addresses); False for not-ready addresses. A pod named by several Endpoints is routed
+    only when routed through all of them."""
+    by_endpoints: dict[str, list[str]] = {}
+    for conf, names in carried.items():
+        for name in names:
+            by_endpoints.setdefault(name, []).append(conf)
     out: dict[PodKey, bool] = {}
     for ep in endpoints:
+        confs = by_endpoints.get(f"{ep['metadata']['namespace']}/{ep['metadata']['name']}", [])
         for subset in ep.get("subsets") or []:
             for field in ("addresses", "notReadyAddresses"):
                 for address in subset.get(field) or []:
                     ref = address.get("targetRef") or {}
                     if ref.get("kind") != "Pod" or not ref.get("name"):
                         continue
-                    key = (ref.get("namespace") or ep["metadata"]["namespace"], ref["name"])
+                    key = (ref.get("namespace") or ep["metadata"]["namespace"], ref["name"], ref.get("uid") or "")
                     ip = address.get("ip")
-                    ok = field == "addresses" and all(
-                        ip in running.get(conf, ()) for conf, ips in desired.items() if ip in ips
-                    )
+                    ok = field == "addresses" and all(ip in running.get(conf, ()) for conf in confs)
                     out[key] = out.get(key, True) and ok
     return out
 
