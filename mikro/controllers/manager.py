@@ -17,7 +17,7 @@ from mikro.api.registry import Registry
 from mikro.controllers.batch_hook import Reconciler, extra_controllers
 from mikro.controllers.daemonset import DaemonSetController
 from mikro.controllers.deployment import DeploymentController, DeploymentStatusController
-from mikro.controllers.endpoints import EndpointsController
+from mikro.controllers.endpoints import EndpointsController, EndpointsFastPath
 from mikro.controllers.garbagecollector import GarbageCollector
 from mikro.controllers.helpers import Api, Clock, ClusterApi, utc_now
 from mikro.controllers.namespace import NamespaceController
@@ -77,6 +77,7 @@ class Controllers:
 
     def start(self) -> None:
         self.store.watch(lambda change: change.resource.kind != "Event" and not self.wake.set())
+        EndpointsFastPath(self.store, self.api, self.lock, self.clock, self.stop).start()
         self.thread = threading.Thread(target=self._loop, name="controllers", daemon=True)
         self.thread.start()
 
