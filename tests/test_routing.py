@@ -115,6 +115,15 @@ def test_apply_wait_waits_for_ready_selected_pods_of_what_was_applied() -> None:
     assert selected(pods[0], services) and not selected(pods[3], services)
 
 
+def test_a_pod_without_the_named_target_port_is_not_waited_for() -> None:
+    named = [{"metadata": {"namespace": "default", "name": "web"},
+              "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": "http"}]}}]  # fmt: skip
+    p = pod("web-1", {"app": "web"})
+    assert not selected(p, named)  # the Endpoints controller leaves it out too
+    p["spec"] = {"containers": [{"name": "web", "ports": [{"name": "http", "containerPort": 8080}]}]}
+    assert selected(p, named)
+
+
 def test_plain_endpoints_are_what_a_sighup_may_take_without_a_check() -> None:
     assert _plain_endpoint("10.152.0.3:8080")
     assert not _plain_endpoint("2001:db8::1:8080")

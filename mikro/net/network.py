@@ -400,6 +400,7 @@ class Network:
             self.docker.start(ident)
             self.shapes.pop(conf, None)
             if not self._started(ident, directory, text):
+                self.wake_later(0.5)  # look again: it may only be slow to start
                 return
         elif current["State"] != "running":
             self.shapes.pop(conf, None)
@@ -407,6 +408,7 @@ class Network:
                 return
             self.docker.start(current["Id"])
             if not self._started(current["Id"], directory, text):
+                self.wake_later(0.5)
                 return
         elif changed and self.refused.get(conf) != text:
             if fast and self.shapes.get(conf) == shape and self._hup(current["Id"], directory, text):

@@ -85,13 +85,24 @@ def is_routed(pod: Obj) -> bool:
 
 
 def selected(pod: Obj, services: list[Obj]) -> bool:
-    """Whether a Service of the pod's namespace selects it (its Endpoints will name it)."""
+    """Whether a Service of the pod's namespace selects it and resolves its target ports on
+    it (its Endpoints will list it, as the Endpoints controller lists only such pods)."""
     meta = pod.get("metadata") or {}
     labels = meta.get("labels") or {}
+    named = {
+        p.get("name")
+        for c in (pod.get("spec") or {}).get("containers") or []
+        for p in c.get("ports") or []
+        if p.get("name")
+    }
     for svc in services:
         if (svc.get("metadata") or {}).get("namespace") != meta.get("namespace"):
             continue
-        selector = (svc.get("spec") or {}).get("selector") or {}
-        if selector and all(labels.get(k) == v for k, v in selector.items()):
+        spec = svc.get("spec") or {}
+        selector = spec.get("selector") or {}
+        if not selector or any(labels.get(k) != v for k, v in selector.items()):
+            continue
+        targets = [p.get("targetPort", p.get("port")) for p in spec.get("ports") or []]
+        if all(not isinstance(t, str) or t.isdigit() or t in named for t in targets):
             return True
     return False
