@@ -595,10 +595,7 @@ class Network:
                 _plain_endpoint(ep) for up in model["upstreams"] for ep in up["endpoints"]
             )
         if running and not fast:
-            # Check the candidate inside the running NGINX; refused, find the Ingress that
-            # breaks it and serve every other one.
-            text, model, problems = self._checked_ingress(current["Id"], candidates, text, model, problems, render)
-            shape = shape_of([i for i in candidates if not self._is_denied(i)])
+            shape = shape or shape_of(candidates)
         for problem in problems:
             self._event_once(problem.ingress, problem.reason, problem.message)
         routed = {ep.rsplit(":", 1)[0] for up in model["upstreams"] for ep in up["endpoints"]}
@@ -656,15 +653,20 @@ class Network:
             if fast and self._hup(current["Id"], directory, text):
                 code, output = 0, b""
             else:
-                if fast:  # NGINX did not take it after all: the checked path, as for any change
+                # `nginx -t` and reload in one Docker exec; only a refusal costs the search for
+                # the Ingress that breaks it (each candidate checked inside the container).
+                code, output = self._reload_checked(current["Id"])
+                if code != 0:
                     text, model, problems = self._checked_ingress(
                         current["Id"], candidates, text, model, problems, render
                     )
                     routed = {ep.rsplit(":", 1)[0] for up in model["upstreams"] for ep in up["endpoints"]}
                     self.ingress_services = set(model["services"])
                     shape = shape_of([i for i in candidates if not self._is_denied(i)])
-                    self._stage(directory, render([])[0], text)
-                code, output = self._reload_checked(current["Id"])
+                    if self._stage(directory, render([])[0], text):
+                        code, output = self._reload_checked(current["Id"])
+                    else:
+                        code, output = 0, b""  # what remains is what NGINX runs already
             if code != 0:
                 for ing in candidates:
                     if ingress_model.serves(ing):
