@@ -33,6 +33,7 @@ class FakeDocker:
     def containers(self, **labels: str) -> list[dict[str, Any]]:
         if labels.get("kind") != "ingress":
             return []
+        self.calls.append("list")
         return [
             {
                 "Id": "ingress-id",
@@ -83,7 +84,7 @@ def test_a_valid_change_is_one_exec_and_a_refused_one_is_denied(setup: tuple[Net
     services, endpoints = [svc("web", [{"port": 80}])], [ep("web", ["10.0.0.2"], 80)]
     reg.create(ING, "default", ingress("good", "good.example"))
     net.sync_ingress(services, endpoints, {})
-    assert docker.calls == ["check+reload"]
+    assert docker.calls == ["list", "check+reload"]
     conf = (net.paths.ingress / "nginx.conf").read_text()
     assert '"good.example"' in conf and "10.0.0.2:80" in conf
     assert net.routed["ingress"] == {"10.0.0.2"} and net.ingress_services == {"default/web"}
@@ -104,6 +105,12 @@ def test_a_valid_change_is_one_exec_and_a_refused_one_is_denied(setup: tuple[Net
     assert docker.calls == ["check+reload"]
     assert "10.0.0.3:80" in (net.paths.ingress / "nginx.conf").read_text()
     assert net.routed["ingress"] == {"10.0.0.2", "10.0.0.3"}
+
+    # An event about the ingress container: it is listed again.
+    net.on_docker_event({"status": "start", "Actor": {"Attributes": {LABEL_PREFIX + "kind": "ingress"}}})
+    docker.calls.clear()
+    net.sync_ingress(services, [ep("web", ["10.0.0.2", "10.0.0.3"], 80)], {})
+    assert docker.calls == ["list"]
 
     # Nothing changed: no exec at all.
     docker.calls.clear()
@@ -143,8 +150,9 @@ def test_endpoints_alone_go_by_sighup_and_a_refusal_falls_back(
     services = [svc("web", [{"port": 80}])]
     reg.create(ING, "default", ingress("good", "good.example"))
     net.sync_ingress(services, [ep("web", ["10.0.0.2"], 80)], {})
-    assert docker.calls == ["check+reload"] and hups == []  # a new Ingress: checked
+    assert docker.calls == ["list", "check+reload"] and hups == []  # a new Ingress: checked
 
+    # Endpoints alone: no Docker call at all (the container as last listed, the master's PID).
     docker.calls.clear()
     net.sync_ingress(services, [ep("web", ["10.0.0.2", "10.0.0.3"], 80)], {})
     assert docker.calls == [] and len(hups) == 1 and "10.0.0.3:80" in hups[0]

@@ -101,6 +101,9 @@ class Network:
         self.ingress_services: set[str] | None = None  # what the ingress routes to; None: no ingress
         self.shapes: dict[str, str] = {}
         self.masters: dict[str, int] = {}  # container id -> host PID of its NGINX master
+        # The ingress container as last listed running; any Docker event about it drops it.
+        # An endpoints change then reaches NGINX with no Docker call at all.
+        self.ingress_seen: dict[str, Any] | None = None
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="proxysync")
         # Ingresses NGINX refused: uid -> (resourceVersion, why); left out until they change.
         self.denied: dict[str, tuple[str, str]] = {}
@@ -155,12 +158,15 @@ class Network:
 
     def on_docker_event(self, event: dict[str, Any]) -> None:
         attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        if attrs.get(L + "kind") == "ingress":
+            self.ingress_seen = None
         if attrs.get(L + "kind") in ("proxy", "ingress") and event.get("status") in ("die", "destroy"):
             self.wake_all()
 
     def on_engine_back(self) -> None:
         """The Docker engine restarted: its containers were stopped, not crashed."""
         self.restarted.clear()
+        self.ingress_seen = None
         self.wake_all()
 
     # -- addons state ----------------------------------------------------------------------
@@ -190,6 +196,7 @@ class Network:
         with self.ingress_lock:
             addons = self.addons()
             if addons.get("ingress") != "enabled":
+                self.ingress_seen = None
                 for c in self.docker.containers(kind="ingress"):
                     self.docker.remove(c["Id"])
                 self.routed.pop("ingress", None)
@@ -577,13 +584,17 @@ class Network:
             stop_timeout=2,
         )
         cspec.labels[L + "spec-hash"] = spec_hash(cspec)
-        current = next(iter(self.docker.containers(kind="ingress")), None)
+        current = self.ingress_seen
+        if current is None or current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]:
+            current = next(iter(self.docker.containers(kind="ingress")), None)
+        self.ingress_seen = current if current is not None and current["State"] == "running" else None
         if current is not None and (
             current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]
             or self.docker.on_stale_network(current)
         ):
             self.docker.remove(current["Id"])
             current = None
+            self.ingress_seen = None
         conf = directory / "nginx.conf"
         running = current is not None and current["State"] == "running"
         shape = ""
