@@ -106,3 +106,26 @@ def test_readiness_follows_success_and_failure_thresholds() -> None:
     # ready after two successes; one failure is not enough to lose it, two are; one success back is not enough
     assert seen == [False, True, True, True, True, False, False]
     assert changes == ["uid", "uid"]
+
+
+def test_the_loop_sleeps_until_the_next_probe_is_due_and_wakes_for_a_new_one() -> None:
+    clock = FakeClock()
+    prober = Prober(lambda ident, argv: (0, b""), lambda uid: None, lambda *args: None, clock=clock)
+    assert prober.next_wait() == 1.0  # nothing to probe: look again within a second
+    probe = {"tcpSocket": {"port": 8080}, "initialDelaySeconds": 0, "periodSeconds": 10}
+    prober.wake.clear()
+    prober.track("uid", {**CTR, "readinessProbe": probe}, "c1", "infra")
+    # A new container's first readiness probe is due at once, and the loop is woken for it.
+    assert prober.wake.is_set() and prober.next_wait() == 0.0
+    prober.tick()
+    clock.now += 0.5
+    assert prober.next_wait() == 1.0  # next one in 9.5 s: capped
+    clock.now += 9.2
+    assert round(prober.next_wait(), 3) == 0.3
+    # A readiness probe waiting for its startup probe is not due, however late it is.
+    startup = {"exec": {"command": ["true"]}, "initialDelaySeconds": 30, "periodSeconds": 10}
+    prober.track("uid2", {**CTR, "startupProbe": startup, "readinessProbe": probe}, "c2", "infra")
+    clock.now += 20
+    assert prober.next_wait() == 0.0  # uid's readiness is due; uid2's readiness waits
+    prober.tick()
+    assert round(prober.next_wait(), 3) == 1.0

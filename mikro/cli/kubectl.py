@@ -517,6 +517,13 @@ def wait_ready(client: Client, objs: list[dict[str, Any]], timeout: float, for_a
     if pending:
         err(f"error: timed out waiting for {', '.join(qualified_name(o) for o in pending)}")
         return 1
+    if for_apply:  # ready is not yet answering: until the proxies and the ingress route to them
+        from mikro.cli.routes import wait_routed
+
+        unrouted = wait_routed(client, objs, deadline)
+        if unrouted:
+            err(f"error: timed out waiting for the proxies and the ingress to route to {', '.join(unrouted)}")
+            return 1
     return 0
 
 

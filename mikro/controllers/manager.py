@@ -19,7 +19,7 @@ from mikro.controllers.batch_hook import Reconciler, extra_controllers
 from mikro.controllers.crdfinalizer import CRDFinalizerController
 from mikro.controllers.daemonset import DaemonSetController
 from mikro.controllers.deployment import DeploymentController, DeploymentStatusController
-from mikro.controllers.endpoints import EndpointsController
+from mikro.controllers.endpoints import EndpointsController, EndpointsFastPath
 from mikro.controllers.garbagecollector import GarbageCollector
 from mikro.controllers.helpers import Api, Clock, ClusterApi, utc_now
 from mikro.controllers.namespace import NamespaceController
@@ -87,6 +87,7 @@ class Controllers:
 
     def start(self) -> None:
         self.store.watch(self._on_change)
+        EndpointsFastPath(self.store, self.api, self.lock, self.clock, self.stop).start()
         self.thread = threading.Thread(target=self._loop, name="controllers", daemon=True)
         self.thread.start()
 

@@ -205,6 +205,7 @@ def build(
     ep_by_key = {_key(e): e for e in endpoints}
     problems: list[Problem] = []
     upstreams: dict[str, list[str]] = {}
+    referenced: set[str] = set()  # "namespace/name" of each Service a served backend names
     servers: dict[str, Server] = {"": Server("", *default_cert, default=True)}
     served = []
     for ing in sorted(
@@ -236,6 +237,7 @@ def build(
                 )
             )
             return None, 503
+        referenced.add(f"{ns}/{name}")
         if not addrs:
             return None, 503
         port = svc_ref.get("port") or {}
@@ -300,6 +302,7 @@ def build(
         "http_port": http_port,
         "https_port": https_port,
         "upstreams": [{"name": n, "endpoints": eps} for n, eps in sorted(upstreams.items())],
+        "services": sorted(referenced),
         "servers": [
             {
                 "host": s.host,

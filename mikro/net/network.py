@@ -12,6 +12,7 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -19,17 +20,18 @@ from typing import Any
 from mikro.api import pki
 from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
-from mikro.api.store import Change
+from mikro.api.store import Change, now_rfc3339
 from mikro.config import LABEL_PREFIX, Paths, write_private
 from mikro.errors import ApiError
 from mikro.net import ingress as ingress_model
+from mikro.net import nginxproc, routing
 from mikro.node.docker_backend import Docker, DockerError, host_port_free
 from mikro.node.docker_types import ContainerSpec
 from mikro.node.podplan import dns_aliases, headless_aliases, spec_hash
 
 log = logging.getLogger("mikro.network")
 L = LABEL_PREFIX
-SVC, EP, ING = BY_KIND["Service"], BY_KIND["Endpoints"], BY_KIND["Ingress"]
+SVC, EP, ING, POD = BY_KIND["Service"], BY_KIND["Endpoints"], BY_KIND["Ingress"], BY_KIND["Pod"]
 SECRET, CM, IC = BY_KIND["Secret"], BY_KIND["ConfigMap"], BY_KIND["IngressClass"]
 ADDONS_NS, ADDONS_CM = "kube-system", "mikro-addons"
 # NGINX never runs an unchecked configuration. `nginx.conf` is the last good one; mikro writes
@@ -48,6 +50,11 @@ RELOAD_IF_VALID = (
 )
 # A container that keeps exiting is started again at most this often.
 RESTART_BACKOFF = 5.0
+# How long an NGINX master may take to run a new configuration (new workers) after SIGHUP or
+# its start; longer, it refused the configuration (or cannot be seen) and the checked path runs.
+SERVING_TIMEOUT = 2.0
+# An address stands for every endpoint in a configuration's shape (see `_shape_*`).
+SHAPE_ADDRESS = "192.0.2.1"
 DEFAULT_CERT = ("/etc/ssl/mikro/default.crt", "/etc/ssl/mikro/default.key")
 
 
@@ -70,9 +77,17 @@ class Network:
         self.network = network
         self.image = nginx_image
         self.bind = bind_address
+        # Two loops: the service proxies, and the ingress on its own, so that a proxy
+        # container being created (a second or two on a loaded machine) never holds back the
+        # ingress taking a new endpoint, nor the other way round.
         self.wake = threading.Event()
+        self.wake_ingress = threading.Event()
         self.stop = threading.Event()
         self.lock = threading.Lock()
+        self.ingress_lock = threading.Lock()
+        self.report_lock = threading.Lock()
+        # (namespace, name, uid) of a pod -> the Routed condition last written for it
+        self.reported_routed: dict[tuple[str, str, str], bool] = {}
         self.reported: set[tuple[str, str, str]] = set()
         # Secret uid -> (resourceVersion, its PEM pair or None when not a valid key pair)
         self.checked_secrets: dict[str, tuple[str, tuple[str, str] | None]] = {}
@@ -80,6 +95,15 @@ class Network:
         # Pod addresses in the configurations NGINX runs now, by configuration ("ingress",
         # "ns/service"): a terminating pod is stopped only once no proxy sends it traffic.
         self.routed: dict[str, set[str]] = {}
+        # The shape (the configuration with every endpoint the same) of the configuration each
+        # NGINX runs: a change of endpoints alone keeps the shape, so NGINX accepts it and a
+        # SIGHUP applies it without `nginx -t` (see `_hup`).
+        self.ingress_services: set[str] | None = None  # what the ingress routes to; None: no ingress
+        self.shapes: dict[str, str] = {}
+        self.masters: dict[str, int] = {}  # container id -> host PID of its NGINX master
+        # The ingress container as last listed running; any Docker event about it drops it.
+        # An endpoints change then reaches NGINX with no Docker call at all.
+        self.ingress_seen: dict[str, Any] | None = None
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="proxysync")
         # Ingresses NGINX refused: uid -> (resourceVersion, why); left out until they change.
         self.denied: dict[str, tuple[str, str]] = {}
@@ -94,21 +118,35 @@ class Network:
                 meta = change.obj["metadata"]
                 # (of the ConfigMaps only the addons' one matters here: not a pass per write of others)
                 if change.resource.kind != "ConfigMap" or (meta.get("namespace"), meta["name"]) == (ADDONS_NS, ADDONS_CM):
-                    self.wake.set()
+                    self.wake_all()
             return False
 
         self.store.watch(on_change)
-        self.wake.set()  # a first pass at once: the proxies and the ingress that ran before come back
-        threading.Thread(target=self._loop, name="network", daemon=True).start()
+        self.wake_all()  # a first pass at once: the proxies and the ingress that ran before come back
+        threading.Thread(
+            target=self._loop, args=(self.wake, self.sync_proxies, 0.02), name="network", daemon=True
+        ).start()
+        # The ingress pass is cheap when nothing changed (a few reads and one rendering): it
+        # gathers a burst of writes for less time, as a pod's readiness is on its way to port 80.
+        threading.Thread(
+            target=self._loop,
+            args=(self.wake_ingress, self.sync_ingress_pass, 0.005),
+            name="network-ingress",
+            daemon=True,
+        ).start()
 
-    def _loop(self) -> None:
+    def wake_all(self) -> None:
+        self.wake.set()
+        self.wake_ingress.set()
+
+    def _loop(self, wake: threading.Event, sync: Callable[[], None], debounce: float) -> None:
         while not self.stop.is_set():
-            self.wake.wait(10.0)  # changes wake it at once; this only catches missed ones
-            self.wake.clear()
-            if self.stop.wait(0.02):
+            wake.wait(10.0)  # changes wake it at once; this only catches missed ones
+            wake.clear()
+            if self.stop.wait(debounce):
                 return
             try:
-                self.sync()
+                sync()
             except Exception:  # noqa: BLE001 - keep serving; the next pass retries
                 log.exception("network sync failed")
 
@@ -123,13 +161,16 @@ class Network:
 
     def on_docker_event(self, event: dict[str, Any]) -> None:
         attrs = (event.get("Actor") or {}).get("Attributes") or {}
+        if attrs.get(L + "kind") == "ingress":
+            self.ingress_seen = None
         if attrs.get(L + "kind") in ("proxy", "ingress") and event.get("status") in ("die", "destroy"):
-            self.wake.set()
+            self.wake_all()
 
     def on_engine_back(self) -> None:
         """The Docker engine restarted: its containers were stopped, not crashed."""
         self.restarted.clear()
-        self.wake.set()
+        self.ingress_seen = None
+        self.wake_all()
 
     # -- addons state ----------------------------------------------------------------------
 
@@ -150,11 +191,34 @@ class Network:
     # -- passes ----------------------------------------------------------------------------
 
     def sync(self) -> None:
+        """One pass of both loops."""
+        self.sync_proxies()
+        self.sync_ingress_pass()
+
+    def sync_ingress_pass(self) -> None:
+        with self.ingress_lock:
+            addons = self.addons()
+            if addons.get("ingress") != "enabled":
+                self.ingress_seen = None
+                for c in self.docker.containers(kind="ingress"):
+                    self.docker.remove(c["Id"])
+                self.routed.pop("ingress", None)
+                self.ingress_services = None
+                return
+            services = self.store.list(SVC)[0]
+            endpoints = self.store.list(EP)[0]
+            try:
+                self.sync_ingress(services, endpoints, addons)
+            except DockerError as exc:
+                log.warning("ingress: %s", exc)
+            self.report_routed(endpoints, services)
+
+    def sync_proxies(self) -> None:
         with self.lock:
             services = self.store.list(SVC)[0]
-            endpoints = {(e["metadata"]["namespace"], e["metadata"]["name"]): e for e in self.store.list(EP)[0]}
+            endpoint_list = self.store.list(EP)[0]
+            endpoints = {(e["metadata"]["namespace"], e["metadata"]["name"]): e for e in endpoint_list}
             proxies = {c["Names"][0].lstrip("/"): c for c in self.docker.containers(kind="proxy")}
-            addons = self.addons()
             jobs: list[tuple[str, Any, tuple[Any, ...]]] = []
             wanted = set()
             for svc in services:
@@ -166,10 +230,8 @@ class Network:
                 jobs.append(
                     ("/".join(key), self.sync_proxy, (svc, endpoints.get(key), proxies.get(self._proxy_name(*key))))
                 )
-            if addons.get("ingress") == "enabled":
-                jobs.append(("ingress", self.sync_ingress, (services, list(endpoints.values()), addons)))
-            # Each proxy and the ingress is a Docker round trip or three: do them side by side,
-            # so that one change reaches every proxy at once.
+            # Each proxy is a Docker round trip or three: do them side by side, so that one
+            # change reaches every proxy at once.
             for name, future in [(name, self.pool.submit(fn, *args)) for name, fn, args in jobs]:
                 try:
                     future.result()
@@ -180,11 +242,37 @@ class Network:
                     self.docker.remove(c["Id"])
             for key in [k for k in self.routed if k != "ingress" and self._proxy_name(*k.split("/")) not in wanted]:
                 del self.routed[key]
+            self.report_routed(endpoint_list, services)
             self.sync_headless(services)
-            if addons.get("ingress") != "enabled":
-                for c in self.docker.containers(kind="ingress"):
-                    self.docker.remove(c["Id"])
-                self.routed.pop("ingress", None)
+
+    def report_routed(self, endpoints: list[dict[str, Any]], services: list[dict[str, Any]]) -> None:
+        """Write each pod's `io.mikro/Routed` condition where it changed (routing.py); a pod
+        whose condition this process wrote already costs no read."""
+        with self.report_lock:
+            now = now_rfc3339()
+            carried = routing.carriers(services, self.ingress_services)
+            routed = routing.pods_routed(endpoints, carried, dict(self.routed))
+            for key, ok in routed.items():
+                if self.reported_routed.get(key) == ok:
+                    continue
+                ns, name, uid = key
+                for _ in range(3):  # a conflict is the kubelet writing the pod's status: read again
+                    pod = self.store.find(POD, ns, name)
+                    if pod is None or (uid and pod["metadata"].get("uid") != uid):
+                        break
+                    status = routing.with_condition(pod, ok, now)
+                    if status is not None:
+                        pod["status"] = status
+                        try:
+                            self.store.update(POD, pod, status_only=True)
+                        except ApiError as err:
+                            if err.code == 409:
+                                continue
+                            break
+                    self.reported_routed[key] = ok
+                    break
+            for key in [k for k in self.reported_routed if k not in routed]:
+                del self.reported_routed[key]
 
     def sync_headless(self, services: list[dict[str, Any]]) -> None:
         """Headless Services resolve to their pods: each selected pod's infra container
@@ -263,7 +351,7 @@ class Network:
         return True
 
     def wake_later(self, delay: float) -> None:
-        timer = threading.Timer(delay, self.wake.set)
+        timer = threading.Timer(delay, self.wake_all)
         timer.daemon = True
         timer.start()
 
@@ -276,6 +364,12 @@ class Network:
             ports.append({"port": p["port"], "protocol": p.get("protocol", "TCP"), "endpoints": addrs or []})
         directory = self.paths.proxies / f"{ns}_{name}"
         text = ingress_model.render_service_proxy(ns, name, ports)
+        conf = f"{ns}/{name}"
+        addresses = {ep.rsplit(":", 1)[0] for p in ports for ep in p["endpoints"]}
+        shape = ingress_model.render_service_proxy(
+            ns, name, [{**p, "endpoints": [f"{SHAPE_ADDRESS}:1"]} for p in ports]
+        )
+        fast = all(_plain_endpoint(ep) for p in ports for ep in p["endpoints"])
         changed = self._stage(directory, ingress_model.render_service_proxy(ns, name, []), text)
         published: dict[str, tuple[str, int]] = {}
         for p in spec.get("ports") or []:
@@ -314,13 +408,25 @@ class Network:
                     )
             ident = self.docker.create(cspec)
             self.docker.start(ident)
+            self.shapes.pop(conf, None)
+            if not self._started(ident, directory, text):
+                self.wake_later(0.5)  # look again: it may only be slow to start
+                return
         elif current["State"] != "running":
-            if self._may_restart(cspec.name):
-                self.docker.start(current["Id"])
-        elif changed and self.refused.get(f"{ns}/{name}") != text:
-            code, output = self.docker.exec(current["Id"], ["sh", "-c", RELOAD_IF_VALID])
+            self.shapes.pop(conf, None)
+            if not self._may_restart(cspec.name):
+                return
+            self.docker.start(current["Id"])
+            if not self._started(current["Id"], directory, text):
+                self.wake_later(0.5)
+                return
+        elif changed and self.refused.get(conf) != text:
+            if fast and self.shapes.get(conf) == shape and self._hup(current["Id"], directory, text):
+                code, output = 0, b""
+            else:
+                code, output = self._reload_checked(current["Id"])
             if code != 0:
-                self.refused[f"{ns}/{name}"] = text
+                self.refused[conf] = text
                 self._event_once(
                     svc,
                     "ConfigError",
@@ -328,13 +434,83 @@ class Network:
                     + _last_lines(output),
                 )
                 return
-        self.refused.pop(f"{ns}/{name}", None)
-        self.routed[f"{ns}/{name}"] = {ep.rsplit(":", 1)[0] for p in ports for ep in p["endpoints"]}
+        elif changed:
+            return  # refused before: the previous configuration still runs
+        self.refused.pop(conf, None)
+        self.shapes[conf] = shape
+        self.routed[conf] = addresses
         if spec.get("type") == "LoadBalancer":
             lb = {"ingress": [{"ip": self.bind if self.bind != "0.0.0.0" else "127.0.0.1"}]}
             if (svc.get("status") or {}).get("loadBalancer") != lb:
                 svc["status"] = {"loadBalancer": lb}
                 self.store.update(SVC, svc, status_only=True)
+
+    # -- reloads ---------------------------------------------------------------------------
+
+    def _master(self, ident: str) -> int | None:
+        """The host PID of a container's NGINX master, when this process can see it."""
+        pid = self.masters.get(ident)
+        if pid is not None and nginxproc.is_master(pid):
+            return pid
+        info = self.docker.inspect(ident) or {}
+        pid = int((info.get("State") or {}).get("Pid") or 0)
+        if not pid or not nginxproc.is_master(pid):
+            return None
+        self.masters[ident] = pid
+        return pid
+
+    def _started(self, ident: str, directory: Path, text: str) -> bool:
+        """After a container's start: whether its NGINX serves `text` (it promoted the
+        candidate). Unknown (no view of its processes) counts as yes, as the start did."""
+        info = self.docker.inspect(ident) or {}
+        pid = int((info.get("State") or {}).get("Pid") or 0)
+        if not pid or not nginxproc.visible(pid):
+            return True
+        if not nginxproc.wait_started(pid, SERVING_TIMEOUT):
+            return False
+        self.masters[ident] = pid
+        try:
+            return (directory / "nginx.conf").read_text() == text
+        except OSError:
+            return False
+
+    def _hup(self, ident: str, directory: Path, text: str) -> bool:
+        """Run `text` by SIGHUP, with no `nginx -t` (a Docker exec costs 100-200 ms): only for a
+        configuration of the shape NGINX runs now, so only endpoints differ. True once the
+        master's new workers run it; else the last good configuration is back on disk (the
+        running NGINX kept it) and the checked reload runs."""
+        pid = self._master(ident)
+        before = nginxproc.accepting_workers(pid) if pid is not None else None
+        if pid is None or before is None:
+            return False
+        conf = directory / "nginx.conf"
+        last = conf.read_text()
+        self._write_if_changed(conf, text)
+        (directory / "nginx.conf.next").unlink(missing_ok=True)
+        try:
+            nginxproc.hup(pid)
+        except PermissionError:  # the master runs as another user: through Docker (30-80 ms more)
+            try:
+                self.docker.signal(ident, "HUP")
+            except DockerError:
+                pid = 0
+        if pid:
+            if nginxproc.wait_serving(pid, before, SERVING_TIMEOUT):
+                return True
+        self._write_if_changed(conf, last)
+        self._write_if_changed(directory / "nginx.conf.next", text)
+        log.warning("NGINX in %s did not take an endpoints change by SIGHUP: checking it", ident[:12])
+        return False
+
+    def _reload_checked(self, ident: str) -> tuple[int, bytes]:
+        """`nginx -t` of the staged candidate, then reload: one Docker exec. Returns once the new
+        workers run it, where this process can see them."""
+        pid = self._master(ident)
+        before = nginxproc.accepting_workers(pid) if pid is not None else None
+        code, output = self.docker.exec(ident, ["sh", "-c", RELOAD_IF_VALID])
+        if code == 0 and pid is not None and before is not None:
+            nginxproc.wait_serving(pid, before, SERVING_TIMEOUT)
+        return code, output
 
     # -- ingress ---------------------------------------------------------------------------
 
@@ -391,6 +567,12 @@ class Network:
             model, problems = ingress_model.build(subset, services, endpoints, certs, DEFAULT_CERT)
             return ingress_model.render_ingress(model), model, problems
 
+        def shape_of(subset: list[dict[str, Any]]) -> str:
+            """The configuration with one stand-in address behind every Service: the same for
+            two configurations that differ only in endpoints."""
+            model, _ = ingress_model.build(subset, services, _stand_in_endpoints(services), certs, DEFAULT_CERT)
+            return ingress_model.render_ingress(model)
+
         text, model, problems = render(candidates)
         directory = self.paths.ingress
         directory.mkdir(parents=True, exist_ok=True)
@@ -405,22 +587,36 @@ class Network:
             stop_timeout=2,
         )
         cspec.labels[L + "spec-hash"] = spec_hash(cspec)
-        current = next(iter(self.docker.containers(kind="ingress")), None)
+        current = self.ingress_seen
+        if current is None or current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]:
+            current = next(iter(self.docker.containers(kind="ingress")), None)
+        self.ingress_seen = current if current is not None and current["State"] == "running" else None
         if current is not None and (
             current["Labels"].get(L + "spec-hash") != cspec.labels[L + "spec-hash"]
             or self.docker.on_stale_network(current)
         ):
             self.docker.remove(current["Id"])
             current = None
-        if current is not None and current["State"] == "running":
-            # Check the candidate inside the running NGINX; refused, find the Ingress that
-            # breaks it and serve every other one.
-            text, model, problems = self._checked_ingress(current["Id"], candidates, text, model, problems, render)
+            self.ingress_seen = None
+        conf = directory / "nginx.conf"
+        running = current is not None and current["State"] == "running"
+        shape = ""
+        fast = False
+        if running and not (conf.exists() and conf.read_text() == text):
+            shape = shape_of(candidates)
+            # Only endpoints changed since the configuration NGINX runs: it takes this one too.
+            fast = self.shapes.get("ingress") == shape and all(
+                _plain_endpoint(ep) for up in model["upstreams"] for ep in up["endpoints"]
+            )
+        if running and not fast:
+            shape = shape or shape_of(candidates)
         for problem in problems:
             self._event_once(problem.ingress, problem.reason, problem.message)
         routed = {ep.rsplit(":", 1)[0] for up in model["upstreams"] for ep in up["endpoints"]}
+        self.ingress_services = set(model["services"])
         changed = self._stage(directory, render([])[0], text)
         if current is None:
+            self.routed.pop("ingress", None)
             for port in (http_port, https_port):
                 if not host_port_free(self.bind, port):
                     self._set_addon_status(
@@ -429,15 +625,21 @@ class Network:
                         "free it, or choose other ports with `mikro enable ingress "
                         "--http-port N --https-port M`",
                     )
+                    self.ingress_services = None
                     return
             if self.docker.image(self.image) is None:
                 self._set_addon_status("ingress", f"error: image {self.image} is missing; run `mikro images prepare`")
+                self.ingress_services = None
                 return
             # The container promotes the staged candidate only if `nginx -t` accepts it.
             ident = self.docker.create(cspec)
             self.docker.start(ident)
             self.restarted[cspec.name] = time.monotonic()
             self.wake_later(1.0)  # then check what it promoted, and that it still runs
+            self.shapes.pop("ingress", None)
+            if not self._started(ident, directory, text):
+                return
+            shape = shape_of([i for i in candidates if not self._is_denied(i)])
         elif current["State"] != "running":
             ident = current["Id"]
             if cspec.name in self.restarted:
@@ -457,8 +659,28 @@ class Network:
                 self.restarted[cspec.name] = time.monotonic()
             self.docker.start(ident)
             self.wake_later(1.0)
+            self.shapes.pop("ingress", None)
+            if not self._started(ident, directory, text):
+                return
+            shape = shape_of([i for i in candidates if not self._is_denied(i)])
         elif changed:
-            code, output = self.docker.exec(current["Id"], ["sh", "-c", RELOAD_IF_VALID])
+            if fast and self._hup(current["Id"], directory, text):
+                code, output = 0, b""
+            else:
+                # `nginx -t` and reload in one Docker exec; only a refusal costs the search for
+                # the Ingress that breaks it (each candidate checked inside the container).
+                code, output = self._reload_checked(current["Id"])
+                if code != 0:
+                    text, model, problems = self._checked_ingress(
+                        current["Id"], candidates, text, model, problems, render
+                    )
+                    routed = {ep.rsplit(":", 1)[0] for up in model["upstreams"] for ep in up["endpoints"]}
+                    self.ingress_services = set(model["services"])
+                    shape = shape_of([i for i in candidates if not self._is_denied(i)])
+                    if self._stage(directory, render([])[0], text):
+                        code, output = self._reload_checked(current["Id"])
+                    else:
+                        code, output = 0, b""  # what remains is what NGINX runs already
             if code != 0:
                 for ing in candidates:
                     if ingress_model.serves(ing):
@@ -470,6 +692,10 @@ class Network:
                         )
                 return
         self.routed["ingress"] = routed
+        if shape:
+            self.shapes["ingress"] = shape
+        elif running and not changed and "ingress" not in self.shapes:
+            self.shapes["ingress"] = shape_of([i for i in candidates if not self._is_denied(i)])
         self._set_served([i for i in candidates if not self._is_denied(i)])
         self._set_addon_status("ingress", "running")
 
@@ -541,10 +767,32 @@ class Network:
 
     def shutdown(self) -> None:
         self.stop.set()
-        self.wake.set()
+        self.wake_all()
         for c in self.docker.containers(kind="proxy") + self.docker.containers(kind="ingress"):
             if c["State"] == "running":
                 self.docker.stop(c["Id"], 1)
+
+
+def _stand_in_endpoints(services: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Endpoints with one address behind every port of every Service (for a shape)."""
+    return [
+        {
+            "metadata": {"namespace": s["metadata"]["namespace"], "name": s["metadata"]["name"]},
+            "subsets": [
+                {
+                    "addresses": [{"ip": SHAPE_ADDRESS}],
+                    "ports": [{"name": p.get("name", ""), "port": 1} for p in (s.get("spec") or {}).get("ports") or []],
+                }
+            ],
+        }
+        for s in services
+    ]
+
+
+def _plain_endpoint(endpoint: str) -> bool:
+    """`a.b.c.d:port`: what NGINX takes as one server address (IPv6 needs brackets)."""
+    host, _, port = endpoint.rpartition(":")
+    return port.isdigit() and host.count(".") == 3 and all(part.isdigit() for part in host.split("."))
 
 
 def _last_lines(output: bytes, count: int = 2) -> str:

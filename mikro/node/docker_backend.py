@@ -247,6 +247,10 @@ class Docker:
         except NotFound:
             return None
 
+    def signal(self, ident: str, signal: str) -> None:
+        """Send a signal to a container's main process (NGINX reloads on SIGHUP)."""
+        self.api.kill(ident, signal)
+
     def exec(self, ident: str, command: list[str], tty: bool = False) -> tuple[int, bytes]:
         exec_id = self.api.exec_create(ident, command, tty=tty)["Id"]
         output = self.api.exec_start(exec_id)

@@ -138,6 +138,10 @@ class Prober:
         self.lock = threading.Lock()
         self.pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="prober")
         self.stop = threading.Event()
+        # Set when a probe may have become due sooner than the loop planned: a container
+        # tracked (its first probe is due after initialDelaySeconds, often at once) or a
+        # startup probe that succeeded (readiness may begin).
+        self.wake = threading.Event()
 
     def start(self) -> None:
         threading.Thread(target=self._loop, name="prober", daemon=True).start()
@@ -166,6 +170,7 @@ class Prober:
                     due=self.clock() + int(probe.get("initialDelaySeconds", 0)),
                     pod_ip=pod_ip,
                 )
+                self.wake.set()
 
     def forget(self, uid: str) -> None:
         with self.lock:
@@ -197,9 +202,24 @@ class Prober:
         return state.ok
 
     def _loop(self) -> None:
-        while not self.stop.wait(0.2):
+        while not self.stop.is_set():
             for key, state in self._take_due():
                 self.pool.submit(self._probe, key, state)
+            self.wake.wait(self.next_wait())
+            self.wake.clear()
+
+    def next_wait(self, longest: float = 1.0) -> float:
+        """Seconds until the next probe is due (at most `longest`): the loop sleeps until
+        then or until woken, instead of looking every 0.2 s (a ready container's first
+        readiness result waited up to 0.2 s for the next look)."""
+        now = self.clock()
+        with self.lock:
+            dues = [
+                s.due
+                for k, s in self.states.items()
+                if not s.running and not (s.kind == "startup" and s.ok) and not self._waiting_for_startup(k, s)
+            ]
+        return max(0.0, min([longest, *(due - now for due in dues)]))
 
     def _take_due(self) -> list[tuple[tuple[str, str, str], ProbeState]]:
         now = self.clock()
@@ -260,6 +280,7 @@ class Prober:
             elif state.failures >= int(probe.get("failureThreshold", 3)):
                 state.ok = False
             failed_out = state.failures >= int(probe.get("failureThreshold", 3))
+        self.wake.set()  # this probe's next run is planned anew (and a startup success lets others begin)
         if kind in ("readiness", "startup") and before != state.ok:
             self.on_ready_change(uid)  # a startup success lets readiness and liveness begin
         if code != 0:

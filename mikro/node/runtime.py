@@ -795,6 +795,10 @@ class PodRuntime:
         for c in conditions:
             if c["type"] in ("Ready", "ContainersReady") and not_ready and c["status"] == "False":
                 c["message"] = f"containers with unready status: [{' '.join(not_ready)}]"
+        # Conditions other components own (the network's io.mikro/Routed) stay, as the kubelet
+        # keeps a readiness gate's.
+        owned = {c["type"] for c in conditions}
+        conditions += [c for c in prev.get("conditions") or [] if c.get("type") not in owned]
         status: dict[str, Any] = {
             "phase": phase,
             "conditions": conditions,
