@@ -12,6 +12,8 @@ from mikro import config, lifecycle
 from mikro.lifecycle import LifecycleError
 from mikro.node.docker_backend import Docker, DockerError, DockerUnavailable
 
+POLL_EVERY, HEALTH_EVERY, INSPECT_EVERY = 0.01, 0.05, 0.25  # seconds, while waiting for the start
+
 
 def docker_or_none(cluster: str) -> Docker | None:
     try:
@@ -44,7 +46,7 @@ def start(
     except DockerUnavailable as exc:
         raise LifecycleError(str(exc)) from None
     try:
-        image, _ = cpimage.ensure(docker, progress)
+        image, _ = cpimage.ensure(docker, progress, cache=paths.root / "controlplane-image.json")
         spec = lifecycle.host_spec(cluster, paths.root, image)
         info = lifecycle.start_supervised(docker, spec)
     except ImageError as exc:
@@ -52,21 +54,31 @@ def start(
     except DockerError as exc:
         raise LifecycleError(f"cannot start the control plane's container: {exc}") from None
     restarts = int(info.get("RestartCount") or 0)
+    pid = (info.get("State") or {}).get("Pid")
+    # The endpoint file is a cheap read: look at it often; ask the engine whether the
+    # container still runs (a round trip) and the API whether it answers (a TLS handshake
+    # that takes CPU from the starting control plane) less often.
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        info = docker.inspect(spec.name) or {}
-        state = info.get("State") or {}
-        if not state.get("Running") or state.get("Restarting") or int(info.get("RestartCount") or 0) > restarts:
-            # It exited during the start: stop it, or the engine would restart it over and over.
-            docker.stop(spec.name, 5)
-            tail = _log_tail(paths)
-            if tail and tail[-1].startswith("error: "):
-                raise LifecycleError(tail[-1].removeprefix("error: "))
-            raise LifecycleError("the control plane exited during start:\n" + "\n".join(tail))
+    next_inspect = next_health = 0.0
+    while (now := time.monotonic()) < deadline:
+        if now >= next_inspect:
+            next_inspect = now + INSPECT_EVERY
+            info = docker.inspect(spec.name) or {}
+            state = info.get("State") or {}
+            if not state.get("Running") or state.get("Restarting") or int(info.get("RestartCount") or 0) > restarts:
+                # It exited during the start: stop it, or the engine would restart it over and over.
+                docker.stop(spec.name, 5)
+                tail = _log_tail(paths)
+                if tail and tail[-1].startswith("error: "):
+                    raise LifecycleError(tail[-1].removeprefix("error: "))
+                raise LifecycleError("the control plane exited during start:\n" + "\n".join(tail))
+            pid = state.get("Pid")
         endpoint = config.read_json(paths.endpoint)
-        if endpoint and endpoint.get("pid") == state.get("Pid") and healthy(endpoint):
-            return endpoint
-        time.sleep(0.05)
+        if endpoint and endpoint.get("pid") == pid and now >= next_health:
+            next_health = now + HEALTH_EVERY
+            if healthy(endpoint):
+                return endpoint
+        time.sleep(POLL_EVERY)
     raise LifecycleError(f"the control plane did not become ready within {timeout:.0f}s; see {paths.log}")
 
 
