@@ -213,19 +213,17 @@ def main() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
 
-    config.write_private(
-        paths.endpoint,
-        json.dumps(
-            {
-                "port": settings["port"],
-                "token": settings["token"],
-                "pid": os.getpid(),
-                "cluster": cluster,
-                # set in the Docker-supervised container (see mikro.lifecycle): it starts at boot
-                "container": os.environ.get("MIKRO_CONTAINER") or None,
-            }
-        ),
-    )
+    endpoint = {
+        "port": settings["port"],
+        "token": settings["token"],
+        "pid": os.getpid(),
+        "cluster": cluster,
+        # set in the Docker-supervised container (see mikro.lifecycle): it starts at boot
+        "container": os.environ.get("MIKRO_CONTAINER") or None,
+        # `mikro start` asks /readyz once this is true, not in a loop while pods start
+        "ready": False,
+    }
+    config.write_private(paths.endpoint, json.dumps(endpoint))
     if prestarting is not None:
         prestarting.join()  # the runtime and the network then find those containers running
     network.start()
@@ -238,6 +236,7 @@ def main() -> int:
         target=docker.events, args=(network.on_docker_event, stopping, network.on_engine_back), daemon=True
     ).start()
     server.ready.set()
+    config.write_private(paths.endpoint, json.dumps({**endpoint, "ready": True}))
     log.info("mikro %s is ready on 127.0.0.1:%d", cluster, settings["port"])
     stopping.wait()
 

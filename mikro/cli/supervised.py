@@ -12,7 +12,7 @@ from mikro import config, lifecycle
 from mikro.lifecycle import LifecycleError
 from mikro.node.docker_backend import Docker, DockerError, DockerUnavailable
 
-POLL_EVERY, HEALTH_EVERY, INSPECT_EVERY = 0.01, 0.05, 0.25  # seconds, while waiting for the start
+POLL_EVERY, HEALTH_EVERY, INSPECT_EVERY = 0.01, 0.05, 0.5  # seconds, while waiting for the start
 
 
 def docker_or_none(cluster: str) -> Docker | None:
@@ -56,8 +56,8 @@ def start(
     restarts = int(info.get("RestartCount") or 0)
     pid = (info.get("State") or {}).get("Pid")
     # The endpoint file is a cheap read: look at it often; ask the engine whether the
-    # container still runs (a round trip) and the API whether it answers (a TLS handshake
-    # that takes CPU from the starting control plane) less often.
+    # container still runs (a round trip) less often, and the API whether it answers (a TLS
+    # handshake, CPU taken from the starting control plane) once the file says it is ready.
     deadline = time.monotonic() + timeout
     next_inspect = next_health = 0.0
     while (now := time.monotonic()) < deadline:
@@ -74,7 +74,7 @@ def start(
                 raise LifecycleError("the control plane exited during start:\n" + "\n".join(tail))
             pid = state.get("Pid")
         endpoint = config.read_json(paths.endpoint)
-        if endpoint and endpoint.get("pid") == pid and now >= next_health:
+        if endpoint and endpoint.get("pid") == pid and endpoint.get("ready", True) and now >= next_health:
             next_health = now + HEALTH_EVERY
             if healthy(endpoint):
                 return endpoint

@@ -201,15 +201,15 @@ def code_signature(base_id: str) -> str:
         for path in [root] if root.is_file() else _files_under(root) if root.is_dir() else []:
             st = path.stat()
             digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
-    for entry in sys.path:
+    for entry in sorted({os.path.abspath(e or ".") for e in sys.path}):
         try:
-            names = sorted(os.listdir(entry or "."))
+            names = sorted(os.listdir(entry))
         except OSError:
             continue
         for name in names:
             if name.endswith((".dist-info", ".egg-info", ".pth")):
                 try:
-                    mtime = os.stat(os.path.join(entry or ".", name)).st_mtime_ns
+                    mtime = os.stat(os.path.join(entry, name)).st_mtime_ns
                 except OSError:
                     continue
                 digest.update(f"{entry}/{name}\0{mtime}\n".encode())
