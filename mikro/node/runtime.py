@@ -37,9 +37,13 @@ L = LABEL_PREFIX
 # `mikro stop` is the day's end, like a node shutdown: each container gets SIGTERM and at most
 # this long (less when its pod says so) before SIGKILL, as `docker stop` gives by default.
 CLUSTER_STOP_GRACE = 10
-# Docker events and back-off timers drive the syncs; a full pass (and the sweep of orphaned
-# containers) only catches what they missed.
+# Docker events and back-off timers drive the syncs; a periodic look (and the sweep of
+# orphaned containers) only catches what they missed: every RESYNC_SECONDS one list of the
+# containers, syncing the pods whose containers changed since their last sync; every
+# FULL_RESYNC_SECONDS a sync of every pod. (Syncing all 200 pods of 100 Deployments every
+# 30 s took 9% of a CPU at idle: four Docker calls per pod.)
 RESYNC_SECONDS = 30.0
+FULL_RESYNC_SECONDS = 300.0
 # How long a terminating pod waits for the proxies to stop routing to it.
 UNROUTE_TIMEOUT = 3.0
 
@@ -79,7 +83,8 @@ class PodRuntime:
         # (pod, audience, seconds) -> a ServiceAccount token; the control plane sets it (incluster.py)
         self.issue_token: Callable[[dict[str, Any], str | None, int], str] | None = None
         self.prober = Prober(lambda ident, argv: self.docker.exec(ident, argv), self.enqueue, self._probe_failed)
-        self.last_resync = time.monotonic()
+        self.last_resync = self.last_full_resync = time.monotonic()
+        self.pictures: dict[str, podplan.Picture] = {}  # uid -> its containers at its last sync
         self.capacity = (float(os.cpu_count() or 1), host_memory())
 
     # -- scheduling of syncs ---------------------------------------------------------------
@@ -162,15 +167,21 @@ class PodRuntime:
                 self.last_resync = now
                 self.resync_all()
 
-    def resync_all(self) -> None:
-        known = set()
-        for pod in self.store.list(POD)[0]:
-            known.add(pod["metadata"]["uid"])
-            self.enqueue(pod["metadata"]["uid"])
-        for c in self.docker.containers(kind="pod"):
-            if c["Labels"].get(L + "uid") not in known:
-                log.info("removing orphan container %s", c["Names"][0])
-                self.docker.remove(c["Id"])
+    def resync_all(self, full: bool | None = None) -> None:
+        """Sync the pods whose containers changed behind the events' back (all of them when
+        `full`, or every FULL_RESYNC_SECONDS); remove containers of no pod."""
+        now = time.monotonic()
+        if full is None:
+            full = now - self.last_full_resync >= FULL_RESYNC_SECONDS
+        if full:
+            self.last_full_resync = now
+        uids = [pod["metadata"]["uid"] for pod in self.store.list(POD)[0]]
+        changed, orphans = podplan.changed_pods(uids, self.docker.containers(kind="pod"), self.pictures)
+        for uid in uids if full else changed:
+            self.enqueue(uid)
+        for c in orphans:
+            log.info("removing orphan container %s", c["Names"][0])
+            self.docker.remove(c["Id"])
 
     def boot(self) -> None:
         """Bring back what `mikro stop` stopped: start existing containers in place (in
@@ -247,6 +258,7 @@ class PodRuntime:
         pod = self.store.find(POD, *where) if where else None
         if pod is None or pod["metadata"]["uid"] != uid:
             self.prober.forget(uid)
+            self.pictures.pop(uid, None)
             for c in self.docker.containers(kind="pod", uid=uid):
                 self.docker.remove(c["Id"])
             self._remove_pod_dir(uid)
@@ -562,6 +574,7 @@ class PodRuntime:
                 continue
             self._sync_one(pod, ctr, observed.get(ctr["name"]) or [], infra, pod_ip, policy, now, prev_cs, waiting)
         fresh = self._observed(meta["uid"])
+        self.pictures[meta["uid"]] = podplan.picture([c for cs in fresh.values() for c in cs])
         if infra is not None:
             for ctr in spec.get("containers") or []:
                 latest = (fresh.get(ctr["name"]) or [None])[0]
