@@ -467,3 +467,11 @@ def changed_pods(
     known = set(uids)
     orphans = [c for uid, cs in by_uid.items() if uid not in known for c in cs]
     return [uid for uid in uids if uid not in pictures or pictures[uid] != picture(by_uid.get(uid, []))], orphans
+
+
+def sans_version(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object without what each write changes by itself (resourceVersion, managedFields):
+    equal for the pod a status write sent and the pod the store then announces, unless
+    another writer changed something else."""
+    meta = {k: v for k, v in obj["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    return {**obj, "metadata": meta}

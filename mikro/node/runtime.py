@@ -85,6 +85,7 @@ class PodRuntime:
         self.prober = Prober(lambda ident, argv: self.docker.exec(ident, argv), self.enqueue, self._probe_failed)
         self.last_resync = self.last_full_resync = time.monotonic()
         self.pictures: dict[str, podplan.Picture] = {}  # uid -> its containers at its last sync
+        self.own_writes: dict[str, dict[str, Any]] = {}  # uid -> the pod as its last status write made it
         self.capacity = (float(os.cpu_count() or 1), host_memory())
 
     # -- scheduling of syncs ---------------------------------------------------------------
@@ -130,8 +131,12 @@ class PodRuntime:
             meta = change.obj["metadata"]
             if change.type == "DELETED":
                 self.index.pop(meta["uid"], None)
+                self.own_writes.pop(meta["uid"], None)
             else:
                 self.index[meta["uid"]] = (meta["namespace"], meta["name"])
+                own = self.own_writes.get(meta["uid"])
+                if own is not None and change.type == "MODIFIED" and podplan.sans_version(change.obj) == own:
+                    return False  # the status this runtime just wrote, nothing else: no new sync
             self.enqueue(meta["uid"])
         elif change.resource.kind in ("Secret", "ConfigMap", "PersistentVolumeClaim"):
             # A pod waiting for a missing Secret or ConfigMap may be able to start now.
@@ -458,7 +463,7 @@ class PodRuntime:
         image = ctr["image"]
         policy = ctr.get("imagePullPolicy") or "IfNotPresent"
         key = (pod["metadata"]["uid"], ctr["name"])
-        local = self.docker.image(image)
+        local = self.docker.image_recent(image) if policy != "Always" else self.docker.image(image)
         if local is not None and policy in ("IfNotPresent", "Never"):
             return True, None, None
         if local is None and policy == "Never":
@@ -517,7 +522,7 @@ class PodRuntime:
             self.docker.remove(current["Id"])
             current = None
         if current is None:
-            if self.docker.image(self.ctx.infra_image) is None:
+            if self.docker.image_recent(self.ctx.infra_image) is None:
                 raise podplan.MissingReference(
                     f"the infra image {self.ctx.infra_image} is missing; run `mikro images prepare`"
                 )
@@ -659,7 +664,7 @@ class PodRuntime:
             env = podplan.resolve_env(pod, ctr, pod_ip, self.ctx.host_ip, self._lookup(pod["metadata"]["namespace"]))
             env = {**self._service_env(pod), **env}
             mounts = self._mounts(pod, ctr)
-            image = self.docker.image(ctr["image"]) or {}
+            image = self.docker.image_recent(ctr["image"]) or {}
             sec, warnings = podplan.security(pod, ctr, str((image.get("Config") or {}).get("User") or ""))
         except podplan.MissingReference as exc:
             waiting[name] = ("CreateContainerConfigError", str(exc))
@@ -816,9 +821,12 @@ class PodRuntime:
         if status == pod.get("status"):
             return
         pod["status"] = status
+        uid = pod["metadata"]["uid"]
+        self.own_writes[uid] = podplan.sans_version(pod)
         try:
             self.store.update(POD, pod, status_only=True)
         except ApiError as err:
+            self.own_writes.pop(uid, None)
             if err.code != 404:
                 raise
 
