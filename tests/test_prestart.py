@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+
+import pytest
 
 from mikro.config import LABEL_PREFIX as L
 from mikro.node import prestart
@@ -41,7 +44,7 @@ def test_a_record_that_is_not_one_starts_nothing(tmp_path: Path) -> None:
     assert prestart.take(tmp_path) == {"first": ["a" * 64], "then": []}
     (tmp_path / prestart.RECORD).write_text("not json")
     assert prestart.take(tmp_path) == {"first": [], "then": []}
-    assert prestart.begin(tmp_path) is None
+    assert prestart.begin(tmp_path, only_if_recorded=True) is None
 
 
 def test_the_second_wave_starts_after_the_whole_first() -> None:
@@ -56,3 +59,35 @@ def test_the_second_wave_starts_after_the_whole_first() -> None:
     waves = {"first": [f"i{n}" for n in range(20)], "then": [f"a{n}" for n in range(20)]}
     prestart.run(waves, start)
     assert sorted(started[:20]) == sorted(waves["first"]) and sorted(started[20:]) == sorted(waves["then"])
+
+
+def test_the_command_and_the_control_plane_start_each_container_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`mikro start` begins (it finds the record) while the control plane's own begin waits
+    for the lock, then finds the record taken: each container is started once."""
+    calls: list[tuple[str, str]] = []
+    gate = threading.Event()
+
+    def start(sock: str, ident: str) -> bool:
+        gate.wait(5)  # hold the first starter inside its run
+        calls.append((threading.current_thread().name, ident))
+        return True
+
+    monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent.sock")
+    monkeypatch.setattr(prestart, "start_container", start)
+    waves = {"first": ["a" * 64, "b" * 64], "then": ["c" * 64]}
+    prestart.record(tmp_path, waves)
+    command = prestart.begin(tmp_path, only_if_recorded=True)
+    assert command is not None
+    command.name = "command"
+    while (tmp_path / prestart.RECORD).exists():  # taken under the lock
+        time.sleep(0.01)
+    control_plane = prestart.begin(tmp_path)
+    assert control_plane is not None
+    control_plane.name = "control-plane"
+    gate.set()
+    command.join(5)
+    control_plane.join(5)
+    assert sorted(ident for _, ident in calls) == sorted(waves["first"] + waves["then"])
+    assert prestart.begin(tmp_path, only_if_recorded=True) is None  # nothing recorded any more

@@ -16,6 +16,7 @@ standard library: the point is not to wait for the Docker SDK's import (0.3 s of
 
 from __future__ import annotations
 
+import fcntl
 import http.client
 import json
 import logging
@@ -31,6 +32,7 @@ from typing import Any
 
 log = logging.getLogger("mikro.prestart")
 RECORD = "stopped-containers.json"
+LOCK = "prestart.lock"
 CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 FIRST_KINDS = ("proxy", "ingress")  # and the pods' infra containers
 
@@ -59,8 +61,9 @@ def take(state_dir: Path) -> dict[str, list[str]]:
     """The record, removed; empty when there is none or it is not one."""
     path = state_dir / RECORD
     try:
-        data = json.loads(path.read_text())
+        text = path.read_text()
         path.unlink()
+        data = json.loads(text)
     except (OSError, ValueError):
         return {"first": [], "then": []}
     if not isinstance(data, dict):
@@ -112,15 +115,30 @@ def run(waves: dict[str, list[str]], start: Callable[[str], bool]) -> None:
     log.info("prestart: %d containers started again in %.2fs", started, time.monotonic() - began)
 
 
-def begin(state_dir: Path) -> threading.Thread | None:
-    """Start the recorded containers from a thread (None: nothing recorded, or the engine is
-    not on a unix socket); join it before the runtime and the network look at Docker."""
+def begin(state_dir: Path, only_if_recorded: bool = False) -> threading.Thread | None:
+    """Start the recorded containers from a thread; join it before the runtime and the
+    network look at Docker. `mikro start` calls it too, before it starts the control plane's
+    container (`only_if_recorded`): whichever comes first holds the state directory's
+    prestart.lock while it starts them, and the other, waiting for the lock, then finds the
+    record taken. None: nothing to do, or the engine is not on a unix socket."""
     sock_path = engine_socket()
-    waves = take(state_dir)
-    if sock_path is None or not (waves["first"] or waves["then"]):
+    if sock_path is None or (only_if_recorded and not (state_dir / RECORD).exists()):
         return None
-    thread = threading.Thread(
-        target=run, args=(waves, lambda ident: start_container(sock_path, ident)), name="prestart", daemon=True
-    )
+
+    def work() -> None:
+        try:
+            fd = os.open(state_dir / LOCK, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            log.info("prestart: %s", exc)
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            waves = take(state_dir)
+            if waves["first"] or waves["then"]:
+                run(waves, lambda ident: start_container(sock_path, ident))
+        finally:
+            os.close(fd)  # and the lock with it
+
+    thread = threading.Thread(target=work, name="prestart", daemon=True)
     thread.start()
     return thread
