@@ -57,7 +57,7 @@ def start(
     except DockerUnavailable as exc:
         raise LifecycleError(str(exc)) from None
     try:
-        image, _ = cpimage.ensure(docker, progress, cache=paths.root / "controlplane-image.json")
+        image, _ = cpimage.ensure(docker, progress, cache=cpimage.default_cache())
         spec = lifecycle.host_spec(cluster, paths.root, image)
         info = lifecycle.start_supervised(docker, spec)
     except ImageError as exc:

@@ -216,14 +216,27 @@ def code_signature(base_id: str) -> str:
     return digest.hexdigest()
 
 
+CACHE_ENTRIES = 8  # signatures remembered (checkouts, versions)
+
+
+def default_cache() -> Path:
+    """The user's cache, not a cluster's state directory: `mikro reset` keeps it, and every
+    cluster of the same code shares it."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "mikro" / "controlplane-images.json"
+
+
 def _read_cache(cache: Path | None) -> dict[str, str]:
+    """signature -> tag."""
     if cache is None:
         return {}
     try:
         data = json.loads(cache.read_text())
     except (OSError, ValueError):
         return {}
-    return data if isinstance(data, dict) and all(isinstance(v, str) for v in data.values()) else {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
 
 
 def ensure(docker: Docker, progress: Progress, force: bool = False, cache: Path | None = None) -> tuple[str, bool]:
@@ -237,9 +250,9 @@ def ensure(docker: Docker, progress: Progress, force: bool = False, cache: Path 
     base_id = str(base_info.get("Id", ""))
     signature = code_signature(base_id) if cache is not None else ""
     remembered = _read_cache(cache)
-    if not force and remembered.get("signature") == signature and remembered.get("tag"):
-        if docker.image(remembered["tag"]) is not None:
-            return remembered["tag"], False
+    if not force and remembered.get(signature):
+        if docker.image(remembered[signature]) is not None:
+            return remembered[signature], False
     bundle = collect()
     tag = f"{IMAGE_REPO}:{bundle.fingerprint(base_id)[:12]}"
     if docker.image(tag) is None or force:
@@ -256,8 +269,13 @@ def ensure(docker: Docker, progress: Progress, force: bool = False, cache: Path 
     else:
         built = False
     if cache is not None:
+        remembered.pop(signature, None)
+        entries = [*list(remembered.items())[-(CACHE_ENTRIES - 1) :], (signature, tag)]
         try:
-            cache.write_text(json.dumps({"signature": signature, "tag": tag}))
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(dict(entries)))
+            os.replace(tmp, cache)
         except OSError:
             pass  # only a cache
     return tag, built
