@@ -141,7 +141,8 @@ def start_supervised(docker: Any, spec: SupervisedContainer) -> dict[str, Any]:
     labels = ((current or {}).get("Config") or {}).get("Labels") or {}
     if current is None or labels.get(LABEL_PREFIX + "spec-hash") != wanted:
         docker.create_supervised(replace(spec, labels={**spec.labels, LABEL_PREFIX + "spec-hash": wanted}))
-    state = ((docker.inspect(spec.name) or {}).get("State")) or {}
+        current = None  # created, not running: no second inspection needed to know it
+    state = ((current or {}).get("State")) or {}
     if not state.get("Running"):
         docker.start(spec.name)
     return docker.inspect(spec.name) or {}

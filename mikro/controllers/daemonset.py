@@ -182,9 +182,12 @@ class DaemonSetController:
     name = "daemonset"
 
     def sync(self, api: Api, now: datetime) -> None:
+        sets = api.list(DS)
+        if not sets:
+            return  # no pod list to decode (every pass, most clusters)
         pods = api.list(POD)
         nodes = api.list(NODE)
-        for ds in api.list(DS):
+        for ds in sets:
             guarded(self.sync_one, api, ds, pods, nodes, now)
 
     def sync_one(self, api: Api, ds: Obj, all_pods: list[Obj], nodes: list[Obj], now: datetime) -> None:

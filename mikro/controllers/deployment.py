@@ -125,24 +125,42 @@ def new_replicaset_body(deploy: Obj, old: list[Obj], revision: int) -> Obj:
     }
 
 
-def owned_replicasets(api: Api, deploy: Obj) -> list[Obj]:
+def owned_replicasets(api: Api, deploy: Obj, by_owner: dict[str, list[Obj]] | None = None) -> list[Obj]:
+    """The Deployment's ReplicaSets, oldest first; `by_owner` (see `replicasets_by_owner`)
+    instead of a list of the namespace's ReplicaSets for each Deployment."""
     ns, uid = deploy["metadata"]["namespace"], deploy["metadata"]["uid"]
-    return sorted([rs for rs in api.list(RS, ns) if owned_by(rs, uid)], key=rs_sorted_key)
+    candidates = api.list(RS, ns) if by_owner is None else by_owner.get(uid, [])
+    return sorted(
+        [rs for rs in candidates if rs["metadata"]["namespace"] == ns and owned_by(rs, uid)], key=rs_sorted_key
+    )
+
+
+def replicasets_by_owner(api: Api) -> dict[str, list[Obj]]:
+    """Every ReplicaSet under the uid of each of its owners, from one list for a whole pass:
+    a list of the namespace per Deployment decoded 100 x 100 ReplicaSets per pass, twice,
+    the idle control plane's largest cost (9.6% of a CPU with 100 Deployments). A pass over
+    one Deployment changes only that Deployment's ReplicaSets, so the others' stay true."""
+    out: dict[str, list[Obj]] = {}
+    for rs in api.list(RS):
+        for uid in {ref.get("uid") for ref in rs["metadata"].get("ownerReferences") or []}:
+            out.setdefault(str(uid), []).append(rs)
+    return out
 
 
 class DeploymentController:
     name = "deployment"
 
     def sync(self, api: Api, now: datetime) -> None:
+        by_owner = replicasets_by_owner(api)
         for deploy in api.list(DEPLOY):
-            guarded(self.sync_one, api, deploy)
+            guarded(self.sync_one, api, deploy, by_owner)
 
-    def sync_one(self, api: Api, deploy: Obj) -> None:
+    def sync_one(self, api: Api, deploy: Obj, by_owner: dict[str, list[Obj]] | None = None) -> None:
         meta, spec = deploy["metadata"], deploy["spec"]
         if meta.get("deletionTimestamp"):
             return
         ns = meta["namespace"]
-        rss = owned_replicasets(api, deploy)
+        rss = owned_replicasets(api, deploy, by_owner)
         new_rs = current_replicaset(spec.get("template") or {}, rss)
         old = [rs for rs in rss if rs is not new_rs]
         replicas = int(spec.get("replicas", 1))
@@ -306,12 +324,13 @@ class DeploymentStatusController:
     name = "deployment-status"
 
     def sync(self, api: Api, now: datetime) -> None:
+        by_owner = replicasets_by_owner(api)
         for deploy in api.list(DEPLOY):
-            guarded(self.sync_one, api, deploy, now)
+            guarded(self.sync_one, api, deploy, now, by_owner)
 
-    def sync_one(self, api: Api, deploy: Obj, now: datetime) -> None:
+    def sync_one(self, api: Api, deploy: Obj, now: datetime, by_owner: dict[str, list[Obj]] | None = None) -> None:
         meta = deploy["metadata"]
-        rss = owned_replicasets(api, deploy)
+        rss = owned_replicasets(api, deploy, by_owner)
         status = deployment_status(deploy, rss, now)
         new_rs = current_replicaset(deploy["spec"].get("template") or {}, rss)
         revision = (new_rs or {}).get("metadata", {}).get("annotations", {}).get(REVISION)

@@ -55,8 +55,11 @@ class DisruptionController:
     name = "disruption"
 
     def sync(self, api: Api, now: datetime) -> None:
+        budgets = api.list(PDB)
+        if not budgets:
+            return  # no pod list to decode (every pass, most clusters)
         pods = api.list(POD)
-        for pdb in api.list(PDB):
+        for pdb in budgets:
             guarded(self.sync_one, api, pdb, pods, now)
 
     def sync_one(self, api: Api, pdb: Obj, pods: list[Obj], now: datetime) -> None:

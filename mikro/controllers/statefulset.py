@@ -216,8 +216,11 @@ class StatefulSetController:
     name = "statefulset"
 
     def sync(self, api: Api, now: datetime) -> None:
+        sets = api.list(STS)
+        if not sets:
+            return  # no pod list to decode (every pass, most clusters)
         pods = api.list(POD)
-        for sts in api.list(STS):
+        for sts in sets:
             guarded(self.sync_one, api, sts, pods, now)
 
     def sync_one(self, api: Api, sts: Obj, all_pods: list[Obj], now: datetime) -> None:

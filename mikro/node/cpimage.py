@@ -17,6 +17,8 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import io
+import json
+import os
 import sys
 import tarfile
 import tomllib
@@ -24,9 +26,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.utils import canonicalize_name
 
 from mikro.node.docker_backend import Docker
 from mikro.node.images import ImageError, Progress, debian_image
@@ -66,6 +65,9 @@ def suite_for(version: tuple[int, int]) -> str:
 def requirement_closure(roots: Iterable[str], requires: Callable[[str], list[str] | None]) -> list[str]:
     """The distributions `roots` need, transitively, without extras and with markers evaluated
     for this interpreter; `requires(name)` gives a distribution's requirement strings."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
     seen: dict[str, None] = {}
     pending = list(roots)
     while pending:
@@ -202,27 +204,99 @@ def base_is_current(info: dict[str, Any] | None) -> bool:
     return info is not None and labels.get(PACKAGES_LABEL) == ",".join(BASE_PACKAGES)
 
 
-def ensure(docker: Docker, progress: Progress, force: bool = False) -> tuple[str, bool]:
-    """The control plane's image for the code that runs now: (its tag, whether it was built)."""
+def code_signature(base_id: str) -> str:
+    """A cheap stand-in for the fingerprint: the name, size and modification time of each of
+    mikro's files and the names (versions) and times of the installed distributions. Same
+    signature, same code: `ensure` then reuses the fingerprint it computed last time instead of
+    reading every file and every distribution's metadata again (0.9 s of `mikro start`)."""
+    import mikro
+    from mikro.net.ingress import addons_root
+
+    package_dir = Path(mikro.__file__).resolve().parent
+    digest = hashlib.sha256(f"{base_id}\n{sys.version}\n{sys.executable}\n".encode())
+    roots = [package_dir, addons_root().resolve(), package_dir.parent / "pyproject.toml"]
+    for root in roots:
+        for path in [root] if root.is_file() else _files_under(root) if root.is_dir() else []:
+            st = path.stat()
+            digest.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    for entry in sorted({os.path.abspath(e or ".") for e in sys.path}):
+        try:
+            names = sorted(os.listdir(entry))
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith((".dist-info", ".egg-info", ".pth")):
+                try:
+                    mtime = os.stat(os.path.join(entry, name)).st_mtime_ns
+                except OSError:
+                    continue
+                digest.update(f"{entry}/{name}\0{mtime}\n".encode())
+    return digest.hexdigest()
+
+
+CACHE_ENTRIES = 8  # signatures remembered (checkouts, versions)
+
+
+def default_cache() -> Path:
+    """The user's cache, not a cluster's state directory: `mikro reset` keeps it, and every
+    cluster of the same code shares it."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(root) / "mikro" / "controlplane-images.json"
+
+
+def _read_cache(cache: Path | None) -> dict[str, str]:
+    """signature -> tag."""
+    if cache is None:
+        return {}
+    try:
+        data = json.loads(cache.read_text())
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(data, dict):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+def ensure(docker: Docker, progress: Progress, force: bool = False, cache: Path | None = None) -> tuple[str, bool]:
+    """The control plane's image for the code that runs now: (its tag, whether it was built).
+    `cache`: a file remembering the tag of the last code signature (see `code_signature`)."""
     version = python_version()
     base = base_image(version)
     if force or not base_is_current(docker.image(base)):
         build_base(docker, progress, version)
     base_info = docker.image(base) or {}
+    base_id = str(base_info.get("Id", ""))
+    signature = code_signature(base_id) if cache is not None else ""
+    remembered = _read_cache(cache)
+    if not force and remembered.get(signature):
+        if docker.image(remembered[signature]) is not None:
+            return remembered[signature], False
     bundle = collect()
-    tag = f"{IMAGE_REPO}:{bundle.fingerprint(str(base_info.get('Id', '')))[:12]}"
-    if docker.image(tag) is not None and not force:
-        return tag, False
-    progress(f"building {tag} (mikro {_mikro_version()}, {len(bundle.versions)} dependencies, from this host)")
-    try:
-        docker.build(bundle.context(base), tag, {"io.mikro/image": "controlplane"})
-    except Exception as exc:  # noqa: BLE001 - the build's message is what the user needs
-        raise ImageError(f"building {tag} failed: {exc}") from None
-    for image in docker.images(label="io.mikro/image=controlplane"):
-        for old in image.get("RepoTags") or []:
-            if old.startswith(f"{IMAGE_REPO}:") and old != tag:
-                docker.remove_unused_image(old)  # an older mikro's; kept while a container uses it
-    return tag, True
+    tag = f"{IMAGE_REPO}:{bundle.fingerprint(base_id)[:12]}"
+    if docker.image(tag) is None or force:
+        progress(f"building {tag} (mikro {_mikro_version()}, {len(bundle.versions)} dependencies, from this host)")
+        try:
+            docker.build(bundle.context(base), tag, {"io.mikro/image": "controlplane"})
+        except Exception as exc:  # noqa: BLE001 - the build's message is what the user needs
+            raise ImageError(f"building {tag} failed: {exc}") from None
+        for image in docker.images(label="io.mikro/image=controlplane"):
+            for old in image.get("RepoTags") or []:
+                if old.startswith(f"{IMAGE_REPO}:") and old != tag:
+                    docker.remove_unused_image(old)  # an older mikro's; kept while a container uses it
+        built = True
+    else:
+        built = False
+    if cache is not None:
+        remembered.pop(signature, None)
+        entries = [*list(remembered.items())[-(CACHE_ENTRIES - 1) :], (signature, tag)]
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(dict(entries)))
+            os.replace(tmp, cache)
+        except OSError:
+            pass  # only a cache
+    return tag, built
 
 
 def _mikro_version() -> str:

@@ -31,6 +31,9 @@ NotFound = docker.errors.NotFound
 ImageNotFound = docker.errors.ImageNotFound
 
 
+IMAGE_MAX_AGE = 2.0  # seconds an image inspection answers `image_recent`
+
+
 class DockerUnavailable(Exception):
     pass
 
@@ -49,6 +52,7 @@ class Docker:
             ) from None
         self.api = self.client.api
         self.net_id: str | None = None  # the id of the cluster network as this process knows it
+        self._images: dict[str, tuple[float, dict[str, Any]]] = {}  # ref -> (monotonic time, inspection)
 
     # -- networks --------------------------------------------------------------------------
 
@@ -325,11 +329,23 @@ class Docker:
 
     def image(self, ref: str) -> dict[str, Any] | None:
         try:
-            return self.api.inspect_image(ref)
+            info = self.api.inspect_image(ref)
         except ImageNotFound:
             return None
         except docker.errors.APIError:
             return None
+        self._images[ref] = (time.monotonic(), info)
+        return info
+
+    def image_recent(self, ref: str, max_age: float = IMAGE_MAX_AGE) -> dict[str, Any] | None:
+        """`image`, answered from an inspection at most `max_age` seconds old when there is
+        one: a pod's sync asked three times per pod for the same two images. Only images
+        found are remembered (one just loaded is seen at once); one removed since makes the
+        container's create fail, which the sync reports and retries."""
+        seen = self._images.get(ref)
+        if seen is not None and time.monotonic() - seen[0] <= max_age:
+            return seen[1]
+        return self.image(ref)
 
     def pull(self, ref: str) -> dict[str, Any]:
         repo, _, tag = ref.rpartition(":") if ":" in ref.rsplit("/", 1)[-1] else (ref, "", "latest")
@@ -344,6 +360,7 @@ class Docker:
 
     def remove_unused_image(self, ref: str) -> bool:
         """Remove an image unless a container (running or not) uses it; whether it was removed."""
+        self._images.pop(ref, None)
         try:
             self.api.remove_image(ref)
             return True

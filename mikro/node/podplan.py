@@ -444,3 +444,34 @@ def volume_files(kind: str, obj: dict[str, Any], items: list[dict[str, Any]] | N
     if items:
         return {item.get("path", item["key"]): data[item["key"]] for item in items if item.get("key") in data}
     return data
+
+
+Picture = tuple[tuple[str, str], ...]
+
+
+def picture(containers: list[dict[str, Any]]) -> Picture:
+    """What a periodic look at a pod's containers (Docker list entries) compares: which
+    containers exist and in which state."""
+    return tuple(sorted((c["Id"], str(c.get("State", ""))) for c in containers))
+
+
+def changed_pods(
+    uids: list[str], containers: list[dict[str, Any]], pictures: dict[str, Picture]
+) -> tuple[list[str], list[dict[str, Any]]]:
+    """From one list of the cluster's pod containers: the pods whose containers differ from
+    what their last sync saw (or that no sync saw yet), in `uids`' order, and the containers
+    of no pod in `uids` (orphans)."""
+    by_uid: dict[str, list[dict[str, Any]]] = {}
+    for c in containers:
+        by_uid.setdefault((c.get("Labels") or {}).get(LABEL_PREFIX + "uid", ""), []).append(c)
+    known = set(uids)
+    orphans = [c for uid, cs in by_uid.items() if uid not in known for c in cs]
+    return [uid for uid in uids if uid not in pictures or pictures[uid] != picture(by_uid.get(uid, []))], orphans
+
+
+def sans_version(obj: dict[str, Any]) -> dict[str, Any]:
+    """An object without what each write changes by itself (resourceVersion, managedFields):
+    equal for the pod a status write sent and the pod the store then announces, unless
+    another writer changed something else."""
+    meta = {k: v for k, v in obj["metadata"].items() if k not in ("resourceVersion", "managedFields")}
+    return {**obj, "metadata": meta}

@@ -37,9 +37,13 @@ L = LABEL_PREFIX
 # `mikro stop` is the day's end, like a node shutdown: each container gets SIGTERM and at most
 # this long (less when its pod says so) before SIGKILL, as `docker stop` gives by default.
 CLUSTER_STOP_GRACE = 10
-# Docker events and back-off timers drive the syncs; a full pass (and the sweep of orphaned
-# containers) only catches what they missed.
+# Docker events and back-off timers drive the syncs; a periodic look (and the sweep of
+# orphaned containers) only catches what they missed: every RESYNC_SECONDS one list of the
+# containers, syncing the pods whose containers changed since their last sync; every
+# FULL_RESYNC_SECONDS a sync of every pod. (Syncing all 200 pods of 100 Deployments every
+# 30 s took 9% of a CPU at idle: four Docker calls per pod.)
 RESYNC_SECONDS = 30.0
+FULL_RESYNC_SECONDS = 300.0
 # How long a terminating pod waits for the proxies to stop routing to it.
 UNROUTE_TIMEOUT = 3.0
 
@@ -79,7 +83,9 @@ class PodRuntime:
         # (pod, audience, seconds) -> a ServiceAccount token; the control plane sets it (incluster.py)
         self.issue_token: Callable[[dict[str, Any], str | None, int], str] | None = None
         self.prober = Prober(lambda ident, argv: self.docker.exec(ident, argv), self.enqueue, self._probe_failed)
-        self.last_resync = time.monotonic()
+        self.last_resync = self.last_full_resync = time.monotonic()
+        self.pictures: dict[str, podplan.Picture] = {}  # uid -> its containers at its last sync
+        self.own_writes: dict[str, dict[str, Any]] = {}  # uid -> the pod as its last status write made it
         self.capacity = (float(os.cpu_count() or 1), host_memory())
 
     # -- scheduling of syncs ---------------------------------------------------------------
@@ -125,8 +131,12 @@ class PodRuntime:
             meta = change.obj["metadata"]
             if change.type == "DELETED":
                 self.index.pop(meta["uid"], None)
+                self.own_writes.pop(meta["uid"], None)
             else:
                 self.index[meta["uid"]] = (meta["namespace"], meta["name"])
+                own = self.own_writes.get(meta["uid"])
+                if own is not None and change.type == "MODIFIED" and podplan.sans_version(change.obj) == own:
+                    return False  # the status this runtime just wrote, nothing else: no new sync
             self.enqueue(meta["uid"])
         elif change.resource.kind in ("Secret", "ConfigMap", "PersistentVolumeClaim"):
             # A pod waiting for a missing Secret or ConfigMap may be able to start now.
@@ -162,15 +172,21 @@ class PodRuntime:
                 self.last_resync = now
                 self.resync_all()
 
-    def resync_all(self) -> None:
-        known = set()
-        for pod in self.store.list(POD)[0]:
-            known.add(pod["metadata"]["uid"])
-            self.enqueue(pod["metadata"]["uid"])
-        for c in self.docker.containers(kind="pod"):
-            if c["Labels"].get(L + "uid") not in known:
-                log.info("removing orphan container %s", c["Names"][0])
-                self.docker.remove(c["Id"])
+    def resync_all(self, full: bool | None = None) -> None:
+        """Sync the pods whose containers changed behind the events' back (all of them when
+        `full`, or every FULL_RESYNC_SECONDS); remove containers of no pod."""
+        now = time.monotonic()
+        if full is None:
+            full = now - self.last_full_resync >= FULL_RESYNC_SECONDS
+        if full:
+            self.last_full_resync = now
+        uids = [pod["metadata"]["uid"] for pod in self.store.list(POD)[0]]
+        changed, orphans = podplan.changed_pods(uids, self.docker.containers(kind="pod"), self.pictures)
+        for uid in uids if full else changed:
+            self.enqueue(uid)
+        for c in orphans:
+            log.info("removing orphan container %s", c["Names"][0])
+            self.docker.remove(c["Id"])
 
     def boot(self) -> None:
         """Bring back what `mikro stop` stopped: start existing containers in place (in
@@ -247,6 +263,7 @@ class PodRuntime:
         pod = self.store.find(POD, *where) if where else None
         if pod is None or pod["metadata"]["uid"] != uid:
             self.prober.forget(uid)
+            self.pictures.pop(uid, None)
             for c in self.docker.containers(kind="pod", uid=uid):
                 self.docker.remove(c["Id"])
             self._remove_pod_dir(uid)
@@ -458,7 +475,7 @@ class PodRuntime:
         image = ctr["image"]
         policy = ctr.get("imagePullPolicy") or "IfNotPresent"
         key = (pod["metadata"]["uid"], ctr["name"])
-        local = self.docker.image(image)
+        local = self.docker.image_recent(image) if policy != "Always" else self.docker.image(image)
         if local is not None and policy in ("IfNotPresent", "Never"):
             return True, None, None
         if local is None and policy == "Never":
@@ -517,7 +534,7 @@ class PodRuntime:
             self.docker.remove(current["Id"])
             current = None
         if current is None:
-            if self.docker.image(self.ctx.infra_image) is None:
+            if self.docker.image_recent(self.ctx.infra_image) is None:
                 raise podplan.MissingReference(
                     f"the infra image {self.ctx.infra_image} is missing; run `mikro images prepare`"
                 )
@@ -574,6 +591,7 @@ class PodRuntime:
                 continue
             self._sync_one(pod, ctr, observed.get(ctr["name"]) or [], infra, pod_ip, policy, now, prev_cs, waiting)
         fresh = self._observed(meta["uid"])
+        self.pictures[meta["uid"]] = podplan.picture([c for cs in fresh.values() for c in cs])
         if infra is not None:
             for ctr in spec.get("containers") or []:
                 latest = (fresh.get(ctr["name"]) or [None])[0]
@@ -658,7 +676,7 @@ class PodRuntime:
             env = podplan.resolve_env(pod, ctr, pod_ip, self.ctx.host_ip, self._lookup(pod["metadata"]["namespace"]))
             env = {**self._service_env(pod), **env}
             mounts = self._mounts(pod, ctr)
-            image = self.docker.image(ctr["image"]) or {}
+            image = self.docker.image_recent(ctr["image"]) or {}
             sec, warnings = podplan.security(pod, ctr, str((image.get("Config") or {}).get("User") or ""))
         except podplan.MissingReference as exc:
             waiting[name] = ("CreateContainerConfigError", str(exc))
@@ -819,9 +837,12 @@ class PodRuntime:
         if status == pod.get("status"):
             return
         pod["status"] = status
+        uid = pod["metadata"]["uid"]
+        self.own_writes[uid] = podplan.sans_version(pod)
         try:
             self.store.update(POD, pod, status_only=True)
         except ApiError as err:
+            self.own_writes.pop(uid, None)
             if err.code != 404:
                 raise
 

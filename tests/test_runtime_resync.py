@@ -1,0 +1,54 @@
+"""The pod runtime's periodic look: one list of the containers, a sync only for the pods whose
+containers changed since their last sync (no Docker: pure)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mikro.api.resources import BY_KIND
+from mikro.api.store import Store
+from mikro.config import LABEL_PREFIX
+from mikro.node import podplan
+
+POD = BY_KIND["Pod"]
+
+
+def _c(ident: str, uid: str, state: str = "running") -> dict[str, Any]:
+    return {"Id": ident, "State": state, "Labels": {LABEL_PREFIX + "uid": uid}, "Names": [f"/{ident}"]}
+
+
+def test_the_periodic_look_syncs_only_pods_whose_containers_changed() -> None:
+    seen = [_c("a1", "a"), _c("a2", "a"), _c("b1", "b"), _c("c1", "c")]
+    pictures = {
+        "a": podplan.picture([seen[1], seen[0]]),  # the order of the list does not matter
+        "b": podplan.picture([seen[2]]),
+        "c": podplan.picture([seen[3]]),
+    }
+    now = [_c("a1", "a"), _c("a2", "a"), _c("b1", "b", "exited"), _c("x1", "x")]  # c's container is gone
+    changed, orphans = podplan.changed_pods(["a", "b", "c", "d"], now, pictures)
+    assert changed == ["b", "c", "d"]  # d: no sync saw it yet
+    assert [o["Id"] for o in orphans] == ["x1"]
+
+
+def test_nothing_changed_nothing_synced_and_a_new_container_is_a_change() -> None:
+    seen = [_c("a1", "a"), _c("a2", "a")]
+    pictures = {"a": podplan.picture(seen)}
+    assert podplan.changed_pods(["a"], seen, pictures) == ([], [])
+    assert podplan.changed_pods(["a"], [*seen, _c("a3", "a", "created")], pictures) == (["a"], [])
+    assert podplan.changed_pods(["a"], [_c("a1", "a"), _c("a2", "a", "exited")], pictures) == (["a"], [])
+
+
+def test_the_runtimes_own_status_write_is_recognised_and_no_other_write_is(tmp_path: Path) -> None:
+    store = Store(tmp_path / "db")
+    changes: list[dict[str, Any]] = []
+    store.watch(lambda change: changes.append(change.obj) and False)
+    pod = store.create(POD, {"metadata": {"name": "web", "namespace": "default"}, "spec": {"containers": []}})
+    pod["status"] = {"phase": "Running", "podIP": "10.152.0.9"}
+    expected = podplan.sans_version(pod)
+    store.update(POD, pod, status_only=True)
+    assert podplan.sans_version(changes[-1]) == expected  # what the runtime wrote: no new sync
+    other = store.get(POD, "default", "web")
+    other["metadata"]["labels"] = {"app": "web"}
+    store.update(POD, other)
+    assert podplan.sans_version(changes[-1]) != expected  # someone else's write: a sync
