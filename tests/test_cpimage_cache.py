@@ -21,7 +21,12 @@ class Engine:
         self.built: list[str] = []
 
     def image(self, ref: str) -> dict[str, Any] | None:
-        return {"Id": "sha256:base"} if ref.startswith("mikro/python:") or ref in self.tags else None
+        if ref.startswith("mikro/python:"):  # a base holding today's package list
+            return {
+                "Id": "sha256:base",
+                "Config": {"Labels": {cpimage.PACKAGES_LABEL: ",".join(cpimage.BASE_PACKAGES)}},
+            }
+        return {"Id": "sha256:image"} if ref in self.tags else None
 
     def build(self, context: bytes, tag: str, labels: dict[str, str]) -> None:
         self.built.append(tag)
