@@ -27,6 +27,7 @@ from mikro.api import (
     fieldvalidation,
     kubeproto,
     listing,
+    lists,
     logfilter,
     metrics,
     openapi,
@@ -185,6 +186,9 @@ class Handler(BaseHTTPRequestHandler):
     def _send_json(self, code: int, body: Any) -> None:
         # JSON, or protobuf for the built-in kinds when the client prefers it (Go clients do).
         ctype, data = kubeproto.render(body, self.headers.get("Accept"))
+        self._send_bytes(code, ctype, data)
+
+    def _send_bytes(self, code: int, ctype: str, data: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
@@ -662,29 +666,28 @@ class Handler(BaseHTTPRequestHandler):
         return labels, fields
 
     def _list(self, res: Resource, ns: str | None, query: dict[str, str]) -> None:
-        labels, fields = self._filters(query)
         bodies.resource_version(query)
         bodies.query_int(query, "limit", minimum=0)
         bodies.query_int(query, "timeoutSeconds", minimum=0)
-        items, rv = self.server.registry.list(res, ns)
-        items = [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
-        if res.kind == "Event":
-            items.sort(key=lambda e: (e.get("lastTimestamp") or "", e.get("eventTime") or ""))
-        items, more = listing.page(items, query, rv)
+        page = lists.select(self.server.registry.store, res, ns, query)
+        meta = {"resourceVersion": str(page.rv), **page.more}
         if self._wants_table():
-            table = _table(res, items, str(rv))
-            table["metadata"].update(more)
+            items = [crds.as_version(o, res) for o in page.objects()]
+            table = _table(res, items, str(page.rv))
+            table["metadata"].update(page.more)
             self._send_json(200, listing.include_object(table, items, query.get("includeObject")))
             return
-        self._send_json(
-            200,
-            {
-                "kind": res.custom.list_kind if res.custom else f"{res.kind}List",
-                "apiVersion": res.api_version,
-                "metadata": {"resourceVersion": str(rv), **more},
-                "items": items,
-            },
-        )
+        list_kind = res.custom.list_kind if res.custom else f"{res.kind}List"
+        if res.custom is None and not (
+            kubeproto.prefers_protobuf(self.headers.get("Accept")) and kubeproto.has_schema(res.api_version, list_kind)
+        ):
+            # The stored JSON text of each object, as it is: nothing decoded or encoded again.
+            head = json.dumps({"kind": list_kind, "apiVersion": res.api_version, "metadata": meta})
+            data = "".join((head[:-1], ',"items":[', ",".join(page.json_texts()), "]}")).encode()
+            self._send_bytes(200, "application/json", data)
+            return
+        items = [crds.as_version(o, res) for o in page.objects()]
+        self._send_json(200, {"kind": list_kind, "apiVersion": res.api_version, "metadata": meta, "items": items})
 
     def _watch(self, res: Resource, ns: str | None, name: str | None, query: dict[str, str]) -> None:
         reg = self.server.registry
