@@ -36,11 +36,12 @@ from mikro.api import (
     selectors,
     streaming,
     tokens,
+    watchcache,
 )
 from mikro.api.connections import IDLE_TIMEOUT, BoundedTLSServer
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
-from mikro.api.store import Change, Store
+from mikro.api.store import Store
 from mikro.cli import printers
 from mikro.errors import ApiError
 
@@ -58,6 +59,8 @@ KUBE_VERSION = {
     "platform": "linux/amd64",
 }
 MAX_BODY = bodies.MAX_REQUEST_BYTES
+# How often a watch that allows bookmarks is told how far it has come (kube-apiserver: ~1 min).
+BOOKMARK_SECONDS = 10.0
 # Errors of a connection whose client went away: the end of a conversation, not a fault.
 GONE = (ConnectionError, ssl.SSLError, TimeoutError)
 PUBLIC_PATHS = {"/version", "/healthz", "/readyz", "/livez"}
@@ -690,48 +693,74 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(200, {"kind": list_kind, "apiVersion": res.api_version, "metadata": meta, "items": items})
 
     def _watch(self, res: Resource, ns: str | None, name: str | None, query: dict[str, str]) -> None:
-        reg = self.server.registry
+        """A watch served from the shared watch cache (watchcache.py): the initial state when
+        asked (no resourceVersion, or sendInitialEvents=true, which ends with a BOOKMARK
+        annotated `k8s.io/initial-events-end`), then every change after the cursor, BOOKMARKs
+        when allowWatchBookmarks=true, and an ERROR 410 once the watcher fell too far behind."""
+        store = self.server.registry.store
         labels, fields = self._filters(query)
+        key = Store.key(res)
+        by_fields = bool(query.get("fieldSelector"))
 
-        def wanted(obj: dict[str, Any]) -> bool:
-            meta = obj["metadata"]
-            if ns and meta.get("namespace") != ns:
-                return False
-            if name and meta.get("name") != name:
-                return False
-            return labels(meta.get("labels") or {}) and fields(obj)
-
-        def predicate(change: Change) -> bool:
-            return Store.key(change.resource) == Store.key(res) and wanted(change.obj)
+        def wanted(event: watchcache.Event) -> bool:
+            return (
+                event.key == key
+                and (not ns or not res.namespaced or event.namespace == ns)
+                and (not name or event.name == name)
+                and labels(event.labels)
+                and (not by_fields or fields(event.obj()))
+            )
 
         since = bodies.resource_version(query)
         timeout = min(bodies.query_int(query, "timeoutSeconds", minimum=0) or 1800, 3600)
-        watch = reg.store.watch(predicate, since=since)
-        table = self._wants_table()
-        # Go clients' watches: length-delimited protobuf frames (Tables stay JSON).
-        self._watch_protobuf = not table and kubeproto.prefers_protobuf(self.headers.get("Accept"))
-        self._watch_protobuf &= kubeproto.has_schema(res.api_version, res.kind)
-        try:
+        send_initial = query.get("sendInitialEvents")
+        initial = send_initial == "true" or (since is None and send_initial != "false")
+        bookmarks = query.get("allowWatchBookmarks") == "true"
+        cache = watchcache.cache_of(store)
+        texts: list[str] = []
+        if initial:
+            select = {k: v for k, v in query.items() if k in ("labelSelector", "fieldSelector")}
+            if name:
+                select["fieldSelector"] = ",".join(filter(None, [select.get("fieldSelector"), f"metadata.name={name}"]))
+            page = lists.select(store, res, ns, select)
+            texts, start = page.json_texts(), page.rv
+        else:
+            start = since if since is not None else cache.rv
+        with cache.subscribe(start) as cursor:  # 410 before the stream starts
+            table = self._wants_table()
+            # Go clients' watches: length-delimited protobuf frames (Tables stay JSON).
+            self._watch_protobuf = not table and kubeproto.prefers_protobuf(self.headers.get("Accept"))
+            self._watch_protobuf &= kubeproto.has_schema(res.api_version, res.kind)
+            # JSON watchers of built-in kinds get the stored text as it is, encoded once for all.
+            raw = not table and not self._watch_protobuf and res.custom is None
             self._start_chunked(kubeproto.WATCH_MEDIA_TYPE if self._watch_protobuf else "application/json")
-            if since is None:
-                items, _ = reg.list(res, ns)
-                for obj in items:
-                    if wanted(obj):
-                        self._send_event("ADDED", res, obj, table)
+            for text in texts:
+                if raw:
+                    self._chunk(b'{"type":"ADDED","object":%s}\n' % text.encode())
+                else:
+                    self._send_event("ADDED", res, json.loads(text), table)
+            if send_initial == "true":
+                self._bookmark(res, cursor.rv, {"k8s.io/initial-events-end": "true"})
             deadline = time.monotonic() + timeout
+            last_bookmark = time.monotonic()
             while time.monotonic() < deadline and not self.server.stopping.is_set():
-                if watch.expired:
+                try:
+                    events = cursor.next(timeout=1.0)
+                except ApiError as gone:
                     # A watcher that fell too far behind is dropped, as Kubernetes' watch cache
                     # drops one: it lists again and watches from there.
-                    gone = ApiError(410, "too old resource version: the watcher fell behind", "Expired")
                     self._chunk(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
                     break
-                change = watch.next(timeout=1.0)
-                if change is not None:
-                    self._send_event(change.type, res, change.obj, table)
+                for event in events:
+                    if wanted(event):
+                        if raw:
+                            self._chunk(event.frame())
+                        else:
+                            self._send_event(event.type, res, event.obj(), table)
+                if bookmarks and time.monotonic() - last_bookmark >= BOOKMARK_SECONDS:
+                    self._bookmark(res, cursor.rv)
+                    last_bookmark = time.monotonic()
             self._end_chunks()
-        finally:
-            watch.close()
 
     def _send_event(self, type_: str, res: Resource, obj: dict[str, Any], table: bool) -> None:
         obj = crds.as_version(obj, res)
@@ -739,6 +768,13 @@ class Handler(BaseHTTPRequestHandler):
         if self._watch_protobuf and "kind" not in body:
             body = {"apiVersion": res.api_version, "kind": res.kind, **body}
         self._chunk(kubeproto.watch_frame(type_, body, self._watch_protobuf))
+
+    def _bookmark(self, res: Resource, rv: int, annotations: dict[str, str] | None = None) -> None:
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if annotations:
+            meta["annotations"] = annotations
+        body = {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}
+        self._chunk(kubeproto.watch_frame("BOOKMARK", body, self._watch_protobuf))
 
     def _pod_upgrade(self, sub: str, ns: str, name: str) -> None:
         """exec, attach, portforward: WebSocket only; anything else runs nothing (streaming.py)."""
@@ -859,6 +895,7 @@ def serve(
     registry: Registry, token: str, runtime: PodRuntimeHooks | None, port: int = 0, tls: tuple[str, str] | None = None
 ) -> ApiHTTPServer:
     server = ApiHTTPServer(("127.0.0.1", port), registry, token, runtime)
+    watchcache.cache_of(registry.store)  # from now on, so that a watch resumes from any later version
     if tls is not None:
         # The listening socket stays plain: each connection's thread does its own handshake.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
