@@ -97,7 +97,7 @@ class LabelIndex:
             if table is None:
                 rows, _ = self.store.scan(res)
                 table = _Labels()
-                for ns, name, data in rows:
+                for ns, name, data, _ in rows:
                     table.put((ns, name), (json.loads(data).get("metadata") or {}).get("labels"))
                 with self.lock:
                     self.tables[Store.key(res)] = table

@@ -26,6 +26,7 @@ from mikro.api.store import Store
 from mikro.errors import ApiError
 
 BATCH = 500  # rows read at a time when checking each one
+Row = tuple[str, str, str, int]  # namespace, name, JSON text, resourceVersion
 
 
 @dataclass
@@ -34,6 +35,7 @@ class Page:
     objs: list[dict[str, Any]] | None  # the decoded objects, when decoding was needed
     rv: int
     more: dict[str, Any] = field(default_factory=dict)  # continue, remainingItemCount
+    rows: list[Row] | None = None  # the stored rows, when read as rows
 
     def objects(self) -> list[dict[str, Any]]:
         if self.objs is None:
@@ -92,9 +94,9 @@ def select(store: Store, res: Resource, ns: str | None, query: dict[str, str]) -
                 "continue": listing.encode_continue(rv, f"{last[0]}/{last[1]}"),
                 "remainingItemCount": store.count(res, ns, last),
             }
-        return Page([r[2] for r in rows], None, rv, more)
+        return Page([r[2] for r in rows], None, rv, more, rows)
     keys = index_of(store).candidates(res, ns, requirements)
-    texts: list[str] = []
+    kept: list[Row] = []
     objs: list[dict[str, Any]] = []
     rv = store.rv
     if keys is not None:
@@ -102,32 +104,30 @@ def select(store: Store, res: Resource, ns: str | None, query: dict[str, str]) -
             keys = [k for k in keys if k > start]
         for i in range(0, len(keys), BATCH):
             rows = store.fetch(res, keys[i : i + BATCH])
-            if _take(rows, wanted, texts, objs, limit):
+            if _take(rows, wanted, kept, objs, limit):
                 break
     else:
         after = start
         while True:
             rows, rv = store.scan(res, ns, after, BATCH)
-            if _take(rows, wanted, texts, objs, limit) or len(rows) < BATCH:
+            if _take(rows, wanted, kept, objs, limit) or len(rows) < BATCH:
                 break
             after = (rows[-1][0], rows[-1][1])
     more = {}
     if limit and len(objs) > limit:
-        texts, objs = texts[:limit], objs[:limit]
+        kept, objs = kept[:limit], objs[:limit]
         meta = objs[-1]["metadata"]
         last = f"{meta.get('namespace') or '' if res.namespaced else ''}/{meta.get('name') or ''}"
         more = {"continue": listing.encode_continue(rv, last)}
-    return Page(texts, objs, rv, more)
+    return Page([r[2] for r in kept], objs, rv, more, kept)
 
 
-def _take(
-    rows: list[tuple[str, str, str]], wanted: Any, texts: list[str], objs: list[dict[str, Any]], limit: int
-) -> bool:
+def _take(rows: list[Row], wanted: Any, kept: list[Row], objs: list[dict[str, Any]], limit: int) -> bool:
     """Keep the rows whose object is wanted; True once one more than `limit` are kept."""
-    for _, _, text in rows:
-        obj = json.loads(text)
+    for row in rows:
+        obj = json.loads(row[2])
         if wanted(obj):
-            texts.append(text)
+            kept.append(row)
             objs.append(obj)
             if limit and len(objs) > limit:
                 return True

@@ -164,9 +164,10 @@ class Store:
 
     def scan(
         self, res: Resource, namespace: str | None = None, after: tuple[str, str] | None = None, limit: int | None = None
-    ) -> tuple[list[tuple[str, str, str]], int]:
-        """(namespace, name, JSON text) of the objects after the key `after`, in key order, at
-        most `limit` of them, and the resourceVersion they were read at. Nothing is decoded."""
+    ) -> tuple[list[tuple[str, str, str, int]], int]:
+        """(namespace, name, JSON text, resourceVersion) of the objects after the key `after`, in
+        key order, at most `limit` of them, and the resourceVersion they were read at. Nothing
+        is decoded."""
         where, args = ["resource=?"], [self.key(res)]
         if namespace and res.namespaced:
             where.append("namespace=?")
@@ -174,7 +175,7 @@ class Store:
         if after is not None:
             where.append("(namespace>? OR (namespace=? AND name>?))")
             args += [after[0], after[0], after[1]]
-        sql = f"SELECT namespace, name, data FROM objects WHERE {' AND '.join(where)} ORDER BY namespace, name"
+        sql = f"SELECT namespace, name, data, rv FROM objects WHERE {' AND '.join(where)} ORDER BY namespace, name"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self.lock:
@@ -192,16 +193,17 @@ class Store:
         with self.lock:
             return int(self.db.execute(f"SELECT COUNT(*) FROM objects WHERE {' AND '.join(where)}", args).fetchone()[0])
 
-    def fetch(self, res: Resource, keys: list[tuple[str, str]]) -> list[tuple[str, str, str]]:
-        """(namespace, name, JSON text) of the objects at these keys that exist, in the keys' order."""
+    def fetch(self, res: Resource, keys: list[tuple[str, str]]) -> list[tuple[str, str, str, int]]:
+        """(namespace, name, JSON text, resourceVersion) of the objects at these keys that exist,
+        in the keys' order."""
         out = []
         with self.lock:
             for ns, name in keys:
                 row = self.db.execute(
-                    "SELECT data FROM objects WHERE resource=? AND namespace=? AND name=?", (self.key(res), ns, name)
+                    "SELECT data, rv FROM objects WHERE resource=? AND namespace=? AND name=?", (self.key(res), ns, name)
                 ).fetchone()
                 if row is not None:
-                    out.append((ns, name, row[0]))
+                    out.append((ns, name, row[0], row[1]))
         return out
 
     # -- writes ----------------------------------------------------------------------------
