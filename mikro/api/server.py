@@ -673,13 +673,14 @@ class Handler(BaseHTTPRequestHandler):
         bodies.resource_version(query)
         bodies.query_int(query, "limit", minimum=0)
         bodies.query_int(query, "timeoutSeconds", minimum=0)
-        page = lists.select(self.server.registry.store, res, ns, query)
+        store = self.server.registry.store
+        page = lists.select(store, res, ns, query)
         meta = {"resourceVersion": str(page.rv), **page.more}
         if self._wants_table():
             mode = query.get("includeObject") or "Metadata"
             if mode == "Metadata" and page.rows is not None and res.custom is None and tablecache.cacheable(res.kind):
                 # Rows kept ready per object and version: nothing decoded (tablecache.py).
-                data = tablecache.table_json(tablecache.shared(), res.kind, Store.key(res), page.rows, meta)
+                data = tablecache.table_json(tablecache.of(store), res.kind, Store.key(res), page.rows, meta)
                 self._send_bytes(200, "application/json", data)
                 return
             items = [crds.as_version(o, res) for o in page.objects()]

@@ -98,8 +98,13 @@ def table_json(
     return (text[:-1] + ',"rows":[' + cache.rows(kind, store_key, found) + "]}").encode()
 
 
-_CACHE = RowCache()
+_LOCK = threading.Lock()
 
 
-def shared() -> RowCache:
-    return _CACHE
+def of(store: Any) -> RowCache:
+    """The rows kept for this store's objects (one cache per store, made on first use)."""
+    with _LOCK:
+        cache = getattr(store, "_table_rows", None)
+        if cache is None:
+            cache = store._table_rows = RowCache()
+        return cache
