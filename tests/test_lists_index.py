@@ -36,7 +36,15 @@ SELECTORS = [
     "tier in ()",
     "missing",
 ]
-FIELDS = ["", "metadata.name=cm-3", "metadata.namespace=ns-1", "metadata.name!=cm-4", "data.k=v2"]
+FIELDS = [
+    "",
+    "metadata.name=cm-3",
+    "metadata.name=cm-4",
+    "metadata.namespace=ns-1",
+    "metadata.namespace=ns-2,metadata.name==cm-5",
+    "metadata.name!=cm-4",
+    "data.k=v2",
+]
 
 
 def fill(store: Store) -> None:
@@ -108,11 +116,13 @@ def test_a_selected_list_is_the_full_scans_answer(store: Store, label: str, fiel
     assert all_pages(store, CM, ns, query, 4) == want
 
 
-@pytest.mark.parametrize("label", ["tier=front", "tier!=front", "!tier", "tier"])
-def test_cluster_scoped_kinds_too(store: Store, label: str) -> None:
-    want = reference(store, NS, None, label, "")
-    assert answer(store, NS, None, {"labelSelector": label}) == want
-    assert all_pages(store, NS, None, {"labelSelector": label}, 1) == want
+@pytest.mark.parametrize("label", ["tier=front", "tier!=front", "!tier", "tier", ""])
+@pytest.mark.parametrize("field", ["", "metadata.name=space-1", "metadata.name=nothing"])
+def test_cluster_scoped_kinds_too(store: Store, label: str, field: str) -> None:
+    query = {"labelSelector": label, "fieldSelector": field}
+    want = reference(store, NS, None, label, field)
+    assert answer(store, NS, None, query) == want
+    assert all_pages(store, NS, None, query, 1) == want
 
 
 def test_positive_terms_go_through_the_index(store: Store) -> None:

@@ -5,8 +5,10 @@ and decoding only what the answer holds.
   as the lower bound) and its JSON text is answered as stored, never decoded.
 - A label selector with a positive term: the label index (`index.py`) names the matching
   objects; only those are read.
-- Anything else (only negative terms, field selectors): the rows are read in key order and
-  checked one by one, stopping once the page is full.
+- A field selector naming one object (`metadata.name=`, in a namespace or of a cluster-scoped
+  kind), as kubectl wait and rollout status send it: that row only.
+- Anything else (only negative terms, other field selectors): the rows are read in key order
+  and checked one by one, stopping once the page is full.
 
 Paging is Kubernetes': objects in key order (namespace, name), `continue` carries the last key,
 `remainingItemCount` only when no selector filters (kube-apiserver cannot count those either).
@@ -95,7 +97,13 @@ def select(store: Store, res: Resource, ns: str | None, query: dict[str, str]) -
                 "remainingItemCount": store.count(res, ns, last),
             }
         return Page([r[2] for r in rows], None, rv, more, rows)
-    keys = index_of(store).candidates(res, ns, requirements)
+    equal = selectors.field_equalities(query.get("fieldSelector"))
+    if res.namespaced and not ns and "metadata.namespace" in equal:
+        ns = equal["metadata.namespace"] or None
+    if "metadata.name" in equal and (ns or not res.namespaced):
+        keys: list[tuple[str, str]] | None = [((ns or "") if res.namespaced else "", equal["metadata.name"])]
+    else:
+        keys = index_of(store).candidates(res, ns, requirements)
     kept: list[Row] = []
     objs: list[dict[str, Any]] = []
     rv = store.rv

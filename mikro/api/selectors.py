@@ -103,3 +103,14 @@ def parse_field_selector(text: str | None) -> Predicate:
         else:
             checks.append(lambda o, p=path, v=value: field_value(o, p) == v)
     return lambda obj: all(check(obj) for check in checks)
+
+
+def field_equalities(text: str | None) -> dict[str, str]:
+    """The `path=value` (and `==`) terms of a field selector (for reading by key); a path given
+    twice keeps its last value, which the full predicate checks anyway."""
+    out: dict[str, str] = {}
+    for term in _split_terms(text or ""):
+        m = re.match(r"^\s*([A-Za-z0-9_.]+)\s*(==|=)\s*(.*?)\s*$", term)
+        if m:
+            out[m.group(1)] = m.group(3)
+    return out
