@@ -28,7 +28,9 @@ from mikro.api.resources import Resource
 from mikro.errors import ApiError, already_exists, conflict, not_found
 
 HISTORY = 5000
-HISTORY_BYTES = 32 * 1024 * 1024
+# The API server's watches are served from watchcache.py's history (bounded by bytes, shared by
+# every watcher); this one only serves Store.watch(since=...) and seeds that cache at start.
+HISTORY_BYTES = 4 * 1024 * 1024
 # A watcher that leaves this much unread is dropped (it relists), rather than holding the
 # changes in memory for as long as it does not read.
 WATCH_PENDING_BYTES = 32 * 1024 * 1024
