@@ -189,3 +189,20 @@ def test_a_watch_of_one_name_and_of_a_field_selector(api: tuple[int, Store]) -> 
         stream(port, f"/api/v1/configmaps?watch=true&resourceVersion={rv}&fieldSelector=metadata.name%3Dthree&timeoutSeconds=1")
     )
     assert [(e["type"], e["object"]["metadata"]["name"]) for e in fields] == [("ADDED", "three")]
+
+
+def test_the_controllers_change_feed_keeps_nothing(tmp_path: Path) -> None:
+    """The controller manager is woken by the store's changes; it must not queue them unread
+    (a predicate answering True kept every change, up to the store's watch bound)."""
+    from mikro.controllers.manager import Controllers
+
+    registry = Registry(Store(tmp_path / "db"), "10.152.128.0/17", "mikro")
+    controllers = Controllers(registry, controllers=[], extra=[])
+    controllers.start()
+    try:
+        controllers.wake.clear()
+        make(registry.store, "one")
+        assert all(not w.queue for w in registry.store.watches)
+    finally:
+        controllers.stop.set()
+        controllers.wake.set()

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from mikro.api.registry import Registry
+from mikro.api.store import Change
 from mikro.controllers.batch_hook import Reconciler, extra_controllers
 from mikro.controllers.daemonset import DaemonSetController
 from mikro.controllers.deployment import DeploymentController, DeploymentStatusController
@@ -76,9 +77,16 @@ class Controllers:
         self.lock = threading.Lock()
 
     def start(self) -> None:
-        self.store.watch(lambda change: change.resource.kind != "Event" and not self.wake.set())
+        self.store.watch(self._on_change)
         self.thread = threading.Thread(target=self._loop, name="controllers", daemon=True)
         self.thread.start()
+
+    def _on_change(self, change: Change) -> bool:
+        """The store's change feed: wakes the loop, and never queues the change (a predicate
+        that answered True kept every change unread, up to the store's 32 MiB watch bound)."""
+        if change.resource.kind != "Event":
+            self.wake.set()
+        return False
 
     def _loop(self) -> None:
         while not self.stop.is_set():
