@@ -28,6 +28,7 @@ from mikro.api.store import Store
 from mikro.errors import ApiError
 
 BATCH = 500  # rows read at a time when checking each one
+LARGE = 1000  # a list of this many objects hands its freed memory back to the system after
 Row = tuple[str, str, str, int]  # namespace, name, JSON text, resourceVersion
 
 
@@ -140,3 +141,21 @@ def _take(rows: list[Row], wanted: Any, kept: list[Row], objs: list[dict[str, An
             if limit and len(objs) > limit:
                 return True
     return False
+
+
+_libc: Any = None
+
+
+def release_memory() -> None:
+    """Hand the heap's free pages back to the system (glibc's malloc_trim). A large list leaves
+    thousands of freed row strings between live objects, where the heap cannot shrink by
+    itself: ~15 MB of resident memory after a list of 10 000 ConfigMaps."""
+    global _libc
+    try:
+        if _libc is None:
+            import ctypes
+
+            _libc = ctypes.CDLL("libc.so.6")
+        _libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        _libc = False  # not glibc: nothing to do

@@ -675,6 +675,14 @@ class Handler(BaseHTTPRequestHandler):
         bodies.query_int(query, "timeoutSeconds", minimum=0)
         store = self.server.registry.store
         page = lists.select(store, res, ns, query)
+        try:
+            self._send_list(res, store, page, query)
+        finally:
+            if len(page.rows or page.objs or []) >= lists.LARGE:
+                del page
+                lists.release_memory()
+
+    def _send_list(self, res: Resource, store: Store, page: lists.Page, query: dict[str, str]) -> None:
         meta = {"resourceVersion": str(page.rv), **page.more}
         if self._wants_table():
             mode = query.get("includeObject") or "Metadata"

@@ -25,7 +25,7 @@ from mikro.api.resources import Resource
 from mikro.api.store import Change, Store
 from mikro.errors import ApiError
 
-HISTORY_BYTES = 16 * 1024 * 1024
+HISTORY_BYTES = 8 * 1024 * 1024  # ~5000 changes of 1.5 KB objects; a watcher further behind relists
 
 
 @dataclass(frozen=True)
