@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from mikro.api import pki
+from mikro.api import pki, watchcache
 from mikro.api import store as store_module
 from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
@@ -544,11 +544,12 @@ def test_disconnecting_watchers_leave_no_traceback(tls_api: Api, tracebacks: Cal
         sock.close()
     for i in range(40):  # changes to write into the closed streams
         tls_api.call("POST", CM_PATH, {"metadata": {"name": f"w{i}"}, "data": {"a": "x" * 20000}})
+    cache = watchcache.cache_of(store)
     for _ in range(200):  # each handler ends once its write fails
-        if not store.watches:
+        if not cache.cursors:
             break
         threading.Event().wait(0.05)
-    assert not store.watches
+    assert not cache.cursors
     assert tls_api.call("GET", "/healthz", token=False)[0] == 200
     tls_api.server.shutdown()  # nothing in flight: the log is complete
     assert tracebacks() == []
@@ -589,14 +590,14 @@ def test_a_watcher_that_stops_reading_is_dropped(tmp_path: Path, monkeypatch: py
 
 
 def test_a_dropped_http_watcher_gets_410(api: Api, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(store_module, "WATCH_PENDING_CHANGES", 5)
-    conn = api.connect()
     store = api.server.registry.store
+    cache = watchcache.cache_of(store)
+    monkeypatch.setattr(cache, "history_bytes", 1)  # the history keeps one change only
+    conn = api.connect()
     conn.request("GET", f"{CM_PATH}?watch=true&resourceVersion={store.rv}", headers=AUTH)
     resp = conn.getresponse()
     assert resp.status == 200
-    watch = store.watches[-1]
-    with watch.cond:  # the handler cannot take changes off the queue meanwhile
+    with cache.cond:  # the handler cannot read the history meanwhile
         for i in range(10):
             api.server.registry.create(BY_KIND["ConfigMap"], "default", {"metadata": {"name": f"s{i}"}})
     events = [json.loads(line) for line in resp.read().splitlines() if line.strip()]

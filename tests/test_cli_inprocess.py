@@ -158,3 +158,26 @@ def test_status_and_config_while_running(cluster: Registry) -> None:
     server = kubeconfig["clusters"][0]["cluster"]["server"]
     assert server.startswith("https://127.0.0.1:") and kubeconfig["current-context"]
     assert kubeconfig["users"][0]["user"]["token"] == "tok"
+
+
+@pytest.mark.parametrize("wide", [False, True])
+def test_get_through_the_servers_table_prints_what_the_objects_give(cluster: Registry, wide: bool) -> None:
+    from mikro.cli import printers
+
+    run("apply", "-f", "-", input=STACK)
+    for i in range(3):
+        cluster.create(BY_KIND["ConfigMap"], "default", {"metadata": {"name": f"c{i}", "labels": {"n": str(i)}}, "data": {"a": "1"}})
+    for kind, target in [("ConfigMap", "cm"), ("Deployment", "deploy"), ("Service", "svc"), ("Namespace", "ns")]:
+        res = BY_KIND[kind]
+        args = ["get", target, *(["-o", "wide"] if wide else []), *(["-A"] if res.namespaced else [])]
+        printed = lines(kubectl(*args))
+        items = cluster.list(res)[0]
+        headers, rows = printers.rows(kind, items, wide)
+        if res.namespaced:
+            headers = ["NAMESPACE", *headers]
+            rows = [[o["metadata"]["namespace"], *r] for o, r in zip(items, rows, strict=True)]
+        want = [line.split() for line in printers.format_table(headers, rows).splitlines()]
+        age = headers.index("AGE")
+        assert [r[:age] + r[age + 1 :] for r in printed] == [r[:age] + r[age + 1 :] for r in want], kind
+    selected = lines(kubectl("get", "cm", "-l", "n in (1,2)"))
+    assert [r[0] for r in selected[1:]] == ["c1", "c2"]

@@ -28,6 +28,7 @@ from mikro.api import (
     fieldvalidation,
     kubeproto,
     listing,
+    lists,
     logfilter,
     metrics,
     openapi,
@@ -35,13 +36,15 @@ from mikro.api import (
     resources,
     selectors,
     streaming,
+    tablecache,
     tokens,
+    watchcache,
     webhooks,
 )
 from mikro.api.connections import IDLE_TIMEOUT, BoundedTLSServer
 from mikro.api.registry import Registry, scale_of
 from mikro.api.resources import Resource
-from mikro.api.store import Change, Store
+from mikro.api.store import Store
 from mikro.cli import printers
 from mikro.errors import ApiError
 
@@ -59,6 +62,8 @@ KUBE_VERSION = {
     "platform": "linux/amd64",
 }
 MAX_BODY = bodies.MAX_REQUEST_BYTES
+# How often a watch that allows bookmarks is told how far it has come (kube-apiserver: ~1 min).
+BOOKMARK_SECONDS = 10.0
 # Errors of a connection whose client went away: the end of a conversation, not a fault.
 GONE = (ConnectionError, ssl.SSLError, TimeoutError)
 PUBLIC_PATHS = {"/version", "/healthz", "/readyz", "/livez"}
@@ -189,6 +194,9 @@ class Handler(BaseHTTPRequestHandler):
     def _send_json(self, code: int, body: Any) -> None:
         # JSON, or protobuf for the built-in kinds when the client prefers it (Go clients do).
         ctype, data = kubeproto.render(body, self.headers.get("Accept"))
+        self._send_bytes(code, ctype, data)
+
+    def _send_bytes(self, code: int, ctype: str, data: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
         self.send_header("Content-Length", str(len(data)))
@@ -699,73 +707,113 @@ class Handler(BaseHTTPRequestHandler):
         return labels, fields
 
     def _list(self, res: Resource, ns: str | None, query: dict[str, str]) -> None:
-        labels, fields = self._filters(query)
         bodies.resource_version(query)
         bodies.query_int(query, "limit", minimum=0)
         bodies.query_int(query, "timeoutSeconds", minimum=0)
-        items, rv = self.server.registry.list(res, ns)
-        items = [o for o in items if labels(o["metadata"].get("labels") or {}) and fields(o)]
-        if res.kind == "Event":
-            items.sort(key=lambda e: (e.get("lastTimestamp") or "", e.get("eventTime") or ""))
-        items, more = listing.page(items, query, rv)
+        store = self.server.registry.store
+        page = lists.select(store, res, ns, query)
+        try:
+            self._send_list(res, store, page, query)
+        finally:
+            if len(page.rows or page.objs or []) >= lists.LARGE:
+                del page
+                lists.release_memory()
+
+    def _send_list(self, res: Resource, store: Store, page: lists.Page, query: dict[str, str]) -> None:
+        meta = {"resourceVersion": str(page.rv), **page.more}
         if self._wants_table():
-            table = _table(res, items, str(rv))
-            table["metadata"].update(more)
+            mode = query.get("includeObject") or "Metadata"
+            if mode == "Metadata" and page.rows is not None and res.custom is None and tablecache.cacheable(res.kind):
+                # Rows kept ready per object and version: nothing decoded (tablecache.py).
+                data = tablecache.table_json(tablecache.of(store), res.kind, Store.key(res), page.rows, meta)
+                self._send_bytes(200, "application/json", data)
+                return
+            items = [crds.as_version(o, res) for o in page.objects()]
+            table = _table(res, items, str(page.rv))
+            table["metadata"].update(page.more)
             self._send_json(200, listing.include_object(table, items, query.get("includeObject")))
             return
-        self._send_json(
-            200,
-            {
-                "kind": res.custom.list_kind if res.custom else f"{res.kind}List",
-                "apiVersion": res.api_version,
-                "metadata": {"resourceVersion": str(rv), **more},
-                "items": items,
-            },
-        )
+        list_kind = res.custom.list_kind if res.custom else f"{res.kind}List"
+        if res.custom is None and not (
+            kubeproto.prefers_protobuf(self.headers.get("Accept")) and kubeproto.has_schema(res.api_version, list_kind)
+        ):
+            # The stored JSON text of each object, as it is: nothing decoded or encoded again.
+            head = json.dumps({"kind": list_kind, "apiVersion": res.api_version, "metadata": meta})
+            data = "".join((head[:-1], ',"items":[', ",".join(page.json_texts()), "]}")).encode()
+            self._send_bytes(200, "application/json", data)
+            return
+        items = [crds.as_version(o, res) for o in page.objects()]
+        self._send_json(200, {"kind": list_kind, "apiVersion": res.api_version, "metadata": meta, "items": items})
 
     def _watch(self, res: Resource, ns: str | None, name: str | None, query: dict[str, str]) -> None:
-        reg = self.server.registry
+        """A watch served from the shared watch cache (watchcache.py): the initial state when
+        asked (no resourceVersion, or sendInitialEvents=true, which ends with a BOOKMARK
+        annotated `k8s.io/initial-events-end`), then every change after the cursor, BOOKMARKs
+        when allowWatchBookmarks=true, and an ERROR 410 once the watcher fell too far behind."""
+        store = self.server.registry.store
         labels, fields = self._filters(query)
+        key = Store.key(res)
+        by_fields = bool(query.get("fieldSelector"))
 
-        def wanted(obj: dict[str, Any]) -> bool:
-            meta = obj["metadata"]
-            if ns and meta.get("namespace") != ns:
-                return False
-            if name and meta.get("name") != name:
-                return False
-            return labels(meta.get("labels") or {}) and fields(obj)
-
-        def predicate(change: Change) -> bool:
-            return Store.key(change.resource) == Store.key(res) and wanted(change.obj)
+        def wanted(event: watchcache.Event) -> bool:
+            return (
+                event.key == key
+                and (not ns or not res.namespaced or event.namespace == ns)
+                and (not name or event.name == name)
+                and labels(event.labels)
+                and (not by_fields or fields(event.obj()))
+            )
 
         since = bodies.resource_version(query)
         timeout = min(bodies.query_int(query, "timeoutSeconds", minimum=0) or 1800, 3600)
-        watch = reg.store.watch(predicate, since=since)
-        table = self._wants_table()
-        # Go clients' watches: length-delimited protobuf frames (Tables stay JSON).
-        self._watch_protobuf = not table and kubeproto.prefers_protobuf(self.headers.get("Accept"))
-        self._watch_protobuf &= kubeproto.has_schema(res.api_version, res.kind)
-        try:
+        send_initial = query.get("sendInitialEvents")
+        initial = send_initial == "true" or (since is None and send_initial != "false")
+        bookmarks = query.get("allowWatchBookmarks") == "true"
+        cache = watchcache.cache_of(store)
+        texts: list[str] = []
+        if initial:
+            select = {k: v for k, v in query.items() if k in ("labelSelector", "fieldSelector")}
+            if name:
+                select["fieldSelector"] = ",".join(filter(None, [select.get("fieldSelector"), f"metadata.name={name}"]))
+            page = lists.select(store, res, ns, select)
+            texts, start = page.json_texts(), page.rv
+        else:
+            start = since if since is not None else cache.rv
+        with cache.subscribe(start) as cursor:  # 410 before the stream starts
+            table = self._wants_table()
+            # Go clients' watches: length-delimited protobuf frames (Tables stay JSON).
+            self._watch_protobuf = not table and kubeproto.prefers_protobuf(self.headers.get("Accept"))
+            self._watch_protobuf &= kubeproto.has_schema(res.api_version, res.kind)
+            # JSON watchers of built-in kinds get the stored text as it is, encoded once for all.
+            raw = not table and not self._watch_protobuf and res.custom is None
             self._start_chunked(kubeproto.WATCH_MEDIA_TYPE if self._watch_protobuf else "application/json")
-            if since is None:
-                items, _ = reg.list(res, ns)
-                for obj in items:
-                    if wanted(obj):
-                        self._send_event("ADDED", res, obj, table)
+            for text in texts:
+                if raw:
+                    self._chunk(b'{"type":"ADDED","object":%s}\n' % text.encode())
+                else:
+                    self._send_event("ADDED", res, json.loads(text), table)
+            if send_initial == "true":
+                self._bookmark(res, cursor.rv, {"k8s.io/initial-events-end": "true"})
             deadline = time.monotonic() + timeout
+            last_bookmark = time.monotonic()
             while time.monotonic() < deadline and not self.server.stopping.is_set():
-                if watch.expired:
+                try:
+                    events = cursor.next(timeout=1.0)
+                except ApiError as gone:
                     # A watcher that fell too far behind is dropped, as Kubernetes' watch cache
                     # drops one: it lists again and watches from there.
-                    gone = ApiError(410, "too old resource version: the watcher fell behind", "Expired")
                     self._chunk(json.dumps({"type": "ERROR", "object": gone.status()}).encode() + b"\n")
                     break
-                change = watch.next(timeout=1.0)
-                if change is not None:
-                    self._send_event(change.type, res, change.obj, table)
+                for event in events:
+                    if wanted(event):
+                        if raw:
+                            self._chunk(event.frame())
+                        else:
+                            self._send_event(event.type, res, event.obj(), table)
+                if bookmarks and time.monotonic() - last_bookmark >= BOOKMARK_SECONDS:
+                    self._bookmark(res, cursor.rv)
+                    last_bookmark = time.monotonic()
             self._end_chunks()
-        finally:
-            watch.close()
 
     def _send_event(self, type_: str, res: Resource, obj: dict[str, Any], table: bool) -> None:
         obj = crds.as_version(obj, res)
@@ -773,6 +821,13 @@ class Handler(BaseHTTPRequestHandler):
         if self._watch_protobuf and "kind" not in body:
             body = {"apiVersion": res.api_version, "kind": res.kind, **body}
         self._chunk(kubeproto.watch_frame(type_, body, self._watch_protobuf))
+
+    def _bookmark(self, res: Resource, rv: int, annotations: dict[str, str] | None = None) -> None:
+        meta: dict[str, Any] = {"resourceVersion": str(rv)}
+        if annotations:
+            meta["annotations"] = annotations
+        body = {"kind": res.kind, "apiVersion": res.api_version, "metadata": meta}
+        self._chunk(kubeproto.watch_frame("BOOKMARK", body, self._watch_protobuf))
 
     def _pod_upgrade(self, sub: str, ns: str, name: str) -> None:
         """exec, attach, portforward: WebSocket only; anything else runs nothing (streaming.py)."""
@@ -893,6 +948,7 @@ def serve(
     registry: Registry, token: str, runtime: PodRuntimeHooks | None, port: int = 0, tls: tuple[str, str] | None = None
 ) -> ApiHTTPServer:
     server = ApiHTTPServer(("127.0.0.1", port), registry, token, runtime)
+    watchcache.cache_of(registry.store)  # from now on, so that a watch resumes from any later version
     if tls is not None:
         # The listening socket stays plain: each connection's thread does its own handshake.
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

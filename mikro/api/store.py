@@ -31,7 +31,9 @@ from mikro.api.resources import Resource
 from mikro.errors import ApiError, already_exists, conflict, not_found
 
 HISTORY = 5000
-HISTORY_BYTES = 32 * 1024 * 1024
+# The API server's watches are served from watchcache.py's history (bounded by bytes, shared by
+# every watcher); this one only serves Store.watch(since=...) and seeds that cache at start.
+HISTORY_BYTES = 4 * 1024 * 1024
 # A watcher that leaves this much unread is dropped (it relists), rather than holding the
 # changes in memory for as long as it does not read.
 WATCH_PENDING_BYTES = 32 * 1024 * 1024
@@ -109,6 +111,17 @@ class Watch:
             self.cond.notify_all()
 
 
+def _newest(result: Any) -> int:
+    """The newest resourceVersion in what a read returns: an object, a (list, version) pair of
+    objects, or rows (namespace, name, JSON text, resourceVersion) alone or in such a pair."""
+    if isinstance(result, dict):
+        return int(result["metadata"].get("resourceVersion") or 0)
+    items = result[0] if isinstance(result, tuple) else result if isinstance(result, list) else []
+    return max(
+        (int(o["metadata"]["resourceVersion"]) if isinstance(o, dict) else int(o[3]) for o in items), default=0
+    )
+
+
 def _durable(method: Callable[..., Any]) -> Callable[..., Any]:
     """Answer only once what the method returns is durable: the object's resourceVersion for a
     write or a get, the newest item's for a list. Not while the store's lock is held (a call
@@ -124,12 +137,7 @@ def _durable(method: Callable[..., Any]) -> Callable[..., Any]:
         finally:
             local.depth = depth
         if depth == 0:
-            if result is None:
-                rv = 0
-            elif isinstance(result, tuple):
-                rv = max((int(o["metadata"]["resourceVersion"]) for o in result[0]), default=0)
-            else:
-                rv = int(result["metadata"].get("resourceVersion") or 0)
+            rv = _newest(result)
             if rv > self.sync.durable:
                 self.sync.wait(rv, self._commit_group, self._publish)
             if self._lost and any(first <= rv <= last for first, last in self._lost):
@@ -205,6 +213,52 @@ class Store:
                     "SELECT data FROM objects WHERE resource=? ORDER BY namespace, name", (self.key(res),)
                 ).fetchall()
             return [json.loads(r[0]) for r in rows], self.rv
+
+    @_durable
+    def scan(
+        self, res: Resource, namespace: str | None = None, after: tuple[str, str] | None = None, limit: int | None = None
+    ) -> tuple[list[tuple[str, str, str, int]], int]:
+        """(namespace, name, JSON text, resourceVersion) of the objects after the key `after`, in
+        key order, at most `limit` of them, and the resourceVersion they were read at. Nothing
+        is decoded."""
+        where, args = ["resource=?"], [self.key(res)]
+        if namespace and res.namespaced:
+            where.append("namespace=?")
+            args.append(namespace)
+        if after is not None:
+            where.append("(namespace>? OR (namespace=? AND name>?))")
+            args += [after[0], after[0], after[1]]
+        sql = f"SELECT namespace, name, data, rv FROM objects WHERE {' AND '.join(where)} ORDER BY namespace, name"
+        if limit is not None:
+            sql += f" LIMIT {int(limit)}"
+        with self.lock:
+            return self.db.execute(sql, args).fetchall(), self.rv
+
+    def count(self, res: Resource, namespace: str | None = None, after: tuple[str, str] | None = None) -> int:
+        """How many objects `scan` would answer without a limit."""
+        where, args = ["resource=?"], [self.key(res)]
+        if namespace and res.namespaced:
+            where.append("namespace=?")
+            args.append(namespace)
+        if after is not None:
+            where.append("(namespace>? OR (namespace=? AND name>?))")
+            args += [after[0], after[0], after[1]]
+        with self.lock:
+            return int(self.db.execute(f"SELECT COUNT(*) FROM objects WHERE {' AND '.join(where)}", args).fetchone()[0])
+
+    @_durable
+    def fetch(self, res: Resource, keys: list[tuple[str, str]]) -> list[tuple[str, str, str, int]]:
+        """(namespace, name, JSON text, resourceVersion) of the objects at these keys that exist,
+        in the keys' order."""
+        out = []
+        with self.lock:
+            for ns, name in keys:
+                row = self.db.execute(
+                    "SELECT data, rv FROM objects WHERE resource=? AND namespace=? AND name=?", (self.key(res), ns, name)
+                ).fetchone()
+                if row is not None:
+                    out.append((ns, name, row[0], row[1]))
+        return out
 
     # -- writes ----------------------------------------------------------------------------
 

@@ -92,6 +92,8 @@ class Controllers:
         self.thread.start()
 
     def _on_change(self, change: Change) -> bool:
+        """The store's change feed: wakes the loop (ConfigMap and Secret floods once a second
+        later), and never queues the change (answering True would keep every change unread)."""
         kind = change.resource.kind
         if kind in LAZY_KINDS:
             if self.lazy.acquire(blocking=False):

@@ -1,0 +1,110 @@
+"""Table rows kept ready, so that `kubectl get` of thousands of objects decodes none of them.
+
+A Table row of a built-in kind (printers.py's columns, `includeObject=Metadata`, what kubectl
+asks for) is a function of the object and, through the AGE column, of the time. The cache
+keeps, per object and resourceVersion, the row's JSON with its AGE cells left open and the
+creation time they are computed from; a list fills in the ages and joins the rows. A row whose
+resourceVersion moved on is made again. Kinds with other cells that move with the clock (a
+Pod's "(5m ago)", a Job's duration, a CronJob's last schedule, an Event's age) are never cached.
+The cache is bounded by bytes; the oldest rows go first.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import threading
+import time
+from typing import Any
+
+from mikro.cli import printers
+
+Row = tuple[str, str, str, int]  # namespace, name, JSON text, resourceVersion (as the store reads them)
+
+MAX_BYTES = 16 * 1024 * 1024
+# Kinds whose cells, AGE aside, move with the clock.
+TIME_DEPENDENT = frozenset({"Pod", "Event", "Job", "CronJob"})
+_AGE = "\x00"
+_OBJECT = ',"object":{"kind":"PartialObjectMetadata","apiVersion":"meta.k8s.io/v1","metadata":'
+
+
+def cacheable(kind: str) -> bool:
+    return kind not in TIME_DEPENDENT
+
+
+class _Row:
+    __slots__ = ("rv", "parts", "created", "size")
+
+    def __init__(self, rv: int, parts: list[str], created: float | None) -> None:
+        self.rv, self.parts, self.created = rv, parts, created  # the row's JSON, split at its ages
+        self.size = sum(len(p) for p in parts) + 100
+
+
+class RowCache:
+    def __init__(self, max_bytes: int = MAX_BYTES) -> None:
+        self.max_bytes = max_bytes
+        self.kept: collections.OrderedDict[tuple[str, str, str], _Row] = collections.OrderedDict()
+        self.bytes = 0
+        self.lock = threading.Lock()
+
+    @staticmethod
+    def _make(kind: str, obj: dict[str, Any], rv: int) -> _Row:
+        cols = printers.COLUMNS.get(kind, printers.DEFAULT_COLUMNS)
+        meta = obj.get("metadata") or {}
+        # An AGE cell is a raw NUL here, which JSON text never holds (json.dumps escapes it).
+        cells = [_AGE if value is printers._age else json.dumps(value(obj), separators=(",", ":")) for _, _, value in cols]
+        row = '{"cells":[' + ",".join(cells) + "]" + _OBJECT + json.dumps(meta, separators=(",", ":")) + "}}"
+        return _Row(rv, row.split(_AGE), printers.parse_time(meta.get("creationTimestamp")))
+
+    def rows(self, kind: str, store_key: str, found: list[Row], now: float | None = None) -> str:
+        """The JSON of the Table rows of these stored objects ((namespace, name, JSON text,
+        resourceVersion) each, in order), joined by commas."""
+        now = time.time() if now is None else now
+        out = []
+        for ns, name, text, rv in found:
+            key = (store_key, ns, name)
+            with self.lock:
+                row = self.kept.get(key)
+            if row is None or row.rv != rv:
+                row = self._make(kind, json.loads(text), rv)
+                self._keep(key, row)
+            if len(row.parts) == 1:
+                out.append(row.parts[0])
+                continue
+            age = '"<unknown>"' if row.created is None else '"' + printers.human_duration(now - row.created) + '"'
+            out.append(age.join(row.parts))
+        return ",".join(out)
+
+    def _keep(self, key: tuple[str, str, str], row: _Row) -> None:
+        with self.lock:
+            old = self.kept.pop(key, None)
+            if old is not None:
+                self.bytes -= old.size
+            self.kept[key] = row
+            self.bytes += row.size
+            while self.bytes > self.max_bytes and self.kept:
+                _, dropped = self.kept.popitem(last=False)
+                self.bytes -= dropped.size
+
+
+def table_json(
+    cache: RowCache, kind: str, store_key: str, found: list[Row], metadata: dict[str, Any]
+) -> bytes:
+    """A whole meta.k8s.io/v1 Table (includeObject=Metadata) of these stored objects."""
+    head = printers.table(kind, [], "")
+    head["metadata"] = metadata
+    del head["rows"]
+    text = json.dumps(head, separators=(",", ":"))
+    return (text[:-1] + ',"rows":[' + cache.rows(kind, store_key, found) + "]}").encode()
+
+
+_LOCK = threading.Lock()
+
+
+def of(store: Any) -> RowCache:
+    """The rows kept for this store's objects (one cache per store, made on first use)."""
+    with _LOCK:
+        cache = getattr(store, "_table_rows", None)
+        if cache is None:
+            cache = store._table_rows = RowCache()
+        return cache
