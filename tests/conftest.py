@@ -9,6 +9,7 @@ import fcntl
 import json
 import os
 import secrets
+import shutil
 import subprocess
 import sys
 import time
@@ -106,6 +107,26 @@ class Mikro:
             return "\n".join((self.home / "controlplane.log").read_text().splitlines()[-40:])
         except OSError:
             return ""
+
+
+KUBECTL = os.environ.get("MIKRO_TEST_KUBECTL") or shutil.which("kubectl") or "kubectl"
+
+
+def real_kubectl(m: Mikro, workdir: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """Real kubectl on this cluster: its kubeconfig written to `workdir`, a cache of its own."""
+    kubeconfig = workdir / "kubeconfig"
+    kubeconfig.write_text(m.run("config").stdout)
+
+    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "KUBECACHEDIR": str(workdir / "cache")},
+        )
+
+    return run
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 60, interval: float = 0.2, what: str = "") -> Any:

@@ -5,19 +5,15 @@ replica it protects; a cordoned node takes no new pod until uncordoned."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import Mikro, wait_for
+from .conftest import Mikro, real_kubectl, wait_for
 
 pytestmark = pytest.mark.docker
-KUBECTL = os.environ.get("MIKRO_TEST_KUBECTL") or shutil.which("kubectl") or "kubectl"
 STACK = """\
 apiVersion: apps/v1
 kind: Deployment
@@ -42,20 +38,7 @@ spec:
 
 @pytest.fixture(scope="module")
 def kubectl(mikro: Mikro, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    workdir = tmp_path_factory.mktemp("drain")
-    kubeconfig = workdir / "kubeconfig"
-    kubeconfig.write_text(mikro.run("config").stdout)
-
-    def run(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            env={**os.environ, "KUBECACHEDIR": str(workdir / "cache")},
-        )
-
-    yield run
+    yield real_kubectl(mikro, tmp_path_factory.mktemp("drain"))
 
 
 def pods(kubectl: Any) -> list[dict[str, Any]]:

@@ -5,18 +5,14 @@ collected with it."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from .conftest import Mikro, wait_for
+from .conftest import Mikro, real_kubectl, wait_for
 
 pytestmark = pytest.mark.docker
-KUBECTL = os.environ.get("MIKRO_TEST_KUBECTL") or shutil.which("kubectl") or "kubectl"
 RC = """\
 apiVersion: v1
 kind: ReplicationController
@@ -32,17 +28,7 @@ spec:
 
 
 def test_replication_controller_runs_scales_and_is_collected(mikro: Mikro, tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(mikro.run("config").stdout)
-
-    def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "KUBECACHEDIR": str(tmp_path / "cache")},
-        )
+    kubectl = real_kubectl(mikro, tmp_path)
 
     def running() -> list[dict[str, Any]]:
         items = json.loads(kubectl("get", "pods", "-l", "app=legacy", "-o", "json").stdout)["items"]

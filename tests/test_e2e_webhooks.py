@@ -6,19 +6,15 @@ other namespaces out, and failurePolicy Fail refuses writes once the webhook is 
 from __future__ import annotations
 
 import base64
-import os
-import shutil
-import subprocess
 import textwrap
 from pathlib import Path
 
 import pytest
 
-from .conftest import Mikro, wait_for
+from .conftest import Mikro, real_kubectl, wait_for
 from .webhook_kit import certificate
 
 pytestmark = pytest.mark.docker
-KUBECTL = os.environ.get("MIKRO_TEST_KUBECTL") or shutil.which("kubectl") or "kubectl"
 SERVER = """\
 import base64, json, ssl
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -120,18 +116,7 @@ webhooks:
 
 
 def test_webhooks_from_a_pod_admit_mutate_and_refuse(mikro: Mikro, tmp_path: Path) -> None:
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(mikro.run("config").stdout)
-
-    def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [KUBECTL, "--kubeconfig", str(kubeconfig), *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env={**os.environ, "KUBECACHEDIR": str(tmp_path / "cache")},
-        )
-
+    kubectl = real_kubectl(mikro, tmp_path)
     cert, key = certificate("hook.hooks.svc")
     manifest = tmp_path / "hooks.yaml"
     manifest.write_text(stack(cert, key))

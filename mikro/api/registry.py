@@ -11,6 +11,7 @@ import hashlib
 import ipaddress
 import random
 import threading
+import weakref
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +45,21 @@ GENERATE_NAME_ATTEMPTS = 8
 PROTECTED_NAMESPACES = {"default", "kube-system", "kube-public", "kube-node-lease"}
 
 
+class _KeyLock:
+    """A reentrant lock that a weak dictionary can hold (one per object being patched)."""
+
+    __slots__ = ("lock", "__weakref__")
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+
+    def __enter__(self) -> None:
+        self.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.lock.release()
+
+
 def random_suffix(n: int = 5) -> str:
     # Kubernetes avoids vowels and look-alike digits in generated names.
     return "".join(random.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(n))
@@ -59,6 +75,8 @@ class Registry:
         crds.rebuild(self.store.list(BY_KIND[crds.CRD_KIND])[0])
         # The admission webhooks, by configuration kind: read once, dropped on their writes.
         self._webhook_cache: dict[str, list[dict[str, Any]]] = {}
+        self._writers: weakref.WeakValueDictionary[tuple[str, str, str, str], _KeyLock] = weakref.WeakValueDictionary()
+        self._writers_guard = threading.Lock()
 
     # -- reads -----------------------------------------------------------------------------
 
@@ -392,6 +410,35 @@ class Registry:
         # otherwise it applies to the object as it is when written: on a conflict with another
         # writer, read again and patch again.
         sent_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
+        with self._one_writer(res, ns, name):
+            return self._patch_loop(
+                res, ns, name, content_type, body, subresource, dry_run, field_validation, manager, sent_rv
+            )
+
+    def _one_writer(self, res: Resource, ns: str, name: str) -> _KeyLock:
+        """The lock of one object's read-modify-writes in this process: concurrent patches of
+        the same object take turns instead of each losing the race to the others' durable
+        writes and retrying (100 parallel patches were 100² attempts under group commit)."""
+        key = (res.group, res.plural, ns, name)
+        with self._writers_guard:
+            lock = self._writers.get(key)
+            if lock is None:
+                lock = self._writers[key] = _KeyLock()
+            return lock
+
+    def _patch_loop(
+        self,
+        res: Resource,
+        ns: str,
+        name: str,
+        content_type: str,
+        body: Any,
+        subresource: str | None,
+        dry_run: bool,
+        field_validation: str | None,
+        manager: str | None,
+        sent_rv: Any,
+    ) -> dict[str, Any]:
         for _ in range(MAX_UPDATE_ATTEMPTS):
             current = self.store.get(res, ns, name)
             target = current
@@ -417,9 +464,7 @@ class Registry:
             try:
                 if subresource == "scale":
                     return self.set_scale(res, ns, name, patched, dry_run, _current=current)
-                return self.update(
-                    res, ns, name, patched, subresource=subresource, dry_run=dry_run, manager=manager
-                )
+                return self.update(res, ns, name, patched, subresource=subresource, dry_run=dry_run, manager=manager)
             except ApiError as err:
                 if err.code != 409 or err.reason == "AlreadyExists" or sent_rv:
                     raise

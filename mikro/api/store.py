@@ -221,14 +221,8 @@ class Store:
         """(namespace, name, JSON text, resourceVersion) of the objects after the key `after`, in
         key order, at most `limit` of them, and the resourceVersion they were read at. Nothing
         is decoded."""
-        where, args = ["resource=?"], [self.key(res)]
-        if namespace and res.namespaced:
-            where.append("namespace=?")
-            args.append(namespace)
-        if after is not None:
-            where.append("(namespace>? OR (namespace=? AND name>?))")
-            args += [after[0], after[0], after[1]]
-        sql = f"SELECT namespace, name, data, rv FROM objects WHERE {' AND '.join(where)} ORDER BY namespace, name"
+        where, args = self._key_range(res, namespace, after)
+        sql = f"SELECT namespace, name, data, rv FROM objects WHERE {where} ORDER BY namespace, name"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         with self.lock:
@@ -236,6 +230,14 @@ class Store:
 
     def count(self, res: Resource, namespace: str | None = None, after: tuple[str, str] | None = None) -> int:
         """How many objects `scan` would answer without a limit."""
+        where, args = self._key_range(res, namespace, after)
+        with self.lock:
+            return int(self.db.execute(f"SELECT COUNT(*) FROM objects WHERE {where}", args).fetchone()[0])
+
+    def _key_range(
+        self, res: Resource, namespace: str | None, after: tuple[str, str] | None
+    ) -> tuple[str, list[str]]:
+        """The WHERE clause (and its arguments) of a kind's objects after a key, in a namespace."""
         where, args = ["resource=?"], [self.key(res)]
         if namespace and res.namespaced:
             where.append("namespace=?")
@@ -243,8 +245,7 @@ class Store:
         if after is not None:
             where.append("(namespace>? OR (namespace=? AND name>?))")
             args += [after[0], after[0], after[1]]
-        with self.lock:
-            return int(self.db.execute(f"SELECT COUNT(*) FROM objects WHERE {' AND '.join(where)}", args).fetchone()[0])
+        return " AND ".join(where), args
 
     @_durable
     def fetch(self, res: Resource, keys: list[tuple[str, str]]) -> list[tuple[str, str, str, int]]:
