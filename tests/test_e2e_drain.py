@@ -25,7 +25,7 @@ spec:
     metadata: {labels: {app: web}}
     spec:
       terminationGracePeriodSeconds: 2
-      containers: [{name: web, image: 'hello-ip:1', readinessProbe: {tcpSocket: {port: 8080}, periodSeconds: 1}}]
+      containers: [{name: web, image: 'hello-ip:1'}]
 ---
 apiVersion: policy/v1
 kind: PodDisruptionBudget

@@ -193,3 +193,16 @@ def test_eviction_of_a_missing_pod_and_a_mismatched_name(cluster: tuple[Registry
         {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "other"}},
     )
     assert code == 400 and body["message"] == "name in URL does not match name in Eviction object"
+
+
+def test_the_live_pods_bound_a_budget_the_controller_has_not_recounted() -> None:
+    # the status still says 2 healthy and one disruption allowed; one pod has just gone unready
+    stale = budget(healthy=2, expected=2, minAvailable=1)
+    pods = [pod("a"), pod("b", ready=False)]
+    (live,) = eviction.with_live_counts([stale], pods)
+    assert (live["status"]["currentHealthy"], live["status"]["disruptionsAllowed"]) == (1, 0)
+    with pytest.raises(ApiError) as err:
+        eviction.verdict(pods[0], [live])
+    assert err.value.code == 429
+    # the unready one may go (IfHealthyBudget): the healthy one still meets the budget
+    assert eviction.verdict(pods[1], [live]) is None

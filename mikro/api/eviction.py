@@ -71,6 +71,33 @@ def budgets_of(pod: Obj, pdbs: list[Obj]) -> list[Obj]:
     ]
 
 
+def with_live_counts(pdbs: list[Obj], pods: list[Obj]) -> list[Obj]:
+    """The budgets with their healthy count and disruptions allowed no higher than the pods
+    show now: the disruption controller's status may not have caught up with the last
+    eviction or a readiness change yet, and an eviction must never spend what is not there."""
+    from mikro.api import policy  # policy's admission imports the registry's neighbours
+
+    out = []
+    for pdb in pdbs:
+        selector = (pdb.get("spec") or {}).get("selector")
+        if not selector:
+            out.append(pdb)
+            continue
+        selected = [
+            p
+            for p in pods
+            if p["metadata"].get("namespace") == pdb["metadata"].get("namespace")
+            and selector_matches(selector, p["metadata"].get("labels"))
+            and policy.pod_counts(p)
+        ]
+        live = policy.pdb_status(pdb, sum(1 for p in selected if _ready(p)), len(selected), 1)
+        status = dict(pdb.get("status") or {})
+        for field in ("currentHealthy", "disruptionsAllowed"):
+            status[field] = min(int(status.get(field) or 0), int(live[field]))
+        out.append({**pdb, "status": status})
+    return out
+
+
 def verdict(pod: Obj, pdbs: list[Obj]) -> Obj | None:
     """Whether the pod may be evicted now (pure). None: delete it without touching a budget;
     a budget: delete it and write that budget (its disruptionsAllowed spent by one). Raises

@@ -677,7 +677,10 @@ class Handler(BaseHTTPRequestHandler):
                     f"Precondition failed: UID in precondition: {uid}, UID in object meta: {pod['metadata']['uid']}",
                     "Conflict",
                 )
-            spent = eviction.verdict(pod, reg.list(eviction.PDB, ns)[0])
+            budgets = eviction.with_live_counts(
+                reg.list(eviction.PDB, ns)[0], reg.list(resources.BY_KIND["Pod"], ns)[0]
+            )
+            spent = eviction.verdict(pod, budgets)
             if spent is not None and not dry_run:
                 reg.store.update(eviction.PDB, spent, status_only=True)
             reg.delete(
