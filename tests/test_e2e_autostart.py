@@ -132,7 +132,9 @@ def test_a_running_cluster_comes_back_after_a_reboot_a_stopped_one_does_not(stac
         before = pods_state(stack)
         reboot(stack)  # one engine restart for both clusters
         back = time.monotonic()
-        answer = wait_for(lambda: (r := get()).startswith("Hello from mon-app-deployment-") and r, 10, 0.1, "port 80")
+        # The bound is 10 s on a quiet machine; CI's engine restart under the suite's load
+        # took longer once, so the test allows 30 s (the time is printed below).
+        answer = wait_for(lambda: (r := get()).startswith("Hello from mon-app-deployment-") and r, 30, 0.1, "port 80")
         # No `mikro` command ran until here; now look at what came back.
         print(f"the stack answered {time.monotonic() - back:.1f}s after the engine was back")
         assert any(name in answer for name, _ in before)
