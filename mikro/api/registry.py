@@ -411,9 +411,38 @@ class Registry:
         # writer, read again and patch again.
         sent_rv = (body.get("metadata") or {}).get("resourceVersion") if isinstance(body, dict) else None
         with self._one_writer(res, ns, name):
-            return self._patch_loop(
-                res, ns, name, content_type, body, subresource, dry_run, field_validation, manager, sent_rv
-            )
+            for _ in range(MAX_UPDATE_ATTEMPTS):
+                current = self.store.get(res, ns, name)
+                target = current
+                if subresource == "scale":
+                    target = crds.scale_of(current, res) if res.custom else scale_of(current)
+                try:
+                    if "json-patch" in content_type:
+                        patched = patch.json_patch(target, body)
+                    elif "strategic-merge-patch" in content_type:
+                        patched = patch.strategic_merge_patch(target, body)
+                    else:
+                        patched = patch.merge_patch(target, body)
+                except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
+                    raise ApiError(422, f"the patch could not be applied: {exc}") from None
+                if not isinstance(patched, dict):
+                    raise ApiError(422, "the patch did not produce an object")
+                if not isinstance(patched.get("metadata", {}), dict):
+                    raise ApiError(422, "the patch did not produce an object with metadata")
+                if field_validation and subresource is None:
+                    patched = fieldvalidation.decode_patched(patched, res.kind, field_validation, body)
+                meta = patched.setdefault("metadata", {})
+                meta["resourceVersion"] = sent_rv or current["metadata"]["resourceVersion"]
+                try:
+                    if subresource == "scale":
+                        return self.set_scale(res, ns, name, patched, dry_run, _current=current)
+                    return self.update(
+                        res, ns, name, patched, subresource=subresource, dry_run=dry_run, manager=manager
+                    )
+                except ApiError as err:
+                    if err.code != 409 or err.reason == "AlreadyExists" or sent_rv:
+                        raise
+            raise ApiError(409, f"the patch of {res.plural} {name!r} kept conflicting with other writers; try again")
 
     def _one_writer(self, res: Resource, ns: str, name: str) -> _KeyLock:
         """The lock of one object's read-modify-writes in this process: concurrent patches of
@@ -425,50 +454,6 @@ class Registry:
             if lock is None:
                 lock = self._writers[key] = _KeyLock()
             return lock
-
-    def _patch_loop(
-        self,
-        res: Resource,
-        ns: str,
-        name: str,
-        content_type: str,
-        body: Any,
-        subresource: str | None,
-        dry_run: bool,
-        field_validation: str | None,
-        manager: str | None,
-        sent_rv: Any,
-    ) -> dict[str, Any]:
-        for _ in range(MAX_UPDATE_ATTEMPTS):
-            current = self.store.get(res, ns, name)
-            target = current
-            if subresource == "scale":
-                target = crds.scale_of(current, res) if res.custom else scale_of(current)
-            try:
-                if "json-patch" in content_type:
-                    patched = patch.json_patch(target, body)
-                elif "strategic-merge-patch" in content_type:
-                    patched = patch.strategic_merge_patch(target, body)
-                else:
-                    patched = patch.merge_patch(target, body)
-            except (ValueError, KeyError, IndexError, TypeError, AttributeError) as exc:
-                raise ApiError(422, f"the patch could not be applied: {exc}") from None
-            if not isinstance(patched, dict):
-                raise ApiError(422, "the patch did not produce an object")
-            if not isinstance(patched.get("metadata", {}), dict):
-                raise ApiError(422, "the patch did not produce an object with metadata")
-            if field_validation and subresource is None:
-                patched = fieldvalidation.decode_patched(patched, res.kind, field_validation, body)
-            meta = patched.setdefault("metadata", {})
-            meta["resourceVersion"] = sent_rv or current["metadata"]["resourceVersion"]
-            try:
-                if subresource == "scale":
-                    return self.set_scale(res, ns, name, patched, dry_run, _current=current)
-                return self.update(res, ns, name, patched, subresource=subresource, dry_run=dry_run, manager=manager)
-            except ApiError as err:
-                if err.code != 409 or err.reason == "AlreadyExists" or sent_rv:
-                    raise
-        raise ApiError(409, f"the patch of {res.plural} {name!r} kept conflicting with other writers; try again")
 
     def set_scale(
         self,
