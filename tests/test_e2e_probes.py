@@ -3,16 +3,12 @@ and startup probes that hold the other probes back or restart a container that n
 
 from __future__ import annotations
 
-import datetime
 import json
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 
+from tests.certs import self_signed
 from tests.conftest import Mikro, wait_for
 
 pytestmark = pytest.mark.docker
@@ -25,26 +21,6 @@ NGINX_CONF = """server {
     location / { return 404; }
 }
 """
-
-
-def self_signed() -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "probe.test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem_key = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL, serialization.NoEncryption()
-    )
-    return cert.public_bytes(serialization.Encoding.PEM).decode(), pem_key.decode()
 
 
 def tls_pod(name: str, path: str) -> dict[str, Any]:
@@ -85,7 +61,8 @@ def events_of(mikro: Mikro, name: str) -> list[dict[str, Any]]:
 
 
 def test_https_probe_speaks_tls_and_checks_the_status(mikro: Mikro) -> None:
-    cert, key = self_signed()
+    cert_pem, key_pem = self_signed("probe.test")
+    cert, key = cert_pem.decode(), key_pem.decode()
     objects = [
         {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tls-conf"}, "data": {"probe.conf": NGINX_CONF}},
         {

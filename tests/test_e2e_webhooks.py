@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from .certs import self_signed
 from .conftest import Mikro, real_kubectl, wait_for
-from .webhook_kit import certificate
 
 pytestmark = pytest.mark.docker
 SERVER = """\
@@ -117,7 +117,7 @@ webhooks:
 
 def test_webhooks_from_a_pod_admit_mutate_and_refuse(mikro: Mikro, tmp_path: Path) -> None:
     kubectl = real_kubectl(mikro, tmp_path)
-    cert, key = certificate("hook.hooks.svc")
+    cert, key = self_signed("hook.hooks.svc")
     manifest = tmp_path / "hooks.yaml"
     manifest.write_text(stack(cert, key))
     applied = kubectl("apply", "-f", str(manifest))

@@ -19,7 +19,8 @@ from mikro.api.resources import BY_KIND
 from mikro.api.store import Store
 from mikro.controlplane import bootstrap
 from mikro.errors import ApiError
-from tests.webhook_kit import certificate, json_patch, webhook_server
+from tests.certs import self_signed
+from tests.webhook_kit import json_patch, webhook_server
 
 CM, POD, NS = BY_KIND["ConfigMap"], BY_KIND["Pod"], BY_KIND["Namespace"]
 VWC, MWC = BY_KIND["ValidatingWebhookConfiguration"], BY_KIND["MutatingWebhookConfiguration"]
@@ -161,7 +162,7 @@ def configuration(kind: str, port: int, ca: bytes, **hook: Any) -> dict[str, Any
 
 
 def test_a_validating_webhook_refuses_and_allows(registry: Registry) -> None:
-    cert, key = certificate("hook.default.svc")
+    cert, key = self_signed("hook.default.svc")
 
     def decide(request: dict[str, Any]) -> dict[str, Any]:
         if request["name"] == "bad":
@@ -198,7 +199,7 @@ def test_a_validating_webhook_refuses_and_allows(registry: Registry) -> None:
 
 
 def test_a_mutating_webhook_patches_before_validation(registry: Registry) -> None:
-    cert, key = certificate("hook.default.svc")
+    cert, key = self_signed("hook.default.svc")
 
     def decide(request: dict[str, Any]) -> dict[str, Any]:
         return json_patch([{"op": "add", "path": "/metadata/labels", "value": {"mutated": "yes"}}])
@@ -210,7 +211,7 @@ def test_a_mutating_webhook_patches_before_validation(registry: Registry) -> Non
 
 
 def test_an_unreachable_webhook_fails_or_is_ignored_by_its_policy(registry: Registry) -> None:
-    cert, key = certificate("hook.default.svc")
+    cert, key = self_signed("hook.default.svc")
     with webhook_server(cert, key, lambda r: {"allowed": True}) as (port, _):
         pass  # closed again: nothing listens on the port now
     registry.create(VWC, "", configuration("Validating", port, cert))
@@ -228,8 +229,8 @@ def test_an_unreachable_webhook_fails_or_is_ignored_by_its_policy(registry: Regi
 
 
 def test_a_certificate_the_ca_bundle_does_not_sign_is_refused(registry: Registry) -> None:
-    cert, key = certificate("hook.default.svc")
-    other, _ = certificate("other.default.svc")
+    cert, key = self_signed("hook.default.svc")
+    other, _ = self_signed("other.default.svc")
     with webhook_server(cert, key, lambda r: {"allowed": True}) as (port, received):
         registry.create(VWC, "", configuration("Validating", port, other))
         with pytest.raises(ApiError) as err:
@@ -239,7 +240,7 @@ def test_a_certificate_the_ca_bundle_does_not_sign_is_refused(registry: Registry
 
 
 def test_service_references_connect_to_the_cluster_ip_and_check_the_service_name(registry: Registry) -> None:
-    cert, key = certificate("hook.default.svc")
+    cert, key = self_signed("hook.default.svc")
     with webhook_server(cert, key, lambda r: {"allowed": False}) as (port, received):
         hook = {
             "name": "svc.example.com",
@@ -258,7 +259,7 @@ def test_service_references_connect_to_the_cluster_ip_and_check_the_service_name
 
 
 def test_match_conditions_decide_whether_the_webhook_is_called(registry: Registry) -> None:
-    cert, key = certificate("hook.default.svc")
+    cert, key = self_signed("hook.default.svc")
     with webhook_server(cert, key, lambda r: {"allowed": False, "status": {"message": "no"}}) as (port, received):
         conditions = [
             {"name": "not-skipped", "expression": "object.metadata.name != 'skip'"},
