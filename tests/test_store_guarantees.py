@@ -301,7 +301,7 @@ class FailingDb:
         return getattr(self._db, name)
 
     def execute(self, sql: str, params: Any = ()) -> Any:
-        if sql.startswith("INSERT OR REPLACE INTO objects") and params[2] == "doomed":
+        if sql.startswith("INSERT") and "INTO objects" in sql and params[2] == "doomed":
             self._db.execute("ROLLBACK")
             raise sqlite3.OperationalError("disk I/O error")
         return self._db.execute(sql, params)

@@ -38,6 +38,10 @@ HISTORY_BYTES = 4 * 1024 * 1024
 # changes in memory for as long as it does not read.
 WATCH_PENDING_BYTES = 32 * 1024 * 1024
 WATCH_PENDING_CHANGES = 50_000
+# Kinds that admission reads on every write of other kinds (the namespace's existence, its
+# quotas and limit ranges): their rows are also kept in memory, as JSON text, in step with
+# every statement the store runs, so that a create reads no row for them. Few and small.
+KEPT = frozenset({"/namespaces", "/resourcequotas", "/limitranges"})
 
 
 def now_rfc3339() -> str:
@@ -172,6 +176,8 @@ class Store:
         self._lost: list[tuple[int, int]] = []  # staged writes whose transaction failed
         self._unpublished: collections.deque[_Past] = collections.deque()  # committed, not yet durable
         self._calls = threading.local()
+        # KEPT kinds' rows by (namespace, name), each loaded at its first read (_rows_of)
+        self._kept: dict[str, dict[tuple[str, str], str]] = {}
 
     @staticmethod
     def key(res: Resource) -> str:
@@ -181,28 +187,45 @@ class Store:
 
     @_durable
     def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any]:
-        with self.lock:
-            row = self.db.execute(
-                "SELECT data FROM objects WHERE resource=? AND namespace=? AND name=?",
-                (self.key(res), namespace if res.namespaced else "", name),
-            ).fetchone()
-        if row is None:
+        found = self._read(res, namespace, name)
+        if found is None:
             raise not_found(res.plural, name, res.group)
-        return json.loads(row[0])
+        return json.loads(found)
 
     @_durable
     def find(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         # (its own query: a create's existence check must not build a NotFound error each time)
+        found = self._read(res, namespace, name)
+        return None if found is None else json.loads(found)
+
+    def _read(self, res: Resource, namespace: str, name: str) -> str | None:
+        """The JSON text of one object, or None."""
+        key, ns = self.key(res), namespace if res.namespaced else ""
         with self.lock:
+            if key in KEPT:
+                return self._rows_of(key).get((ns, name))
             row = self.db.execute(
-                "SELECT data FROM objects WHERE resource=? AND namespace=? AND name=?",
-                (self.key(res), namespace if res.namespaced else "", name),
+                "SELECT data FROM objects WHERE resource=? AND namespace=? AND name=?", (key, ns, name)
             ).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else str(row[0])
+
+    def _rows_of(self, key: str) -> dict[tuple[str, str], str]:
+        """A KEPT kind's rows (under the store's lock), read from the database the first time."""
+        rows = self._kept.get(key)
+        if rows is None:
+            found = self.db.execute("SELECT namespace, name, data FROM objects WHERE resource=?", (key,))
+            rows = self._kept[key] = {(ns, name): data for ns, name, data in found.fetchall()}
+        return rows
 
     @_durable
     def list(self, res: Resource, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
         with self.lock:
+            key = self.key(res)
+            if key in KEPT:
+                rows = self._rows_of(key)
+                wanted = namespace if namespace and res.namespaced else None
+                texts = [rows[k] for k in sorted(rows) if wanted is None or k[0] == wanted]
+                return [json.loads(t) for t in texts], self.rv
             if namespace and res.namespaced:
                 rows = self.db.execute(
                     "SELECT data FROM objects WHERE resource=? AND namespace=? ORDER BY namespace, name",
@@ -278,24 +301,38 @@ class Store:
         # Staged in the group's open transaction (one statement: atomic alone, so a failing
         # write leaves the others staged); the group's leader commits it (_commit_group).
         self.rv += 1
+        key = self.key(res)
         try:
             if not self.db.in_transaction:
                 self.db.execute("BEGIN IMMEDIATE")
             if delete:
                 self.db.execute(
-                    "DELETE FROM objects WHERE resource=? AND namespace=? AND name=?",
-                    (self.key(res), ns, meta["name"]),
+                    "DELETE FROM objects WHERE resource=? AND namespace=? AND name=?", (key, ns, meta["name"])
                 )
             else:
+                # A create's INSERT finds a taken name itself (the primary key): no read before it.
                 self.db.execute(
-                    "INSERT OR REPLACE INTO objects (resource, namespace, name, rv, data) VALUES (?,?,?,?,?)",
-                    (self.key(res), ns, meta["name"], self.rv, data),
+                    ("INSERT" if kind == "ADDED" else "INSERT OR REPLACE")
+                    + " INTO objects (resource, namespace, name, rv, data) VALUES (?,?,?,?,?)",
+                    (key, ns, meta["name"], self.rv, data),
                 )
+        except sqlite3.IntegrityError:
+            self.rv -= 1
+            meta.pop("resourceVersion", None)
+            if not self.db.in_transaction:
+                self._lose_staged()
+            raise already_exists(res.plural, meta["name"], res.group) from None
         except BaseException:
             self.rv -= 1
             if not self.db.in_transaction:
                 self._lose_staged()  # SQLite rolled the whole transaction back (I/O error, full disk)
             raise
+        kept = self._kept.get(key)
+        if kept is not None:
+            if delete:
+                kept.pop((ns, meta["name"]), None)
+            else:
+                kept[(ns, meta["name"])] = data
         self._unpublished.append(_Past(kind, res, data, self.rv))
         return obj
 
@@ -319,6 +356,7 @@ class Store:
     def _lose_staged(self) -> None:
         """The open transaction is gone: its writes were never answered; they must not be
         published, and their writers learn it (_durable) instead of waiting for them."""
+        self._kept.clear()  # (read again from what the database now holds)
         lost = [p.rv for p in self._unpublished if p.rv > self._committed]
         if lost:
             self._lost.append((min(lost), max(lost)))
@@ -352,9 +390,6 @@ class Store:
     def create(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             meta = obj.setdefault("metadata", {})
-            ns = meta.get("namespace", "") if res.namespaced else ""
-            if self.find(res, ns, meta["name"]) is not None:
-                raise already_exists(res.plural, meta["name"], res.group)
             meta["uid"] = meta.get("uid") or str(uuid.uuid4())  # the registry sets it before defaulting
             meta["creationTimestamp"] = now_rfc3339()
             meta["generation"] = 1
