@@ -79,3 +79,27 @@ def test_a_create_records_the_same_managed_fields_as_before() -> None:
             e.pop("time")
     assert fast == slow
     assert fast["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"]["f:template"]["f:spec"]["f:containers"]
+
+
+def test_uids_are_the_uuid_module_s_version_4() -> None:
+    import os
+    import uuid
+
+    from mikro.api import uids
+
+    for _ in range(2000):
+        raw = os.urandom(16)
+        uids._pool = raw
+        assert uids.uuid4() == str(uuid.UUID(bytes=raw, version=4))
+    assert uuid.UUID(uids.uuid4()).version == 4
+
+
+def test_timestamps_are_the_time_now_to_the_second() -> None:
+    from datetime import UTC, datetime
+
+    from mikro.api.store import now_rfc3339
+
+    before = datetime.now(UTC).replace(microsecond=0)
+    stamp = datetime.strptime(now_rfc3339(), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert before <= stamp <= datetime.now(UTC)
+    assert managedfields.now() >= stamp.strftime("%Y-%m-%dT%H:%M:%SZ")  # (the same format: ordered as text)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from mikro.api import openapi
@@ -211,7 +210,9 @@ def remove(obj: Any, path: Path) -> None:
 
 
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    from mikro.api.store import now_rfc3339  # (the store imports nothing of this module's)
+
+    return now_rfc3339()
 
 
 def entries(obj: dict[str, Any]) -> list[dict[str, Any]]:

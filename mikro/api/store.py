@@ -18,6 +18,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,8 +45,19 @@ WATCH_PENDING_CHANGES = 50_000
 KEPT = frozenset({"/namespaces", "/resourcequotas", "/limitranges"})
 
 
+_stamp: tuple[int, str] = (0, "")
+
+
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The time now, to the second, as Kubernetes writes timestamps (formatted once a second:
+    every create writes two)."""
+    global _stamp
+    now = time.time()
+    second, text = _stamp
+    if int(now) != second:
+        text = datetime.fromtimestamp(int(now), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _stamp = (int(now), text)
+    return text
 
 
 @dataclass
