@@ -334,3 +334,42 @@ def test_a_transaction_lost_to_a_storage_error_fails_its_writers_and_publishes_n
     assert names == ["lead", "after"]
     reopened = Store(tmp_path / "db")
     assert sorted(stored(reopened)) == ["after", "before", "lead"]
+
+
+def test_namespaces_kept_in_memory_follow_the_database_through_a_lost_transaction(tmp_path: Path) -> None:
+    """Namespaces (read from memory by every create) staged in a transaction that is then lost
+    are gone from what the store answers, as they are from the database."""
+    ns = BY_KIND["Namespace"]
+    held = HeldFsync(held=2)
+    s = Store(tmp_path / "db", fsync=held)
+    s.create(ns, {"metadata": {"name": "kept"}})
+    assert s.find(ns, "", "kept") is not None  # loaded into memory now
+    s.db = FailingDb(s.db)  # type: ignore[assignment]
+    lead = threading.Thread(target=lambda: s.create(CM, cm("lead")))
+    lead.start()
+    assert held.entered.wait(60)
+    staged: dict[str, Any] = {}
+
+    def create_lost() -> None:
+        try:
+            staged["ns"] = s.create(ns, {"metadata": {"name": "lost"}})
+        except ApiError as err:
+            staged["ns"] = err.code
+
+    second = threading.Thread(target=create_lost)
+    second.start()
+    wait_until(lambda: s.rv == 3)  # the namespace "lost" staged in the open transaction
+    with pytest.raises(sqlite3.OperationalError):
+        s.create(CM, cm("doomed"))
+    held.release.set()
+    lead.join(60)
+    second.join(60)
+    assert staged["ns"] == 500
+    assert s.find(ns, "", "lost") is None
+    assert [o["metadata"]["name"] for o in s.list(ns)[0]] == ["kept"]
+    s.create(ns, {"metadata": {"name": "after"}})
+    assert [o["metadata"]["name"] for o in s.list(ns)[0]] == ["after", "kept"]
+    with pytest.raises(ApiError) as err:
+        s.create(ns, {"metadata": {"name": "after"}})
+    assert err.value.code == 409
+    assert [o["metadata"]["name"] for o in Store(tmp_path / "db").list(ns)[0]] == ["after", "kept"]

@@ -213,6 +213,13 @@ class Store:
     def _read(self, res: Resource, namespace: str, name: str) -> str | None:
         """The JSON text of one object, or None."""
         key, ns = self.key(res), namespace if res.namespaced else ""
+        if key in KEPT:
+            rows = self._kept.get(key)
+            if rows is not None:
+                # Without the lock (a dict read is atomic): a create's namespace check does not
+                # wait behind a group's commit. It reads what a read under the lock would read
+                # just before or just after the write being staged.
+                return rows.get((ns, name))
         with self.lock:
             if key in KEPT:
                 return self._rows_of(key).get((ns, name))
