@@ -3,6 +3,7 @@
 WAL journal; a write is on disk before the call returns and survives `kill -9`: concurrent
 writes are staged in one transaction, committed together and made durable by one fsync of the
 WAL (group commit, `groupcommit.py`); watchers see a change once it is durable. One resourceVersion counter for every object, as etcd's revision.
+The counter is stored in the rows it versions, and in `meta` by the transactions that delete.
 Changes are also published in memory to watchers (the API server's `watch=true` and the
 controllers), with a history bounded by count and by bytes (kept as JSON text) so that a
 watch may start from a recent version. The database and its WAL are readable by their owner
@@ -178,7 +179,11 @@ class Store:
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         _private_files(path)  # SQLite made the -wal and -shm files just now
         row = self.db.execute("SELECT value FROM meta WHERE key='rv'").fetchone()
-        self.rv = int(row[0]) if row else 0
+        # The counter is the newest version a row holds, or the one kept in `meta` by the last
+        # transaction that deleted something (a deleted row takes its version away).
+        newest = self.db.execute("SELECT MAX(rv) FROM objects").fetchone()[0]
+        self.rv = max(int(row[0]) if row else 0, int(newest or 0))
+        self._deleting = False  # the open transaction deletes a row: it writes the counter too
         self.lock = threading.RLock()
         self.watches: list[Watch] = []
         self.history: collections.deque[_Past] = collections.deque()
@@ -325,6 +330,7 @@ class Store:
             if not self.db.in_transaction:
                 self.db.execute("BEGIN IMMEDIATE")
             if delete:
+                self._deleting = True
                 self.db.execute(
                     "DELETE FROM objects WHERE resource=? AND namespace=? AND name=?", (key, ns, meta["name"])
                 )
@@ -362,8 +368,11 @@ class Store:
         with self.lock:
             if self.db.in_transaction:
                 try:
-                    self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)", (str(self.rv),))
+                    # (a transaction without a delete leaves its last version in its last row)
+                    if self._deleting:
+                        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)", (str(self.rv),))
                     self.db.execute("COMMIT")
+                    self._deleting = False
                 except BaseException:
                     if self.db.in_transaction:
                         self.db.execute("ROLLBACK")
