@@ -301,7 +301,7 @@ class FailingDb:
         return getattr(self._db, name)
 
     def execute(self, sql: str, params: Any = ()) -> Any:
-        if sql.startswith("INSERT OR REPLACE INTO objects") and params[2] == "doomed":
+        if sql.startswith("INSERT") and "INTO objects" in sql and params[2] == "doomed":
             self._db.execute("ROLLBACK")
             raise sqlite3.OperationalError("disk I/O error")
         return self._db.execute(sql, params)
@@ -334,3 +334,61 @@ def test_a_transaction_lost_to_a_storage_error_fails_its_writers_and_publishes_n
     assert names == ["lead", "after"]
     reopened = Store(tmp_path / "db")
     assert sorted(stored(reopened)) == ["after", "before", "lead"]
+
+
+def test_namespaces_kept_in_memory_follow_the_database_through_a_lost_transaction(tmp_path: Path) -> None:
+    """Namespaces (read from memory by every create) staged in a transaction that is then lost
+    are gone from what the store answers, as they are from the database."""
+    ns = BY_KIND["Namespace"]
+    held = HeldFsync(held=2)
+    s = Store(tmp_path / "db", fsync=held)
+    s.create(ns, {"metadata": {"name": "kept"}})
+    assert s.find(ns, "", "kept") is not None  # loaded into memory now
+    s.db = FailingDb(s.db)  # type: ignore[assignment]
+    lead = threading.Thread(target=lambda: s.create(CM, cm("lead")))
+    lead.start()
+    assert held.entered.wait(60)
+    staged: dict[str, Any] = {}
+
+    def create_lost() -> None:
+        try:
+            staged["ns"] = s.create(ns, {"metadata": {"name": "lost"}})
+        except ApiError as err:
+            staged["ns"] = err.code
+
+    second = threading.Thread(target=create_lost)
+    second.start()
+    wait_until(lambda: s.rv == 3)  # the namespace "lost" staged in the open transaction
+    with pytest.raises(sqlite3.OperationalError):
+        s.create(CM, cm("doomed"))
+    held.release.set()
+    lead.join(60)
+    second.join(60)
+    assert staged["ns"] == 500
+    assert s.find(ns, "", "lost") is None
+    assert [o["metadata"]["name"] for o in s.list(ns)[0]] == ["kept"]
+    s.create(ns, {"metadata": {"name": "after"}})
+    assert [o["metadata"]["name"] for o in s.list(ns)[0]] == ["after", "kept"]
+    with pytest.raises(ApiError) as err:
+        s.create(ns, {"metadata": {"name": "after"}})
+    assert err.value.code == 409
+    assert [o["metadata"]["name"] for o in Store(tmp_path / "db").list(ns)[0]] == ["after", "kept"]
+
+
+def test_the_resource_version_counter_survives_a_reopen_after_creates_updates_and_deletes(tmp_path: Path) -> None:
+    """The counter is kept in the rows, and in `meta` by transactions that delete: a reopened
+    store goes on from the last version given, whatever the last write was."""
+    s = Store(tmp_path / "db")
+    for step in ("create a", "create b", "delete b", "update a", "create c", "delete a", "delete c"):
+        verb, name = step.split()
+        if verb == "create":
+            s.create(CM, cm(name))
+        elif verb == "update":
+            s.update(CM, cm(name, "y"))
+        else:
+            s.delete(CM, "default", name)
+        last = s.rv
+        s.close()
+        s = Store(tmp_path / "db")
+        assert s.rv == last, step
+    assert s.create(CM, cm("d"))["metadata"]["resourceVersion"] == str(last + 1)

@@ -8,6 +8,7 @@ JSON as Go decodes it (no NaN or Infinity), YAML through the same alias-expansio
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -76,6 +77,19 @@ def _check_tree(obj: Any) -> None:
             stack.extend((value, depth + 1) for value in item)
         elif not (item is None or isinstance(item, (str, int, float, bool))):
             raise ApiError(400, f"the request body holds a value JSON cannot carry: {type(item).__name__}")
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of a JSON tree (dicts, lists, strings, numbers, booleans, null) at a
+    fraction of `copy.deepcopy`'s cost; a value of any other type is deep-copied as usual.
+    A subtree that appears twice (a YAML alias) is copied twice, not shared."""
+    if isinstance(value, dict):
+        return {k: json_copy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [json_copy(v) for v in value]
+    if value is None or isinstance(value, (str, int, float)):
+        return value
+    return copy.deepcopy(value)
 
 
 def decode(raw: bytes) -> Any:

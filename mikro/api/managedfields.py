@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 from mikro.api import openapi
@@ -211,7 +210,9 @@ def remove(obj: Any, path: Path) -> None:
 
 
 def now() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    from mikro.api.store import now_rfc3339  # (the store imports nothing of this module's)
+
+    return now_rfc3339()
 
 
 def entries(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -234,11 +235,19 @@ def entry(manager: str, operation: str, api_version: str, paths: FieldSet) -> di
 
 
 def record(
-    obj: dict[str, Any], manager: str, operation: str, api_version: str, mine: FieldSet, taken: FieldSet
+    obj: dict[str, Any],
+    manager: str,
+    operation: str,
+    api_version: str,
+    mine: FieldSet,
+    taken: FieldSet,
+    live: FieldSet | None = None,
 ) -> None:
     """Write `mine` as the entry of (manager, operation); take `taken` away from every other
-    manager; drop what no longer exists in the object and empty entries."""
-    live = kind_fieldset(obj, obj.get("kind", ""))
+    manager; drop what no longer exists in the object and empty entries. `live`: the object's
+    field set when the caller has it already."""
+    if live is None:
+        live = kind_fieldset(obj, obj.get("kind", ""))
     kept = []
     for e, paths in owned(obj):
         if e.get("manager") == manager and e.get("operation") == operation:
@@ -276,4 +285,5 @@ def track_update(old: dict[str, Any] | None, new: dict[str, Any], manager: str, 
             previous = paths
     if not changed and old is not None:
         return
-    record(new, manager, "Update", new.get("apiVersion", ""), previous | changed, changed)
+    live = after if kind == new.get("kind", "") else None  # (the field set record() would compute)
+    record(new, manager, "Update", new.get("apiVersion", ""), previous | changed, changed, live)

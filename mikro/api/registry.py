@@ -17,6 +17,7 @@ from typing import Any
 
 from mikro.api import (
     batch,
+    bodies,
     celrules,
     crds,
     defaults,
@@ -271,7 +272,7 @@ class Registry:
         """`assume_namespace` (dry run only): a namespace that does not exist yet is taken as
         created, so that `mikro apply` can try every object of a new namespace before it
         changes anything."""
-        obj = copy.deepcopy(obj)
+        obj = bodies.json_copy(obj)  # (the caller's object stays as it was)
         if obj.get("kind") not in (None, res.kind):
             raise ApiError(400, f"the kind {obj.get('kind')!r} does not match the URL's {res.kind!r}")
         if res.custom is not None:

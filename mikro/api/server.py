@@ -26,6 +26,7 @@ from mikro.api import (
     crds,
     eviction,
     fieldvalidation,
+    httpfast,
     kubeproto,
     listing,
     lists,
@@ -170,7 +171,7 @@ def discovery_resources(group: str, version: str) -> list[dict[str, Any]]:
     return out
 
 
-class Handler(BaseHTTPRequestHandler):
+class Handler(httpfast.FastParsing, BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     # Headers and body go out in separate writes; with Nagle's algorithm the client's delayed
     # ACK would hold every response back by about 40 ms.

@@ -3,6 +3,7 @@
 WAL journal; a write is on disk before the call returns and survives `kill -9`: concurrent
 writes are staged in one transaction, committed together and made durable by one fsync of the
 WAL (group commit, `groupcommit.py`); watchers see a change once it is durable. One resourceVersion counter for every object, as etcd's revision.
+The counter is stored in the rows it versions, and in `meta` by the transactions that delete.
 Changes are also published in memory to watchers (the API server's `watch=true` and the
 controllers), with a history bounded by count and by bytes (kept as JSON text) so that a
 watch may start from a recent version. The database and its WAL are readable by their owner
@@ -18,6 +19,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,10 +40,25 @@ HISTORY_BYTES = 4 * 1024 * 1024
 # changes in memory for as long as it does not read.
 WATCH_PENDING_BYTES = 32 * 1024 * 1024
 WATCH_PENDING_CHANGES = 50_000
+# Kinds that admission reads on every write of other kinds (the namespace's existence, its
+# quotas and limit ranges): their rows are also kept in memory, as JSON text, in step with
+# every statement the store runs, so that a create reads no row for them. Few and small.
+KEPT = frozenset({"/namespaces", "/resourcequotas", "/limitranges"})
+
+
+_stamp: tuple[int, str] = (0, "")
 
 
 def now_rfc3339() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The time now, to the second, as Kubernetes writes timestamps (formatted once a second:
+    every create writes two)."""
+    global _stamp
+    now = time.time()
+    second, text = _stamp
+    if int(now) != second:
+        text = datetime.fromtimestamp(int(now), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        _stamp = (int(now), text)
+    return text
 
 
 @dataclass
@@ -162,7 +179,11 @@ class Store:
         self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
         _private_files(path)  # SQLite made the -wal and -shm files just now
         row = self.db.execute("SELECT value FROM meta WHERE key='rv'").fetchone()
-        self.rv = int(row[0]) if row else 0
+        # The counter is the newest version a row holds, or the one kept in `meta` by the last
+        # transaction that deleted something (a deleted row takes its version away).
+        newest = self.db.execute("SELECT MAX(rv) FROM objects").fetchone()[0]
+        self.rv = max(int(row[0]) if row else 0, int(newest or 0))
+        self._deleting = False  # the open transaction deletes a row: it writes the counter too
         self.lock = threading.RLock()
         self.watches: list[Watch] = []
         self.history: collections.deque[_Past] = collections.deque()
@@ -172,6 +193,8 @@ class Store:
         self._lost: list[tuple[int, int]] = []  # staged writes whose transaction failed
         self._unpublished: collections.deque[_Past] = collections.deque()  # committed, not yet durable
         self._calls = threading.local()
+        # KEPT kinds' rows by (namespace, name), each loaded at its first read (_rows_of)
+        self._kept: dict[str, dict[tuple[str, str], str]] = {}
 
     @staticmethod
     def key(res: Resource) -> str:
@@ -181,28 +204,52 @@ class Store:
 
     @_durable
     def get(self, res: Resource, namespace: str, name: str) -> dict[str, Any]:
-        with self.lock:
-            row = self.db.execute(
-                "SELECT data FROM objects WHERE resource=? AND namespace=? AND name=?",
-                (self.key(res), namespace if res.namespaced else "", name),
-            ).fetchone()
-        if row is None:
+        found = self._read(res, namespace, name)
+        if found is None:
             raise not_found(res.plural, name, res.group)
-        return json.loads(row[0])
+        return json.loads(found)
 
     @_durable
     def find(self, res: Resource, namespace: str, name: str) -> dict[str, Any] | None:
         # (its own query: a create's existence check must not build a NotFound error each time)
+        found = self._read(res, namespace, name)
+        return None if found is None else json.loads(found)
+
+    def _read(self, res: Resource, namespace: str, name: str) -> str | None:
+        """The JSON text of one object, or None."""
+        key, ns = self.key(res), namespace if res.namespaced else ""
+        if key in KEPT:
+            rows = self._kept.get(key)
+            if rows is not None:
+                # Without the lock (a dict read is atomic): a create's namespace check does not
+                # wait behind a group's commit. It reads what a read under the lock would read
+                # just before or just after the write being staged.
+                return rows.get((ns, name))
         with self.lock:
+            if key in KEPT:
+                return self._rows_of(key).get((ns, name))
             row = self.db.execute(
-                "SELECT data FROM objects WHERE resource=? AND namespace=? AND name=?",
-                (self.key(res), namespace if res.namespaced else "", name),
+                "SELECT data FROM objects WHERE resource=? AND namespace=? AND name=?", (key, ns, name)
             ).fetchone()
-        return None if row is None else json.loads(row[0])
+        return None if row is None else str(row[0])
+
+    def _rows_of(self, key: str) -> dict[tuple[str, str], str]:
+        """A KEPT kind's rows (under the store's lock), read from the database the first time."""
+        rows = self._kept.get(key)
+        if rows is None:
+            found = self.db.execute("SELECT namespace, name, data FROM objects WHERE resource=?", (key,))
+            rows = self._kept[key] = {(ns, name): data for ns, name, data in found.fetchall()}
+        return rows
 
     @_durable
     def list(self, res: Resource, namespace: str | None = None) -> tuple[list[dict[str, Any]], int]:
         with self.lock:
+            key = self.key(res)
+            if key in KEPT:
+                rows = self._rows_of(key)
+                wanted = namespace if namespace and res.namespaced else None
+                texts = [rows[k] for k in sorted(rows) if wanted is None or k[0] == wanted]
+                return [json.loads(t) for t in texts], self.rv
             if namespace and res.namespaced:
                 rows = self.db.execute(
                     "SELECT data FROM objects WHERE resource=? AND namespace=? ORDER BY namespace, name",
@@ -278,24 +325,39 @@ class Store:
         # Staged in the group's open transaction (one statement: atomic alone, so a failing
         # write leaves the others staged); the group's leader commits it (_commit_group).
         self.rv += 1
+        key = self.key(res)
         try:
             if not self.db.in_transaction:
                 self.db.execute("BEGIN IMMEDIATE")
             if delete:
+                self._deleting = True
                 self.db.execute(
-                    "DELETE FROM objects WHERE resource=? AND namespace=? AND name=?",
-                    (self.key(res), ns, meta["name"]),
+                    "DELETE FROM objects WHERE resource=? AND namespace=? AND name=?", (key, ns, meta["name"])
                 )
             else:
+                # A create's INSERT finds a taken name itself (the primary key): no read before it.
                 self.db.execute(
-                    "INSERT OR REPLACE INTO objects (resource, namespace, name, rv, data) VALUES (?,?,?,?,?)",
-                    (self.key(res), ns, meta["name"], self.rv, data),
+                    ("INSERT" if kind == "ADDED" else "INSERT OR REPLACE")
+                    + " INTO objects (resource, namespace, name, rv, data) VALUES (?,?,?,?,?)",
+                    (key, ns, meta["name"], self.rv, data),
                 )
+        except sqlite3.IntegrityError:
+            self.rv -= 1
+            meta.pop("resourceVersion", None)
+            if not self.db.in_transaction:
+                self._lose_staged()
+            raise already_exists(res.plural, meta["name"], res.group) from None
         except BaseException:
             self.rv -= 1
             if not self.db.in_transaction:
                 self._lose_staged()  # SQLite rolled the whole transaction back (I/O error, full disk)
             raise
+        kept = self._kept.get(key)
+        if kept is not None:
+            if delete:
+                kept.pop((ns, meta["name"]), None)
+            else:
+                kept[(ns, meta["name"])] = data
         self._unpublished.append(_Past(kind, res, data, self.rv))
         return obj
 
@@ -306,8 +368,11 @@ class Store:
         with self.lock:
             if self.db.in_transaction:
                 try:
-                    self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)", (str(self.rv),))
+                    # (a transaction without a delete leaves its last version in its last row)
+                    if self._deleting:
+                        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('rv', ?)", (str(self.rv),))
                     self.db.execute("COMMIT")
+                    self._deleting = False
                 except BaseException:
                     if self.db.in_transaction:
                         self.db.execute("ROLLBACK")
@@ -319,6 +384,7 @@ class Store:
     def _lose_staged(self) -> None:
         """The open transaction is gone: its writes were never answered; they must not be
         published, and their writers learn it (_durable) instead of waiting for them."""
+        self._kept.clear()  # (read again from what the database now holds)
         lost = [p.rv for p in self._unpublished if p.rv > self._committed]
         if lost:
             self._lost.append((min(lost), max(lost)))
@@ -352,9 +418,6 @@ class Store:
     def create(self, res: Resource, obj: dict[str, Any]) -> dict[str, Any]:
         with self.lock:
             meta = obj.setdefault("metadata", {})
-            ns = meta.get("namespace", "") if res.namespaced else ""
-            if self.find(res, ns, meta["name"]) is not None:
-                raise already_exists(res.plural, meta["name"], res.group)
             meta["uid"] = meta.get("uid") or str(uuid.uuid4())  # the registry sets it before defaulting
             meta["creationTimestamp"] = now_rfc3339()
             meta["generation"] = 1

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import threading
-import uuid
 
 _BATCH = 256
 _lock = threading.Lock()
@@ -23,4 +22,6 @@ def uuid4() -> str:
         if not _pool:
             _pool = os.urandom(16 * _BATCH)
         raw, _pool = _pool[:16], _pool[16:]
-    return str(uuid.UUID(bytes=raw, version=4))
+    # uuid.UUID(bytes=raw, version=4), spelt out: the version and variant bits, then hex
+    h = (raw[:6] + bytes((raw[6] & 0x0F | 0x40, raw[7], raw[8] & 0x3F | 0x80)) + raw[9:]).hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
