@@ -14,7 +14,8 @@ import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as futures_wait
 from pathlib import Path
 from typing import Any
 
@@ -248,12 +249,26 @@ class PodRuntime:
         for pod in self.store.list(POD)[0]:
             declared = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
             grace[pod["metadata"]["uid"]] = min(declared, CLUSTER_STOP_GRACE)
-        containers = [c for c in self.docker.containers(kind="pod") if c["State"] == "running"]
-        apps = [c for c in containers if c["Labels"].get(L + "container") != INFRA]
-        infra = [c for c in containers if c["Labels"].get(L + "container") == INFRA]
-        with ThreadPoolExecutor(max_workers=32) as pool:
-            list(pool.map(lambda c: self.docker.stop(c["Id"], grace.get(c["Labels"].get(L + "uid", ""), 30)), apps))
-            list(pool.map(lambda c: self.docker.stop(c["Id"], 0), infra))
+        pods: dict[str, list[dict[str, Any]]] = {}
+        for c in self.docker.containers(kind="pod"):
+            if c["State"] == "running":
+                pods.setdefault(c["Labels"].get(L + "uid", ""), []).append(c)
+        # Each pod's infra container once its own app containers have stopped: no pod waits
+        # for the slowest of all (a second wave after every app cost one more `docker stop`).
+        with ThreadPoolExecutor(max_workers=32) as apps, ThreadPoolExecutor(max_workers=32) as infras:
+            for uid, containers in pods.items():
+                stopping = [
+                    apps.submit(self._quiet, self.docker.stop, c["Id"], grace.get(uid, 30))
+                    for c in containers
+                    if c["Labels"].get(L + "container") != INFRA
+                ]
+                for c in containers:
+                    if c["Labels"].get(L + "container") == INFRA:
+                        infras.submit(self._stop_after, stopping, c["Id"])
+
+    def _stop_after(self, stopping: list[Future[None]], ident: str) -> None:
+        futures_wait(stopping)
+        self._quiet(self.docker.stop, ident, 0)
 
     # -- one pod ---------------------------------------------------------------------------
 
