@@ -333,7 +333,9 @@ class PodRuntime:
     def _schedule(self, pod: dict[str, Any]) -> dict[str, Any] | None:
         cpu, mem = podplan.requests_of(pod)
         used_cpu = used_mem = 0.0
-        for other in self.store.list(POD)[0]:
+        # (what the others request counts only for a pod that requests something: no list of
+        # every pod, decoded, for each pod of 100 Deployments without requests)
+        for other in self.store.list(POD)[0] if cpu or mem else []:
             if other["metadata"]["uid"] == pod["metadata"]["uid"] or not (other.get("spec") or {}).get("nodeName"):
                 continue
             if other["metadata"].get("deletionTimestamp") is None and (other.get("status") or {}).get("phase") not in (
