@@ -125,3 +125,15 @@ def test_a_failed_write_is_tried_again_soon(c: Cluster) -> None:
     c.sync()
     assert len(c.pods()) == 1  # the second pod is forbidden by the quota (a 403, not a race)
     assert c.ctl.due == RETRY_SECONDS
+
+
+def test_a_namespace_waiting_for_its_last_events_is_woken_by_their_deletion(c: Cluster) -> None:
+    from mikro.api.store import Change
+
+    event = {"metadata": {"name": "e", "namespace": "gone"}}
+    c.ctl.wake.clear()
+    c.ctl._on_change(Change("ADDED", BY_KIND["Event"], event, 1))
+    assert not c.ctl.wake.is_set()  # an Event written wakes no pass (there are many)
+    c.ctl._on_change(Change("DELETED", BY_KIND["Event"], event, 2))
+    assert c.ctl.wake.is_set()
+
