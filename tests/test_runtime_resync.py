@@ -3,6 +3,7 @@ containers changed since their last sync (no Docker: pure)."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +11,7 @@ from mikro.api.resources import BY_KIND
 from mikro.api.store import Store
 from mikro.config import LABEL_PREFIX
 from mikro.node import podplan
+from mikro.node.docker_backend import DockerError
 
 POD = BY_KIND["Pod"]
 
@@ -52,3 +54,37 @@ def test_the_runtimes_own_status_write_is_recognised_and_no_other_write_is(tmp_p
     other["metadata"]["labels"] = {"app": "web"}
     store.update(POD, other)
     assert podplan.sans_version(changes[-1]) != expected  # someone else's write: a sync
+
+
+class _BusyDocker:
+    """An engine that fails every list (as one that is restarting)."""
+
+    def __init__(self) -> None:
+        self.lists = 0
+
+    def containers(self, **labels: str) -> list[dict[str, Any]]:
+        self.lists += 1
+        raise DockerError("the engine is restarting")
+
+
+def test_a_failed_sync_is_tried_again_backing_off(tmp_path: Path) -> None:
+    from mikro.api.registry import Registry
+    from mikro.node.runtime import PodRuntime
+
+    registry = Registry(Store(tmp_path / "db"), "10.152.128.0/17", "mikro")
+    docker = _BusyDocker()
+    ctx = podplan.PodContext("c", "c", "mikro/pause:1", "mikro", "127.0.0.1", str(tmp_path))
+    rt = PodRuntime(registry, docker, ctx)  # type: ignore[arg-type]
+    pod = registry.store.create(
+        POD,
+        {"metadata": {"name": "web", "namespace": "default"}, "spec": {"nodeName": "mikro", "containers": []}},
+    )
+    uid = pod["metadata"]["uid"]
+    rt.index[uid] = ("default", "web")
+    before = time.monotonic()
+    rt._run(uid)
+    assert docker.lists == 1 and before + 10 <= rt.wakeups[uid] <= time.monotonic() + 10  # as the kubelet: 10 s
+    rt.wakeups.pop(uid)
+    rt._run(uid)
+    assert rt.wakeups[uid] >= before + 20  # then doubling
+    rt.pool.shutdown()

@@ -29,11 +29,13 @@ class GarbageCollector:
     name = "garbagecollector"
 
     def sync(self, api: Api, now: datetime) -> None:
+        # Pods and ReplicaSets are owners and dependents: listed (decoded) once a pass, not twice.
+        listed = {kind: api.list(BY_KIND[kind]) for kind in dict.fromkeys((*OWNER_KINDS, *DEPENDENT_KINDS))}
         uids: set[str] = set()
         for kind in OWNER_KINDS:
-            uids |= {o["metadata"]["uid"] for o in api.list(BY_KIND[kind])}
+            uids |= {o["metadata"]["uid"] for o in listed[kind]}
         for kind in DEPENDENT_KINDS:
-            for obj in orphaned(api.list(BY_KIND[kind]), uids):
+            for obj in orphaned(listed[kind], uids):
                 api.delete(BY_KIND[kind], obj["metadata"]["namespace"], obj["metadata"]["name"])
         services = {(s["metadata"]["namespace"], s["metadata"]["name"]) for s in api.list(SVC)}
         for ep in api.list(EP):

@@ -102,12 +102,23 @@ class ClusterApi:
         self.reg.record_event(obj, reason, message, type_=type_, component=component)
 
 
+class Failures:
+    """How many reconciles failed for another reason than a race, so far (the manager looks
+    again soon after a pass that added to it)."""
+
+    count = 0
+
+
+failures = Failures()
+
+
 def guarded(fn: Callable[..., Any], *args: Any) -> None:
     """Run one object's reconcile; a 404 or 409 means it raced, the next pass sees the new state."""
     try:
         fn(*args)
     except ApiError as err:
         if err.code not in (404, 409):
+            failures.count += 1
             log.warning("%s: %s", getattr(fn, "__qualname__", fn), err.message)
 
 

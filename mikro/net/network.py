@@ -27,7 +27,7 @@ from mikro.net import ingress as ingress_model
 from mikro.net import nginxproc, routing
 from mikro.node.docker_backend import Docker, DockerError, host_port_free
 from mikro.node.docker_types import ContainerSpec
-from mikro.node.podplan import dns_aliases, headless_aliases, spec_hash
+from mikro.node.podplan import INFRA, dns_aliases, headless_aliases, headless_key, spec_hash
 
 log = logging.getLogger("mikro.network")
 L = LABEL_PREFIX
@@ -50,6 +50,8 @@ RELOAD_IF_VALID = (
 )
 # A container that keeps exiting is started again at most this often.
 RESTART_BACKOFF = 5.0
+# The safety net of the headless aliases' look (Service changes and infra starts drive it).
+HEADLESS_RESYNC_SECONDS = 300.0
 # How long an NGINX master may take to run a new configuration (new workers) after SIGHUP or
 # its start; longer, it refused the configuration (or cannot be seen) and the checked path runs.
 SERVING_TIMEOUT = 2.0
@@ -92,6 +94,12 @@ class Network:
         # Secret uid -> (resourceVersion, its PEM pair or None when not a valid key pair)
         self.checked_secrets: dict[str, tuple[str, tuple[str, str] | None]] = {}
         self.aliases_set: dict[str, list[str]] = {}  # infra container id -> headless DNS names it carries
+        # The headless Services the last look at the pods' aliases saw, and whether an infra
+        # container started since (Docker events): with neither changed, no look (a list of
+        # every pod's containers every 10 s), except every HEADLESS_RESYNC_SECONDS.
+        self.headless_seen: tuple[Any, ...] | None = None
+        self.infra_started = True
+        self.headless_looked = 0.0
         # Pod addresses in the configurations NGINX runs now, by configuration ("ingress",
         # "ns/service"): a terminating pod is stopped only once no proxy sends it traffic.
         self.routed: dict[str, set[str]] = {}
@@ -165,10 +173,13 @@ class Network:
             self.ingress_seen = None
         if attrs.get(L + "kind") in ("proxy", "ingress") and event.get("status") in ("die", "destroy"):
             self.wake_all()
+        if attrs.get(L + "container") == INFRA and event.get("status") == "start":
+            self.infra_started = True
 
     def on_engine_back(self) -> None:
         """The Docker engine restarted: its containers were stopped, not crashed."""
         self.restarted.clear()
+        self.infra_started = True
         self.ingress_seen = None
         self.wake_all()
 
@@ -277,8 +288,15 @@ class Network:
     def sync_headless(self, services: list[dict[str, Any]]) -> None:
         """Headless Services resolve to their pods: each selected pod's infra container
         carries the Service's DNS names as network aliases (changed by reconnecting it)."""
-        prefix = L + "label."
-        for c in self.docker.containers(kind="pod", container="POD"):
+        key, now = headless_key(services), time.monotonic()
+        if key == self.headless_seen and not self.infra_started and now - self.headless_looked < HEADLESS_RESYNC_SECONDS:
+            return
+        self.headless_seen, self.infra_started, self.headless_looked = None, False, now
+        if not key and not any(self.aliases_set.values()):
+            self.headless_seen = key
+            return  # no headless Service, no alias set: no pod's aliases can need a change
+        prefix, failed = L + "label.", False
+        for c in self.docker.containers(kind="pod", container=INFRA):
             if c["State"] != "running":
                 continue
             labels = {k[len(prefix) :]: v for k, v in c["Labels"].items() if k.startswith(prefix)}
@@ -305,8 +323,10 @@ class Network:
                     self.docker.set_aliases(c["Id"], self.network, want)
                 except DockerError as exc:
                     log.warning("headless aliases of %s: %s", c["Names"][0], exc)
+                    failed = True  # looked at again on the next pass
                     continue
             self.aliases_set[c["Id"]] = want
+        self.headless_seen = None if failed else key
 
     def _proxy_name(self, ns: str, name: str) -> str:
         return f"{self.cluster}_svc_{ns}_{name}"
@@ -768,9 +788,9 @@ class Network:
     def shutdown(self) -> None:
         self.stop.set()
         self.wake_all()
-        for c in self.docker.containers(kind="proxy") + self.docker.containers(kind="ingress"):
-            if c["State"] == "running":
-                self.docker.stop(c["Id"], 1)
+        running = [c for c in self.docker.containers(kind="proxy") + self.docker.containers(kind="ingress") if c["State"] == "running"]
+        with ThreadPoolExecutor(max_workers=16) as pool:  # side by side, as the pods
+            list(pool.map(lambda c: self.docker.stop(c["Id"], 1), running))
 
 
 def _stand_in_endpoints(services: list[dict[str, Any]]) -> list[dict[str, Any]]:

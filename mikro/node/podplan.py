@@ -120,6 +120,18 @@ def headless_aliases(
     return sorted(aliases)
 
 
+def headless_key(services: list[dict[str, Any]]) -> tuple[tuple[str, str, tuple[tuple[str, str], ...]], ...]:
+    """What `headless_aliases` reads of the Services: the headless ones with a selector, as
+    (namespace, name, selector); equal keys give every pod the same aliases."""
+    return tuple(
+        sorted(
+            (str(svc["metadata"].get("namespace", "")), str(svc["metadata"]["name"]), tuple(sorted(selector.items())))
+            for svc in services
+            if (spec := svc.get("spec") or {}).get("clusterIP") == "None" and (selector := spec.get("selector"))
+        )
+    )
+
+
 def dns_search(namespace: str) -> list[str]:
     return [f"{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local"]
 
