@@ -60,6 +60,11 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(130)
         except BrokenPipeError:
             sys.exit(0)
+        except Exception as exc:
+            # the Docker SDK's refusals (docker.errors.*): one line, as for the API's
+            if type(exc).__module__.startswith("docker."):
+                fail(f"the Docker engine refused: {getattr(exc, 'explanation', None) or exc}")
+            raise
 
     return wrapper
 
@@ -388,7 +393,11 @@ def reset(yes: bool) -> None:
         docker.remove(c["Id"])
     for vol in docker.volumes():
         vol.remove(force=True)
-    docker.remove_network()
+    refused = docker.remove_network()
+    if refused:
+        # the rest of the reset still happens: a leftover empty network holds no state
+        click.echo(f"warning: Docker kept network {docker.network_name()}: {refused} "
+                   "(it can be removed once the engine restarts; mikro start reuses it)", err=True)
     paths = config.paths()
     for path in (paths.db, paths.db.with_name("store.db-wal"), paths.db.with_name("store.db-shm"), paths.endpoint):
         if path.exists():

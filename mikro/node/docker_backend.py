@@ -114,13 +114,18 @@ class Docker:
                 return True
         return attached != self.net_id
 
-    def remove_network(self) -> None:
+    def remove_network(self) -> str | None:
+        """Remove the cluster's network; the engine's reason when it refuses (after hundreds of
+        containers dockerd can keep stale endpoints on an emptied network until it restarts)."""
         try:
             net = self.client.networks.get(self.network_name())
             if (net.attrs.get("Labels") or {}).get(LABEL_CLUSTER) == self.cluster:
                 net.remove()
         except NotFound:
             pass
+        except docker.errors.APIError as exc:
+            return str(exc.explanation or exc)
+        return None
 
     # -- containers ------------------------------------------------------------------------
 
