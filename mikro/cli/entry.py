@@ -5,7 +5,9 @@ click (and building every command's options) was about 40% of the CLI's own star
 common forms of `get` (targets, -n, -A, -l, --field-selector, -o) are parsed here, without
 click, and anything else (help, -w, an option spelt another way, every other command) goes to
 the click commands in `mikro.cli.main` exactly as before. Both paths call `kubectl.get`, and
-word errors through `user_error`.
+word errors through `user_error`. Before either, mikro.cli.quickget takes the commonest form
+of all (one built-in kind, printed as a table) with even less: a raw TLS socket, no mikro
+module imported; it leaves anything else, errors included, to `kubectl.get`.
 """
 
 from __future__ import annotations
@@ -118,7 +120,10 @@ def _fast(args: list[str]) -> None:
     if args[:1] == ["get"] and builtin_kubectl():
         options = parse_get(args[1:])
         if options is not None:
-            sys.exit(_get(options))
+            from mikro.cli import quickget
+
+            code = quickget.get(options)
+            sys.exit(_get(options) if code is None else code)
 
 
 def run() -> None:

@@ -1,0 +1,176 @@
+"""`mikro kubectl get`'s quick path (mikro.cli.quickget): against a real API server over TLS in
+a thread, it prints byte for byte what the general path (mikro.cli.kubectl.get through the
+Client) prints, and it leaves everything it does not take (other forms, errors, a certificate
+it cannot verify) to the general path."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mikro import __version__, config
+from mikro.api import pki, resources
+from mikro.api.registry import Registry
+from mikro.api.resources import BY_KIND
+from mikro.api.server import serve
+from mikro.api.store import Store
+from mikro.cli import client, entry, printers, quickget
+from mikro.controlplane import bootstrap
+
+CLUSTER = "mkt-quickget"
+
+
+def test_every_kind_resolves_as_the_resource_table_does() -> None:
+    for plural, singular, short, group, prefix, namespaced in quickget.KINDS:
+        names = [plural, singular, *short, plural.upper(), *([f"{plural}.{group}", f"{singular}.{group}"] if group else [])]
+        for name in names:
+            res = resources.lookup(name)
+            assert res is not None and res.custom is None, name
+            assert quickget.lookup(name) == (res.base_path(None), res.namespaced), name
+            assert (prefix, namespaced) == (res.base_path(None).rpartition("/")[0], res.namespaced)
+    assert quickget.lookup("frobs") is None and quickget.lookup("pods.apps") is None
+
+
+def test_the_tables_column_names_upper_cased_are_the_printers_headers() -> None:
+    # (the quick path reads the headers from the Table; the general path from printers.COLUMNS)
+    for kind, columns in [*printers.COLUMNS.items(), ("Unknown", printers.DEFAULT_COLUMNS)]:
+        names = [c["name"].upper() for c in printers.table(kind, [])["columnDefinitions"]]
+        assert names == [header for header, _, _ in columns], kind
+
+
+def test_it_speaks_as_the_client() -> None:
+    assert quickget.USER_AGENT == client.USER_AGENT == f"mikro/{__version__}"
+
+
+def reader(*chunks: bytes) -> Any:
+    parts = list(chunks)
+    return lambda size: parts.pop(0) if parts else b""
+
+
+@pytest.mark.parametrize(
+    ("chunks", "expected"),
+    [
+        ([b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\n{}{}"], b"{}{}"),
+        ([b"HTTP/1.1 200 OK\r\nContent-", b"Length: 5\r\n\r\n{\"a", b"\":", b"1}"], b'{"a":1}'[:5]),
+        ([b"HTTP/1.1 200 OK\r\ncontent-length:2\r\n\r\n{}"], b"{}"),
+        ([b"HTTP/1.1 403 Forbidden\r\nContent-Length: 2\r\n\r\n{}"], None),
+        ([b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"], None),
+        ([b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: 2\r\n\r\n{}"], None),
+        ([b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{}"], None),  # cut short
+        ([b"HTTP/1.1 200 OK\r\n"], None),
+    ],
+)
+def test_read_answer(chunks: list[bytes], expected: bytes | None) -> None:
+    assert quickget._read_answer(reader(*chunks)) == expected  # noqa: SLF001
+
+
+@pytest.fixture()
+def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
+    monkeypatch.setenv("MIKRO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("MIKRO_CLUSTER", CLUSTER)
+    paths = config.ensure_state_dir()
+    _, cert, key = pki.ensure(paths.pki)
+    registry = Registry(Store(paths.db), "10.152.128.0/17", CLUSTER)
+    bootstrap(registry, CLUSTER, CLUSTER, "10.152.0.1")
+    server = serve(registry, "tok", None, 0, (str(cert), str(key)))
+    server.ready.set()
+    endpoint = {"port": server.server_address[1], "token": "tok", "pid": os.getpid(), "cluster": CLUSTER}
+    config.write_private(paths.endpoint, json.dumps(endpoint))
+    for i in range(3):
+        ns = "default" if i < 2 else "kube-system"
+        registry.create(BY_KIND["ConfigMap"], ns, {"metadata": {"name": f"c{i}", "labels": {"n": str(i)}}, "data": {"a": "1"}})
+        pod = {"metadata": {"name": f"p{i}", "labels": {"n": str(i)}},
+               "spec": {"containers": [{"name": "web", "image": "hello-ip:1"}]}}
+        registry.create(BY_KIND["Pod"], ns, pod)
+    deploy = {"metadata": {"name": "web"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+              "template": {"metadata": {"labels": {"app": "web"}},
+                           "spec": {"containers": [{"name": "web", "image": "hello-ip:1"}]}}}}
+    registry.create(BY_KIND["Deployment"], "default", deploy)
+    # every age read from now on is the same: both paths print the same AGE cells
+    frozen = time.time() + 3 * 3600
+    monkeypatch.setattr(time, "time", lambda: frozen)
+    yield registry
+    server.stopping.set()
+    server.shutdown()
+
+
+def both(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[Any, Any]:
+    options = entry.parse_get(args)
+    assert options is not None
+    quick_code = quickget.get(dict(options))
+    quick = capsys.readouterr()
+    slow_code = entry._get(dict(options))  # noqa: SLF001 - the general path
+    slow = capsys.readouterr()
+    return (quick.out, quick.err, quick_code), (slow.out, slow.err, slow_code)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["pods", "-A"],
+        ["po"],
+        ["pods", "-o", "wide", "-A"],
+        ["cm", "-A"],
+        ["ConfigMaps", "-n", "kube-system"],
+        ["cm", "-l", "n=1"],
+        ["cm", "-A", "--field-selector", "metadata.name=c2"],
+        ["deployments.apps", "-owide"],
+        ["ns"],
+        ["ns", "-A"],
+        ["svc", "--namespace=kube-system", "-o", "wide"],
+        ["po", "-n", "nosuch"],
+        ["cm", "-A", "-l", "n=9"],
+        ["no"],
+    ],
+)
+def test_quick_path_prints_as_the_general_path(
+    cluster: Registry, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    quick, slow = both(args, capsys)
+    assert quick[2] == 0  # taken by the quick path, not left to the general one
+    assert quick == slow
+    assert quick[0] or quick[1].startswith("No resources found")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["frobs"], ["po", "p0"], ["po,cm"], ["cm", "-o", "json"], ["all"], ["deploy/web"], ["po", "-o", "name"],
+     ["cm", "-l", "!!bad"], []],
+)
+def test_other_forms_are_left_to_the_general_path(
+    cluster: Registry, args: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    options = entry.parse_get(args)
+    assert options is not None
+    assert quickget.get(options) is None
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_certificate_not_of_the_clusters_ca_is_refused(
+    cluster: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    paths = config.paths()
+    other, _, _ = pki.ensure(tmp_path / "other")
+    shutil.copy(other, paths.ca)
+    options = entry.parse_get(["cm"])
+    assert options is not None
+    assert quickget.get(dict(options)) is None
+    assert capsys.readouterr() == ("", "")
+    # the general path refuses it too, in its words
+    assert entry._get(dict(options)) == 1  # noqa: SLF001
+    assert capsys.readouterr() == ("", f"error: {entry.NOT_RUNNING_HINT}\n")
+
+
+def test_not_running_is_left_to_the_general_path(cluster: Registry, capsys: pytest.CaptureFixture[str]) -> None:
+    config.paths().endpoint.unlink()
+    options = entry.parse_get(["cm"])
+    assert options is not None
+    assert quickget.get(options) is None
+    assert capsys.readouterr() == ("", "")
