@@ -21,7 +21,7 @@ from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
 from mikro.api.server import serve
 from mikro.api.store import Store
-from mikro.cli import client, entry, printers, quickget
+from mikro.cli import client, entry, printers, quickget, tableshape
 from mikro.controlplane import bootstrap
 
 CLUSTER = "mkt-quickget"
@@ -50,8 +50,17 @@ def test_it_speaks_as_the_client() -> None:
 
 
 def reader(*chunks: bytes) -> Any:
+    """A read() as an _ssl socket's: a record at a time, into the buffer when one is given."""
     parts = list(chunks)
-    return lambda size: parts.pop(0) if parts else b""
+
+    def read(size: int, buffer: Any = None) -> Any:
+        part = parts.pop(0)[:size] if parts else b""
+        if buffer is None:
+            return part
+        buffer[: len(part)] = part
+        return len(part)
+
+    return read
 
 
 @pytest.mark.parametrize(
@@ -130,13 +139,44 @@ def both(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[Any, Any]
         ["no"],
     ],
 )
+@pytest.mark.parametrize("typed", [False, True], ids=["json", "msgspec"])
 def test_quick_path_prints_as_the_general_path(
-    cluster: Registry, args: list[str], capsys: pytest.CaptureFixture[str]
+    cluster: Registry, args: list[str], typed: bool, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    if typed:  # decoded as a large Table is
+        monkeypatch.setattr(quickget, "LARGE", 0)
     quick, slow = both(args, capsys)
     assert quick[2] == 0  # taken by the quick path, not left to the general one
     assert quick == slow
     assert quick[0] or quick[1].startswith("No resources found")
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"kind":"Table","columnDefinitions":[{"name":"Name","priority":0},{"name":"Age"}],'
+        b'"rows":[{"cells":["a","1s"],"object":{"metadata":{"namespace":"x"}}},{"cells":["bb",2]}]}',
+        b'{"kind":"Table","columnDefinitions":[{"name":"Name"},{"name":"Ip","priority":1}],'
+        b'"rows":[{"cells":["a",null,true],"object":{"metadata":{"namespace":"x"}}},'
+        b'{"cells":["b",1.5],"object":{"metadata":{}}}]}',
+        b'{"kind":"Table","columnDefinitions":[],"rows":[]}',
+        b'{"kind":"Table","columnDefinitions":[{"name":"Name"}],"rows":[{"cells":[]}]}',
+    ],
+)
+@pytest.mark.parametrize("wide", [False, True])
+@pytest.mark.parametrize("with_namespace", [False, True])
+def test_json_and_msgspec_decode_alike(body: bytes, wide: bool, with_namespace: bool) -> None:
+    def shown(decode: Any) -> Any:
+        """What get makes of the body: its text, or None (left to the general path)."""
+        try:
+            decoded = decode()
+            return decoded if decoded is None else quickget.render(*decoded, wide=wide)
+        except (KeyError, TypeError, IndexError, AttributeError, ValueError):
+            return None
+
+    plain = shown(lambda: quickget.decode(body, with_namespace))
+    typed = shown(lambda: quickget._decode_typed(tableshape.decode(body), with_namespace))  # noqa: SLF001
+    assert plain == typed
 
 
 @pytest.mark.parametrize(

@@ -20,10 +20,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 USER_AGENT = "mikro/0.1.0"  # mikro.__version__'s (tests/test_quickget.py checks)
 TIMEOUT = 60.0
+# A Table this big is decoded with msgspec (its import costs more than json's, its decoding
+# ten times less).
+LARGE = 256 * 1024
 
 # The built-in kinds as mikro.api.resources has them: plural, singular, short names, group,
 # API prefix, namespaced. A kind missing here only takes the general path (the test checks
@@ -136,8 +140,9 @@ def fetch(port: int, token: str, ca_file: str, url: str) -> bytes | None:
         raw.close()
 
 
-def _read_answer(read: Callable[[int], bytes]) -> bytes | None:
-    """The body of a 200 answer with a Content-Length, read with `read`; else None."""
+def _read_answer(read: Callable[..., Any]) -> bytes | None:
+    """The body of a 200 answer with a Content-Length, read with `read` (an _ssl socket's:
+    read(size) -> bytes, read(size, buffer) -> count); else None."""
     data = b""
     while b"\r\n\r\n" not in data:
         chunk = read(65536)
@@ -156,15 +161,20 @@ def _read_answer(read: Callable[[int], bytes]) -> bytes | None:
     if headers.get("content-encoding", "identity") != "identity" or "content-length" not in headers:
         return None  # (the server sends a Table whole, with its length)
     length = int(headers["content-length"])
-    parts = [data]
+    if len(data) >= length:
+        return data[:length]
+    # Into one buffer, record after record (a bytes object per read of a large size would be
+    # allocated, and mapped, at that size each time).
+    body = bytearray(length)
+    view = memoryview(body)
     got = len(data)
+    view[:got] = data
     while got < length:
-        chunk = read(min(length - got, 1 << 20))
-        if not chunk:
+        count = read(length - got, view[got:])
+        if not count:
             return None
-        parts.append(chunk)
-        got += len(chunk)
-    return b"".join(parts)[:length]
+        got += count
+    return bytes(body)
 
 
 def get(options: dict[str, object]) -> int | None:
@@ -199,12 +209,12 @@ def get(options: dict[str, object]) -> int | None:
     body = fetch(*endpoint, path)
     if body is None:
         return None
-    import json
-
     try:
-        table = json.loads(body)
-        text = render(table, output == "wide", all_namespaces and namespaced)
+        decoded = decode(body, all_namespaces and namespaced)
+        text = None if decoded is None else render(*decoded, wide=output == "wide")
     except (ValueError, KeyError, TypeError, AttributeError, IndexError):
+        return None
+    if decoded is None:
         return None
     if text is None:
         where = "" if all_namespaces else f" in {namespace} namespace"
@@ -218,18 +228,66 @@ def get(options: dict[str, object]) -> int | None:
     return 0
 
 
-def render(table: dict, wide: bool, with_namespace: bool) -> str | None:  # type: ignore[type-arg]
-    """The text kubectl.get prints for a Table (None: no rows)."""
-    from mikro.cli.layout import format_table
+Decoded = tuple[list[tuple[str, Any]], list[list[Any]], list[str] | None]
 
+
+def decode(body: bytes, with_namespace: bool) -> Decoded | None:
+    """A Table's (column name, priority) pairs, its rows' cells, and (with_namespace) its rows'
+    namespaces, from its JSON; None if it is not one this path prints."""
+    if len(body) >= LARGE:
+        try:
+            from mikro.cli import tableshape
+        except ImportError:  # (msgspec is a dependency; without it, json does it, slower)
+            pass
+        else:
+            return _decode_typed(tableshape.decode(body), with_namespace)
+    import json
+
+    table = json.loads(body)
     rows = table.get("rows") or []
     if not rows:
+        return [], [], None
+    columns = [(c["name"], c.get("priority")) for c in table["columnDefinitions"]]
+    cells = [r.get("cells") or [] for r in rows]
+    namespaces = [(r.get("object") or {})["metadata"].get("namespace", "") for r in rows] if with_namespace else None
+    return columns, cells, namespaces
+
+
+def _decode_typed(table: Any, with_namespace: bool) -> Decoded | None:
+    """decode, from a tableshape.Table."""
+    if table is None:
         return None
-    definitions = table["columnDefinitions"]
-    shown = [i for i, c in enumerate(definitions) if wide or not c.get("priority")]
-    headers = [definitions[i]["name"].upper() for i in shown]
-    body = [[str(cells[i]) for i in shown] for cells in (r.get("cells") or [] for r in rows)]
-    if with_namespace:
+    rows = table.rows or []
+    if not rows:
+        return [], [], None
+    columns = [(c.name, c.priority) for c in table.columnDefinitions]
+    cells = [r.cells or [] for r in rows]
+    if not with_namespace:
+        return columns, cells, None
+    if any(r.object is None for r in rows):
+        return None
+    return columns, cells, [r.object.metadata.namespace for r in rows]  # type: ignore[union-attr]
+
+
+def render(
+    columns: list[tuple[str, Any]], cells: list[list[Any]], namespaces: list[str] | None, wide: bool
+) -> str | None:
+    """The text kubectl.get prints for a Table (None: no rows): the columns of priority 0 (all
+    of them when wide), their names upper-cased, the cells as str() makes them."""
+    from mikro.cli.layout import format_columns, format_table
+
+    if not cells:
+        return None
+    shown = [i for i, (_, priority) in enumerate(columns) if wide or not priority]
+    headers = [columns[i][0].upper() for i in shown]
+    if namespaces is not None:
         headers = ["NAMESPACE", *headers]
-        body = [[(r.get("object") or {})["metadata"].get("namespace", ""), *b] for r, b in zip(rows, body, strict=True)]
-    return format_table(headers, body)
+    count = len(columns)
+    if any(len(row) != count for row in cells):
+        body = [[str(row[i]) for i in shown] for row in cells]
+        if namespaces is not None:
+            body = [[ns, *b] for ns, b in zip(namespaces, body, strict=True)]
+        return format_table(headers, body)
+    by_column = list(zip(*cells, strict=True))  # (column by column: C loops, not one per cell)
+    texts = [list(map(str, by_column[i])) for i in shown]
+    return format_columns(headers, [namespaces, *texts] if namespaces is not None else texts)
