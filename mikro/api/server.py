@@ -714,21 +714,30 @@ class Handler(BaseHTTPRequestHandler):
         bodies.query_int(query, "limit", minimum=0)
         bodies.query_int(query, "timeoutSeconds", minimum=0)
         store = self.server.registry.store
-        page = lists.select(store, res, ns, query)
+        pins = None
+        if self._cached_table(res, query):  # (its rows kept: their texts not even read)
+            pins = tablecache.Pins(tablecache.of(store), Store.key(res))
+        page = lists.select(store, res, ns, query, kept=pins)
         try:
-            self._send_list(res, store, page, query)
+            self._send_list(res, store, page, query, pins)
         finally:
             if len(page.rows or page.objs or []) >= lists.LARGE:
                 del page
                 lists.release_memory()
 
-    def _send_list(self, res: Resource, store: Store, page: lists.Page, query: dict[str, str]) -> None:
+    def _cached_table(self, res: Resource, query: dict[str, str]) -> bool:
+        """Whether the answer is a Table of rows tablecache keeps."""
+        mode = query.get("includeObject") or "Metadata"
+        return self._wants_table() and mode == "Metadata" and res.custom is None and tablecache.cacheable(res.kind)
+
+    def _send_list(
+        self, res: Resource, store: Store, page: lists.Page, query: dict[str, str], pins: tablecache.Pins | None = None
+    ) -> None:
         meta = {"resourceVersion": str(page.rv), **page.more}
         if self._wants_table():
-            mode = query.get("includeObject") or "Metadata"
-            if mode == "Metadata" and page.rows is not None and res.custom is None and tablecache.cacheable(res.kind):
+            if page.rows is not None and self._cached_table(res, query):
                 # Rows kept ready per object and version: nothing decoded (tablecache.py).
-                data = tablecache.table_json(tablecache.of(store), res.kind, Store.key(res), page.rows, meta)
+                data = tablecache.table_json(tablecache.of(store), res.kind, Store.key(res), page.rows, meta, pins)
                 self._send_bytes(200, "application/json", data)
                 return
             items = [crds.as_version(o, res) for o in page.objects()]

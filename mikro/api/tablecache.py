@@ -19,7 +19,7 @@ from typing import Any
 
 from mikro.cli import printers
 
-Row = tuple[str, str, str, int]  # namespace, name, JSON text, resourceVersion (as the store reads them)
+Row = tuple[str, str, str | None, int]  # namespace, name, JSON text (None: pinned), resourceVersion
 
 MAX_BYTES = 16 * 1024 * 1024
 # Kinds whose cells, AGE aside, move with the clock.
@@ -56,23 +56,37 @@ class RowCache:
         row = '{"cells":[' + ",".join(cells) + "]" + _OBJECT + json.dumps(meta, separators=(",", ":")) + "}}"
         return _Row(rv, row.split(_AGE), printers.parse_time(meta.get("creationTimestamp")))
 
-    def rows(self, kind: str, store_key: str, found: list[Row], now: float | None = None) -> str:
+    def rows(
+        self, kind: str, store_key: str, found: list[Row], now: float | None = None, pins: Pins | None = None
+    ) -> str:
         """The JSON of the Table rows of these stored objects ((namespace, name, JSON text,
-        resourceVersion) each, in order), joined by commas."""
+        resourceVersion) each, in order), joined by commas. A row read without its text (None)
+        is one `pins` holds."""
         now = time.time() if now is None else now
+        with self.lock:  # (once for all the rows, not once per row)
+            kept = [self.kept.get((store_key, ns, name)) for ns, name, _, _ in found]
+        if pins is not None:
+            kept = [
+                pins.rows[(ns, name)] if text is None else row
+                for (ns, name, text, _), row in zip(found, kept, strict=True)
+            ]
+        ages: dict[float | None, str] = {}  # an AGE cell per creation second: the rows share them
         out = []
-        for ns, name, text, rv in found:
-            key = (store_key, ns, name)
-            with self.lock:
-                row = self.kept.get(key)
+        for (ns, name, text, rv), row in zip(found, kept, strict=True):
             if row is None or row.rv != rv:
+                assert text is not None  # (a row read without its text is a pinned one)
                 row = self._make(kind, json.loads(text), rv)
-                self._keep(key, row)
-            if len(row.parts) == 1:
-                out.append(row.parts[0])
+                self._keep((store_key, ns, name), row)
+            parts = row.parts
+            if len(parts) == 1:
+                out.append(parts[0])
                 continue
-            age = '"<unknown>"' if row.created is None else '"' + printers.human_duration(now - row.created) + '"'
-            out.append(age.join(row.parts))
+            age = ages.get(row.created)
+            if age is None:
+                created = row.created
+                age = '"<unknown>"' if created is None else '"' + printers.human_duration(now - created) + '"'
+                ages[created] = age
+            out.append(age.join(parts))
         return ",".join(out)
 
     def _keep(self, key: tuple[str, str, str], row: _Row) -> None:
@@ -87,15 +101,43 @@ class RowCache:
                 self.bytes -= dropped.size
 
 
+class Pins:
+    """For one list: Store.scan's `kept`. It answers which rows the cache does not hold at their
+    resourceVersion (their text must be read), and holds the others for the answer, so that
+    none is evicted in between."""
+
+    def __init__(self, cache: RowCache, store_key: str) -> None:
+        self.cache, self.store_key = cache, store_key
+        self.rows: dict[tuple[str, str], _Row] = {}
+
+    def __call__(self, keys: list[tuple[str, str, int]]) -> set[tuple[str, str]]:
+        missing = set()
+        with self.cache.lock:
+            get = self.cache.kept.get
+            for ns, name, rv in keys:
+                row = get((self.store_key, ns, name))
+                if row is not None and row.rv == rv:
+                    self.rows[(ns, name)] = row
+                else:
+                    missing.add((ns, name))
+        return missing
+
+
 def table_json(
-    cache: RowCache, kind: str, store_key: str, found: list[Row], metadata: dict[str, Any]
+    cache: RowCache,
+    kind: str,
+    store_key: str,
+    found: list[Row],
+    metadata: dict[str, Any],
+    pins: Pins | None = None,
 ) -> bytes:
-    """A whole meta.k8s.io/v1 Table (includeObject=Metadata) of these stored objects."""
+    """A whole meta.k8s.io/v1 Table (includeObject=Metadata) of these stored objects (read
+    with `pins` as Store.scan's `kept`, when given)."""
     head = printers.table(kind, [], "")
     head["metadata"] = metadata
     del head["rows"]
     text = json.dumps(head, separators=(",", ":"))
-    return (text[:-1] + ',"rows":[' + cache.rows(kind, store_key, found) + "]}").encode()
+    return "".join((text[:-1], ',"rows":[', cache.rows(kind, store_key, found, pins=pins), "]}")).encode()
 
 
 _LOCK = threading.Lock()
