@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,7 @@ from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
 from mikro.api.server import serve
 from mikro.api.store import Store
-from mikro.cli import client, entry, printers, quickget, tableshape
+from mikro.cli import client, discovery, entry, printers, quickget, tableshape
 from mikro.controlplane import bootstrap
 
 CLUSTER = "mkt-quickget"
@@ -47,6 +48,21 @@ def test_the_tables_column_names_upper_cased_are_the_printers_headers() -> None:
 
 def test_it_speaks_as_the_client() -> None:
     assert quickget.USER_AGENT == client.USER_AGENT == f"mikro/{__version__}"
+    assert quickget.TABLE == discovery.TABLE
+
+
+def test_the_entry_point_takes_the_quick_path(cluster: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MIKRO_KUBECTL", "builtin")
+    taken: list[Any] = []
+    monkeypatch.setattr(entry, "_get", lambda options: taken.append(options) or 0)  # the general path
+    monkeypatch.setattr(sys, "argv", ["mikro", "kubectl", "get", "cm", "-A"])
+    with pytest.raises(SystemExit) as exited:
+        entry.run()
+    assert exited.value.code == 0 and taken == []
+    monkeypatch.setattr(sys, "argv", ["mikro", "kubectl", "get", "cm", "-o", "name"])
+    with pytest.raises(SystemExit):
+        entry.run()
+    assert [o["output"] for o in taken] == ["name"]
 
 
 def reader(*chunks: bytes) -> Any:

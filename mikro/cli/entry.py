@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # (typing itself is not imported: the quick path's start counts)
+if TYPE_CHECKING:
+    from typing import Any
 
 NOT_RUNNING_HINT = "mikro is not running; start it with `mikro start`"
 

@@ -3,8 +3,11 @@ quick path (mikro.cli.quickget) prints with it without loading the printers."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from itertools import repeat
+
+TYPE_CHECKING = False  # (the typing module is not imported for it)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 
 def format_table(headers: list[str], body: list[list[str]]) -> str:

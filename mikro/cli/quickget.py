@@ -19,8 +19,13 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+
+TYPE_CHECKING = False  # (typing itself is not imported: its import is a cost of this path)
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any
+
+    Decoded = tuple[list[tuple[str, Any]], list[list[Any]], list[str] | None]
 
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 USER_AGENT = "mikro/0.1.0"  # mikro.__version__'s (tests/test_quickget.py checks)
@@ -226,9 +231,6 @@ def get(options: dict[str, object]) -> int | None:
     except BrokenPipeError:
         return 0
     return 0
-
-
-Decoded = tuple[list[tuple[str, Any]], list[list[Any]], list[str] | None]
 
 
 def decode(body: bytes, with_namespace: bool) -> Decoded | None:
