@@ -198,7 +198,7 @@ def test_json_and_msgspec_decode_alike(body: bytes, wide: bool, with_namespace: 
 @pytest.mark.parametrize(
     "args",
     [["frobs"], ["po", "p0"], ["po,cm"], ["cm", "-o", "json"], ["all"], ["deploy/web"], ["po", "-o", "name"],
-     ["cm", "-l", "!!bad"], []],
+     ["cm", "-l", "!!bad"], [], ["cm", "-n", "x HTTP/1.1\r\nX-Other: y"], ["cm", "-n", "a/b"], ["cm", "-n", ""]],
 )
 def test_other_forms_are_left_to_the_general_path(
     cluster: Registry, args: list[str], capsys: pytest.CaptureFixture[str]

@@ -5,9 +5,10 @@ on a raw TLS socket, printed with kubectl's layout.
 The command people time against kubectl. After the interpreter's own start, the general path
 (mikro.cli.kubectl.get) spent most of its time importing: http.client and the email package
 behind it (~40 ms of CPU here), mikro.api.resources' dataclasses (~15 ms), mikro.config, the
-printers. This path imports json, socket and ssl, nothing of mikro but mikro.cli.layout, and
-reads the columns from the Table itself (their names upper-cased and their priorities, as
-kubectl does; the server's columns are printers.py's, so the headers are the same words).
+printers. This path imports json, _socket and _ssl (msgspec too for a large Table), of mikro
+only mikro.cli.layout, and reads the columns from the Table itself (their names upper-cased
+and their priorities, as kubectl does; the server's columns are printers.py's, so the headers
+are the same words).
 
 It takes only the happy path: anything else (a kind not in KINDS, an answer that is not a 200,
 a connection that fails, a state directory that is not the user's own) returns None, and the
@@ -199,6 +200,8 @@ def get(options: dict[str, object]) -> int | None:
     all_namespaces = bool(options["all_namespaces"])
     namespace = str(options["namespace"])
     if namespaced and not all_namespaces:
+        if not namespace.isascii() or not namespace.replace("-", "").replace(".", "").isalnum():
+            return None  # (it goes into the request line as is: a name's characters only)
         prefix, _, plural = path.rpartition("/")
         path = f"{prefix}/namespaces/{namespace}/{plural}"
     query = {
