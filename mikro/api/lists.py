@@ -30,7 +30,7 @@ from mikro.errors import ApiError
 
 BATCH = 500  # rows read at a time when checking each one
 LARGE = 1000  # a list of this many objects hands its freed memory back to the system after
-Row = tuple[str, str, str, int]  # namespace, name, JSON text, resourceVersion
+Row = tuple[str, str, str | None, int]  # namespace, name, JSON text (None: kept, see select), resourceVersion
 
 
 @dataclass
