@@ -230,3 +230,15 @@ def test_not_running_is_left_to_the_general_path(cluster: Registry, capsys: pyte
     assert options is not None
     assert quickget.get(options) is None
     assert capsys.readouterr() == ("", "")
+
+
+def test_a_large_answer_arrives_whole(cluster: Registry, capsys: pytest.CaptureFixture[str],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    # (over server.SEPARATE_BODY: written apart from its headers; read record by record)
+    monkeypatch.setattr(quickget, "LARGE", 0)
+    for i in range(300):
+        cluster.create(BY_KIND["ConfigMap"], "default", {"metadata": {"name": f"big-{i:03d}"}, "data": {"k": "x" * 1000}})
+    listed = client.Client.from_state().list(BY_KIND["ConfigMap"], "default")
+    assert len(listed["items"]) == 302
+    quick, slow = both(["cm"], capsys)
+    assert quick == slow and quick[0].count("\n") == 303

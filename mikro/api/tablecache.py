@@ -63,13 +63,11 @@ class RowCache:
         resourceVersion) each, in order), joined by commas. A row read without its text (None)
         is one `pins` holds."""
         now = time.time() if now is None else now
-        with self.lock:  # (once for all the rows, not once per row)
-            kept = [self.kept.get((store_key, ns, name)) for ns, name, _, _ in found]
-        if pins is not None:
-            kept = [
-                pins.rows[(ns, name)] if text is None else row
-                for (ns, name, text, _), row in zip(found, kept, strict=True)
-            ]
+        if pins is not None and len(pins.found) == len(found):
+            kept = pins.found  # (looked up already, in the same order)
+        else:
+            with self.lock:  # (once for all the rows, not once per row)
+                kept = [self.kept.get((store_key, ns, name)) for ns, name, _, _ in found]
         ages: dict[float | None, str] = {}  # an AGE cell per creation second: the rows share them
         out = []
         for (ns, name, text, rv), row in zip(found, kept, strict=True):
@@ -104,23 +102,22 @@ class RowCache:
 class Pins:
     """For one list: Store.scan's `kept`. It answers which rows the cache does not hold at their
     resourceVersion (their text must be read), and holds the others for the answer, so that
-    none is evicted in between."""
+    none is evicted in between: `found`, in the keys' order (None where not held)."""
 
     def __init__(self, cache: RowCache, store_key: str) -> None:
         self.cache, self.store_key = cache, store_key
-        self.rows: dict[tuple[str, str], _Row] = {}
+        self.found: list[_Row | None] = []
 
     def __call__(self, keys: list[tuple[str, str, int]]) -> set[tuple[str, str]]:
-        missing = set()
+        store_key = self.store_key
         with self.cache.lock:
             get = self.cache.kept.get
-            for ns, name, rv in keys:
-                row = get((self.store_key, ns, name))
-                if row is not None and row.rv == rv:
-                    self.rows[(ns, name)] = row
-                else:
-                    missing.add((ns, name))
-        return missing
+            found = [get((store_key, ns, name)) for ns, name, _ in keys]
+        for i, ((_, _, rv), row) in enumerate(zip(keys, found, strict=True)):
+            if row is not None and row.rv != rv:
+                found[i] = None
+        self.found = found
+        return {(ns, name) for (ns, name, _), row in zip(keys, found, strict=True) if row is None}
 
 
 def table_json(
