@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -53,6 +54,7 @@ def test_it_speaks_as_the_client() -> None:
 
 def test_the_entry_point_takes_the_quick_path(cluster: Registry, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MIKRO_KUBECTL", "builtin")
+    monkeypatch.setattr(quickget, "leave", sys.exit)  # (not os._exit: this is the test's process)
     taken: list[Any] = []
     monkeypatch.setattr(entry, "_get", lambda options: taken.append(options) or 0)  # the general path
     monkeypatch.setattr(sys, "argv", ["mikro", "kubectl", "get", "cm", "-A"])
@@ -230,6 +232,14 @@ def test_not_running_is_left_to_the_general_path(cluster: Registry, capsys: pyte
     assert options is not None
     assert quickget.get(options) is None
     assert capsys.readouterr() == ("", "")
+
+
+def test_leaving_flushes_the_output_first(tmp_path: Path) -> None:
+    script = "import sys; from mikro.cli import quickget; sys.stdout.write('out'); sys.stderr.write('err'); quickget.leave(3)"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COVERAGE")}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env,
+                          cwd=Path(__file__).parent.parent)
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out", "err")
 
 
 def test_a_large_answer_arrives_whole(cluster: Registry, capsys: pytest.CaptureFixture[str],

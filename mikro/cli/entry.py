@@ -126,7 +126,9 @@ def _fast(args: list[str]) -> None:
             from mikro.cli import quickget
 
             code = quickget.get(options)
-            sys.exit(_get(options) if code is None else code)
+            if code is None:
+                sys.exit(_get(options))
+            quickget.leave(code)
 
 
 def run() -> None:

@@ -296,3 +296,18 @@ def render(
     by_column = list(zip(*cells, strict=True))  # (column by column: C loops, not one per cell)
     texts = [list(map(str, by_column[i])) for i in shown]
     return format_columns(headers, [namespaces, *texts] if namespaces is not None else texts)
+
+
+def leave(code: int) -> None:
+    """Exit with `code` once the output is out, without the interpreter's finalization (every
+    module torn down, the site-packages' too: ~20 ms of a ~100 ms command here). Nothing of
+    this path needs an exit handler; under coverage (which writes its data at exit), or if the
+    output cannot be flushed, the ordinary exit."""
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BaseException:
+        sys.exit(code)
+    if "coverage" in sys.modules:
+        sys.exit(code)
+    os._exit(code)
