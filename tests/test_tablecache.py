@@ -4,11 +4,14 @@ cache takes; a changed object gets a new row; the cache is bounded by bytes."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from mikro.api import listing, tablecache
+from mikro.api.resources import BY_KIND
+from mikro.api.store import Store
 from mikro.api.tablecache import RowCache
 from mikro.cli import printers
 
@@ -93,3 +96,32 @@ def test_a_whole_table(monkeypatch: pytest.MonkeyPatch) -> None:
     want = listing.include_object(printers.table("Secret", objs, "7"), objs, None)
     want["metadata"] = meta
     assert table == want
+
+
+def test_a_table_of_kept_rows_reads_only_the_changed_texts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tablecache.time, "time", lambda: NOW)
+    store = Store(tmp_path / "db")
+    res = BY_KIND["ConfigMap"]
+    for i in range(20):
+        store.create(res, {"kind": "ConfigMap", "metadata": {"name": f"c{i:02d}", "namespace": f"n{i % 3}",
+                                                            "creationTimestamp": "2026-11-27T10:00:00Z"},
+                           "data": {"k": "v" * i}})
+    cache = RowCache()
+
+    def table(pins: tablecache.Pins | None) -> tuple[list[Any], bytes]:
+        found, rv = store.scan(res, kept=pins)
+        return found, tablecache.table_json(cache, "ConfigMap", Store.key(res), found, {"resourceVersion": str(rv)}, pins)
+
+    first, whole = table(tablecache.Pins(cache, Store.key(res)))  # nothing kept yet: every text read
+    assert all(text is not None for _, _, text, _ in first)
+    assert table(None)[1] == whole
+    kept, again = table(tablecache.Pins(cache, Store.key(res)))
+    assert [text for _, _, text, _ in kept] == [None] * 20 and again == whole
+    changed = store.get(res, "n1", "c04")
+    changed["data"] = {"k": "changed"}
+    store.update(res, changed)
+    one, after = table(tablecache.Pins(cache, Store.key(res)))
+    assert [name for _, name, text, _ in one if text is not None] == ["c04"]
+    assert after == tablecache.table_json(RowCache(), "ConfigMap", Store.key(res), store.scan(res)[0],
+                                          {"resourceVersion": str(store.rv)})
+    assert after != whole

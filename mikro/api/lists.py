@@ -18,6 +18,7 @@ Events keep their order by time, as before (all of them read, then paged).
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +30,7 @@ from mikro.errors import ApiError
 
 BATCH = 500  # rows read at a time when checking each one
 LARGE = 1000  # a list of this many objects hands its freed memory back to the system after
-Row = tuple[str, str, str, int]  # namespace, name, JSON text, resourceVersion
+Row = tuple[str, str, str | None, int]  # namespace, name, JSON text (None: kept, see select), resourceVersion
 
 
 @dataclass
@@ -68,7 +69,16 @@ def _limit(query: dict[str, str]) -> int:
     return max(limit, 0)
 
 
-def select(store: Store, res: Resource, ns: str | None, query: dict[str, str]) -> Page:
+def select(
+    store: Store,
+    res: Resource,
+    ns: str | None,
+    query: dict[str, str],
+    kept: Callable[[list[tuple[str, str, int]]], set[tuple[str, str]]] | None = None,
+) -> Page:
+    """The page a list request answers. `kept` (tablecache.Pins, for a Table of cached rows):
+    the rows of an unfiltered list are read without the texts it keeps (Store.scan); the page
+    is then for its rows only, its texts None where kept."""
     try:
         requirements = selectors.parse_requirements(query.get("labelSelector"))
         fields = selectors.parse_field_selector(query.get("fieldSelector"))
@@ -88,7 +98,7 @@ def select(store: Store, res: Resource, ns: str | None, query: dict[str, str]) -
         items, more = listing.page(items, query, rv)
         return Page(None, items, rv, more)
     if not filtered:
-        rows, rv = store.scan(res, ns, start, limit + 1 if limit else None)
+        rows, rv = store.scan(res, ns, start, limit + 1 if limit else None, kept=kept)
         more = {}
         if limit and len(rows) > limit:
             rows = rows[:limit]

@@ -19,7 +19,7 @@ from typing import Any
 
 from mikro.cli import printers
 
-Row = tuple[str, str, str, int]  # namespace, name, JSON text, resourceVersion (as the store reads them)
+Row = tuple[str, str, str | None, int]  # namespace, name, JSON text (None: pinned), resourceVersion
 
 MAX_BYTES = 16 * 1024 * 1024
 # Kinds whose cells, AGE aside, move with the clock.
@@ -56,23 +56,35 @@ class RowCache:
         row = '{"cells":[' + ",".join(cells) + "]" + _OBJECT + json.dumps(meta, separators=(",", ":")) + "}}"
         return _Row(rv, row.split(_AGE), printers.parse_time(meta.get("creationTimestamp")))
 
-    def rows(self, kind: str, store_key: str, found: list[Row], now: float | None = None) -> str:
+    def rows(
+        self, kind: str, store_key: str, found: list[Row], now: float | None = None, pins: Pins | None = None
+    ) -> str:
         """The JSON of the Table rows of these stored objects ((namespace, name, JSON text,
-        resourceVersion) each, in order), joined by commas."""
+        resourceVersion) each, in order), joined by commas. A row read without its text (None)
+        is one `pins` holds."""
         now = time.time() if now is None else now
+        if pins is not None and len(pins.found) == len(found):
+            kept = pins.found  # (looked up already, in the same order)
+        else:
+            with self.lock:  # (once for all the rows, not once per row)
+                kept = [self.kept.get((store_key, ns, name)) for ns, name, _, _ in found]
+        ages: dict[float | None, str] = {}  # an AGE cell per creation second: the rows share them
         out = []
-        for ns, name, text, rv in found:
-            key = (store_key, ns, name)
-            with self.lock:
-                row = self.kept.get(key)
+        for (ns, name, text, rv), row in zip(found, kept, strict=True):
             if row is None or row.rv != rv:
+                assert text is not None  # (a row read without its text is a pinned one)
                 row = self._make(kind, json.loads(text), rv)
-                self._keep(key, row)
-            if len(row.parts) == 1:
-                out.append(row.parts[0])
+                self._keep((store_key, ns, name), row)
+            parts = row.parts
+            if len(parts) == 1:
+                out.append(parts[0])
                 continue
-            age = '"<unknown>"' if row.created is None else '"' + printers.human_duration(now - row.created) + '"'
-            out.append(age.join(row.parts))
+            age = ages.get(row.created)
+            if age is None:
+                created = row.created
+                age = '"<unknown>"' if created is None else '"' + printers.human_duration(now - created) + '"'
+                ages[created] = age
+            out.append(age.join(parts))
         return ",".join(out)
 
     def _keep(self, key: tuple[str, str, str], row: _Row) -> None:
@@ -87,15 +99,42 @@ class RowCache:
                 self.bytes -= dropped.size
 
 
+class Pins:
+    """For one list: Store.scan's `kept`. It answers which rows the cache does not hold at their
+    resourceVersion (their text must be read), and holds the others for the answer, so that
+    none is evicted in between: `found`, in the keys' order (None where not held)."""
+
+    def __init__(self, cache: RowCache, store_key: str) -> None:
+        self.cache, self.store_key = cache, store_key
+        self.found: list[_Row | None] = []
+
+    def __call__(self, keys: list[tuple[str, str, int]]) -> set[tuple[str, str]]:
+        store_key = self.store_key
+        with self.cache.lock:
+            get = self.cache.kept.get
+            found = [get((store_key, ns, name)) for ns, name, _ in keys]
+        for i, ((_, _, rv), row) in enumerate(zip(keys, found, strict=True)):
+            if row is not None and row.rv != rv:
+                found[i] = None
+        self.found = found
+        return {(ns, name) for (ns, name, _), row in zip(keys, found, strict=True) if row is None}
+
+
 def table_json(
-    cache: RowCache, kind: str, store_key: str, found: list[Row], metadata: dict[str, Any]
+    cache: RowCache,
+    kind: str,
+    store_key: str,
+    found: list[Row],
+    metadata: dict[str, Any],
+    pins: Pins | None = None,
 ) -> bytes:
-    """A whole meta.k8s.io/v1 Table (includeObject=Metadata) of these stored objects."""
+    """A whole meta.k8s.io/v1 Table (includeObject=Metadata) of these stored objects (read
+    with `pins` as Store.scan's `kept`, when given)."""
     head = printers.table(kind, [], "")
     head["metadata"] = metadata
     del head["rows"]
     text = json.dumps(head, separators=(",", ":"))
-    return (text[:-1] + ',"rows":[' + cache.rows(kind, store_key, found) + "]}").encode()
+    return "".join((text[:-1], ',"rows":[', cache.rows(kind, store_key, found, pins=pins), "]}")).encode()
 
 
 _LOCK = threading.Lock()

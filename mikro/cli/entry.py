@@ -5,14 +5,19 @@ click (and building every command's options) was about 40% of the CLI's own star
 common forms of `get` (targets, -n, -A, -l, --field-selector, -o) are parsed here, without
 click, and anything else (help, -w, an option spelt another way, every other command) goes to
 the click commands in `mikro.cli.main` exactly as before. Both paths call `kubectl.get`, and
-word errors through `user_error`.
+word errors through `user_error`. Before either, mikro.cli.quickget takes the commonest form
+of all (one built-in kind, printed as a table) with even less: a raw TLS socket, no mikro
+module imported; it leaves anything else, errors included, to `kubectl.get`.
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # (typing itself is not imported: the quick path's start counts)
+if TYPE_CHECKING:
+    from typing import Any
 
 NOT_RUNNING_HINT = "mikro is not running; start it with `mikro start`"
 
@@ -118,7 +123,12 @@ def _fast(args: list[str]) -> None:
     if args[:1] == ["get"] and builtin_kubectl():
         options = parse_get(args[1:])
         if options is not None:
-            sys.exit(_get(options))
+            from mikro.cli import quickget
+
+            code = quickget.get(options)
+            if code is None:
+                sys.exit(_get(options))
+            quickget.leave(code)
 
 
 def run() -> None:

@@ -12,6 +12,8 @@ from calendar import timegm
 from collections.abc import Callable
 from typing import Any
 
+from mikro.cli.layout import format_table  # noqa: F401 - printers.format_table, as before
+
 Cell = Any
 Column = tuple[str, int, Callable[[dict[str, Any]], Cell]]  # header, priority (1 = wide), value
 
@@ -548,18 +550,6 @@ def table(kind: str, items: list[dict[str, Any]], resource_version: str = "") ->
             for o in items
         ],
     }
-
-
-def format_table(headers: list[str], body: list[list[str]]) -> str:
-    """kubectl's tabwriter layout: columns padded to width + 3 spaces."""
-    if not body:
-        return ""
-    widths = [max(len(h), *(len(r[i]) for r in body)) for i, h in enumerate(headers)]
-    lines = []
-    for row in [headers, *body]:
-        cells = [cell.ljust(widths[i]) if i < len(row) - 1 else cell for i, cell in enumerate(row)]
-        lines.append("   ".join(cells).rstrip())
-    return "\n".join(lines)
 
 
 # The policy kinds' columns live in their own module, which fills COLUMNS on import.
