@@ -239,3 +239,19 @@ def test_mikro_start_imports_no_docker_sdk_on_its_common_path() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize(("argv", "prestarted"), [(["start"], True), (["start", "--help"], False), (["status"], False)])
+def test_a_plain_start_sets_the_stopped_containers_starting_first(
+    argv: list[str], prestarted: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mikro.cli import entry, main
+    from mikro.node import prestart
+
+    calls: list[tuple[Path, bool]] = []
+    monkeypatch.setenv("MIKRO_HOME", str(tmp_path))
+    monkeypatch.setattr(prestart, "begin", lambda root, only_if_recorded=False: calls.append((root, only_if_recorded)))
+    monkeypatch.setattr(main, "run", lambda: None)
+    monkeypatch.setattr(sys, "argv", ["mikro", *argv])
+    entry.run()
+    assert calls == ([(tmp_path, True)] if prestarted else [])

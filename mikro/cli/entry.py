@@ -121,10 +121,30 @@ def _fast(args: list[str]) -> None:
             sys.exit(_get(options))
 
 
+def _prestart() -> None:
+    """A plain `mikro start`: set the containers the last stop stopped starting now, before
+    click and the commands load (0.2-0.3 s of CPU), as the control plane's container would
+    once it has started (see mikro.node.prestart: whoever comes first takes the record; the
+    others wait for its lock and find it taken). Only with no options: `start --help` or a
+    mistyped option must start nothing."""
+    from mikro import config
+    from mikro.errors import StateDirError
+    from mikro.node import prestart
+
+    try:
+        root = config.paths().root
+    except StateDirError:
+        return  # `start` words it
+    if root.is_dir():
+        prestart.begin(root, only_if_recorded=True)
+
+
 def run() -> None:
     """The `mikro` command."""
     if sys.argv[1:2] == ["kubectl"]:
         _fast(sys.argv[2:])
+    if sys.argv[1:] == ["start"]:
+        _prestart()
     from mikro.cli import main
 
     main.run()
