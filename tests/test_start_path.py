@@ -245,13 +245,20 @@ def test_mikro_start_imports_no_docker_sdk_on_its_common_path() -> None:
 def test_a_plain_start_sets_the_stopped_containers_starting_first(
     argv: list[str], prestarted: bool, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mikro.cli import entry, main
+    from mikro.cli import entry, main, supervised
     from mikro.node import prestart
 
-    calls: list[tuple[Path, bool]] = []
+    calls: list[Any] = []
     monkeypatch.setenv("MIKRO_HOME", str(tmp_path))
+    monkeypatch.setenv("MIKRO_CLUSTER", "c1")
+    monkeypatch.setattr(supervised, "start_early", lambda paths, cluster: calls.append(("cp", cluster)))
     monkeypatch.setattr(prestart, "begin", lambda root, only_if_recorded=False: calls.append((root, only_if_recorded)))
     monkeypatch.setattr(main, "run", lambda: None)
     monkeypatch.setattr(sys, "argv", ["mikro", *argv])
+    entry.run()
+    # the control plane's container first, then the pods' containers
+    assert calls == ([("cp", "c1"), (tmp_path, True)] if prestarted else [])
+    calls.clear()
+    (tmp_path / "cluster.json").write_text(json.dumps({"autostart": False}))  # a forked control plane
     entry.run()
     assert calls == ([(tmp_path, True)] if prestarted else [])

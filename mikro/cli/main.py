@@ -108,7 +108,10 @@ def main() -> None:
 def start(bind_address: str | None, timeout: float, autostart: bool | None) -> None:
     """Start the cluster (and everything that was running in it)."""
     started = time.monotonic()
-    if running_client() is not None:
+    from mikro.cli import supervised
+
+    # (started early by mikro.cli.entry: the wait below says when it answers)
+    if not supervised.started_early() and running_client() is not None:
         click.echo("mikro is already running")
         return
     paths = config.ensure_state_dir()

@@ -57,6 +57,21 @@ def _start_known(paths: config.Paths, cluster: str) -> tuple[Any, lifecycle.Supe
     return (engine, spec, info) if info is not None else None
 
 
+# What `start_early` started: (engine, spec, inspection), for `start`.
+_early: tuple[Any, lifecycle.SupervisedContainer, dict[str, Any]] | None = None
+
+
+def start_early(paths: config.Paths, cluster: str) -> None:
+    """Start the control plane's container by the common path now (see mikro.cli.entry), for
+    `start` to wait on; nothing when it needs the full path."""
+    global _early
+    _early = _start_known(paths, cluster)
+
+
+def started_early() -> bool:
+    return _early is not None
+
+
 def start(
     paths: config.Paths,
     cluster: str,
@@ -67,10 +82,12 @@ def start(
     """Start the control plane's container (building its image first when mikro's code
     changed) and wait until its API answers; return what it wrote to apiserver.json. The
     containers the last stop stopped start again meanwhile (see mikro.node.prestart)."""
-    prestarting = prestart.begin(paths.root, only_if_recorded=True)
     from mikro.node.enginelite import EngineError
 
-    known = _start_known(paths, cluster)
+    # The control plane's container first (its boot is the longest chain), then the stopped
+    # pods' containers while it imports; during a build of its image, they start meanwhile.
+    known = _early or _start_known(paths, cluster)
+    prestarting = prestart.begin(paths.root, only_if_recorded=True)
     if known is not None:
         docker, spec, info = known
     else:
