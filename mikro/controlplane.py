@@ -238,6 +238,9 @@ def main() -> int:
     server.ready.set()
     config.write_private(paths.endpoint, json.dumps({**endpoint, "ready": True}))
     log.info("mikro %s is ready on 127.0.0.1:%d", cluster, settings["port"])
+    # The signing key (and PyJWT, cryptography) was left out of the boot: load it now, before
+    # the first pod's ServiceAccount token needs it.
+    threading.Thread(target=server.issuer.load_now, name="issuer", daemon=True).start()
     stopping.wait()
 
     log.info("stopping: pods, then proxies, then the API")

@@ -148,6 +148,19 @@ def start_supervised(docker: Any, spec: SupervisedContainer) -> dict[str, Any]:
     return docker.inspect(spec.name) or {}
 
 
+def start_existing(engine: Any, spec: SupervisedContainer) -> dict[str, Any] | None:
+    """`start_supervised` when the container exists with this spec (its common case): start it
+    unless it runs, and return its inspection after the start; None when it must be created."""
+    current = engine.inspect(spec.name)
+    labels = ((current or {}).get("Config") or {}).get("Labels") or {}
+    if current is None or labels.get(LABEL_PREFIX + "spec-hash") != spec_hash(spec):
+        return None
+    if not (current.get("State") or {}).get("Running"):
+        engine.start(spec.name)
+        current = engine.inspect(spec.name)
+    return current
+
+
 def supervised_state(docker: Any, cluster: str) -> dict[str, Any] | None:
     """The `State` of the cluster's control-plane container, None when there is none."""
     info = docker.inspect(container_name(cluster))

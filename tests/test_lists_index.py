@@ -186,3 +186,25 @@ def test_bad_selectors_are_a_400(store: Store) -> None:
         with pytest.raises(ApiError) as err:
             lists.select(store, CM, None, query)
         assert err.value.code == 400
+
+
+def test_building_an_index_does_not_wait_for_a_commit_under_the_stores_lock(store: Store) -> None:
+    """A group commit's leader takes the store's lock to publish: a wait for it with that lock
+    held never ends (`apply --wait`'s first label-selected list of pods hung so)."""
+    waits_under_lock: list[int] = []
+    real_wait = store.sync.wait
+
+    def wait(rv: int, commit: Any, publish: Any) -> None:
+        if store.lock._is_owned():  # type: ignore[attr-defined]
+            waits_under_lock.append(rv)
+            return
+        real_wait(rv, commit, publish)
+
+    store.sync.wait = wait  # type: ignore[method-assign]
+    store.sync.durable = 0  # as between a leader's publish and its note of what is durable
+    try:
+        keys = index_of(store).candidates(CM, None, selectors.parse_requirements("tier=front"))
+    finally:
+        store.sync.durable = store.rv
+    assert waits_under_lock == []
+    assert keys == reference(store, CM, None, "tier=front", "")

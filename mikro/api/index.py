@@ -95,7 +95,17 @@ class LabelIndex:
                     return None
                 table = self.tables.get(Store.key(res))
             if table is None:
-                rows, _ = self.store.scan(res)
+                # Under the store's lock: marked as a call from inside the store, so that the
+                # scan does not wait for a group commit whose leader needs that lock to publish
+                # (a deadlock: `apply --wait`'s first label-selected list of pods while the
+                # controllers were creating them hung every request).
+                local = self.store._calls
+                depth = getattr(local, "depth", 0)
+                local.depth = depth + 1
+                try:
+                    rows, _ = self.store.scan(res)
+                finally:
+                    local.depth = depth
                 table = _Labels()
                 for ns, name, data, _ in rows:
                     table.put((ns, name), (json.loads(data).get("metadata") or {}).get("labels"))

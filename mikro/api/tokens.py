@@ -9,13 +9,17 @@ Pure apart from the key file `load_or_create` reads or writes.
 from __future__ import annotations
 
 import os
+import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+# PyJWT and cryptography (0.15 s of CPU to import) are imported when the first token is issued
+# or checked, not while the control plane boots: the key is read (or made) then too.
 
 ISSUER = "https://kubernetes.default.svc.cluster.local"
 AUDIENCE = ISSUER  # the API server's own audience, the default of a TokenRequest
@@ -38,29 +42,59 @@ class Claims:
         return f"system:serviceaccount:{self.namespace}:{self.name}"
 
 
+def _generate() -> ec.EllipticCurvePrivateKey:
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def _load_or_create(path: Path) -> ec.EllipticCurvePrivateKey:
+    """The signing key kept at `path` (mode 0600), made when there is none."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    if path.exists():
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            return key
+    key = _generate()
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    return key
+
+
 class Issuer:
-    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
-        self.key = key
+    """Signs and checks tokens with one key: given, or obtained by `load` at its first use."""
+
+    def __init__(
+        self, key: ec.EllipticCurvePrivateKey | None = None, load: Callable[[], ec.EllipticCurvePrivateKey] = _generate
+    ) -> None:
+        self._key = key
+        self._load = load
+        self._lock = threading.Lock()
+
+    @property
+    def key(self) -> ec.EllipticCurvePrivateKey:
+        if self._key is None:
+            with self._lock:
+                if self._key is None:
+                    self._key = self._load()
+        return self._key
 
     @classmethod
     def ephemeral(cls) -> Issuer:
-        return cls(ec.generate_private_key(ec.SECP256R1()))
+        return cls(load=_generate)
 
     @classmethod
     def load_or_create(cls, path: Path) -> Issuer:
-        """The signing key kept at `path` (mode 0600), made on first use."""
-        if path.exists():
-            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
-            if isinstance(key, ec.EllipticCurvePrivateKey):
-                return cls(key)
-        key = ec.generate_private_key(ec.SECP256R1())
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as f:
-            f.write(pem)
-        return cls(key)
+        """The signing key kept at `path` (mode 0600), read or made at the first token."""
+        return cls(load=lambda: _load_or_create(path))
+
+    def load_now(self) -> None:
+        """Read (or make) the key now, with the imports it needs."""
+        _ = self.key
 
     def issue(
         self,
@@ -86,11 +120,15 @@ class Issuer:
             "exp": expires,
             "kubernetes.io": private,
         }
+        import jwt
+
         return jwt.encode(claims, self.key, algorithm=ALGORITHM), expires
 
     def verify(self, token: str, now: int | None = None) -> Claims | None:
         """The ServiceAccount a token names, if this issuer signed it for the API server's
         audience and it has not expired; None otherwise."""
+        import jwt
+
         try:
             options: dict[str, Any] = {"require": ["exp", "iat", "sub"]}
             if now is not None:

@@ -15,15 +15,15 @@ from typing import Any
 
 import yaml
 
-from mikro.api import resources, validation
+from mikro.api import bodies, resources, validation
 from mikro.errors import ManifestError
 
 # A manifest larger than this is refused before it is parsed: etcd itself caps an object
 # at 1.5 MiB, so a file of many megabytes is a mistake, and parsing it would cost memory.
 MAX_FILE_BYTES = 8 * 1024 * 1024
 # Aliases make a small text expand into a huge tree ("billion laughs"); count the expanded
-# nodes and give up past this many.
-MAX_EXPANDED_NODES = 200_000
+# nodes and give up past this many (the API server's bound for YAML bodies).
+MAX_EXPANDED_NODES = bodies.MAX_EXPANDED_NODES
 MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")
 
 

@@ -37,6 +37,41 @@ def _log_tail(paths: config.Paths) -> list[str]:
         return []
 
 
+def _start_known(paths: config.Paths, cluster: str) -> tuple[Any, lifecycle.SupervisedContainer, dict[str, Any]] | None:
+    """The common start, over the engine's socket without the Docker SDK (see
+    mikro.node.enginelite): the image for this code and a container of this spec exist, and it
+    is started. None when anything is otherwise (the SDK's path then decides and words it)."""
+    from mikro.node import cpimage, enginelite
+
+    engine = enginelite.Engine.from_env()
+    if engine is None:
+        return None
+    try:
+        image = cpimage.current_tag(engine, cpimage.default_cache())
+        if image is None:
+            return None
+        spec = lifecycle.host_spec(cluster, paths.root, image)
+        info = lifecycle.start_existing(engine, spec)
+    except enginelite.EngineError:
+        return None
+    return (engine, spec, info) if info is not None else None
+
+
+# What `start_early` started: (engine, spec, inspection), for `start`.
+_early: tuple[Any, lifecycle.SupervisedContainer, dict[str, Any]] | None = None
+
+
+def start_early(paths: config.Paths, cluster: str) -> None:
+    """Start the control plane's container by the common path now (see mikro.cli.entry), for
+    `start` to wait on; nothing when it needs the full path."""
+    global _early
+    _early = _start_known(paths, cluster)
+
+
+def started_early() -> bool:
+    return _early is not None
+
+
 def start(
     paths: config.Paths,
     cluster: str,
@@ -47,7 +82,59 @@ def start(
     """Start the control plane's container (building its image first when mikro's code
     changed) and wait until its API answers; return what it wrote to apiserver.json. The
     containers the last stop stopped start again meanwhile (see mikro.node.prestart)."""
+    from mikro.node.enginelite import EngineError
+
+    # The control plane's container first (its boot is the longest chain), then the stopped
+    # pods' containers while it imports; during a build of its image, they start meanwhile.
+    known = _early or _start_known(paths, cluster)
     prestarting = prestart.begin(paths.root, only_if_recorded=True)
+    if known is not None:
+        docker, spec, info = known
+    else:
+        docker, spec, info = _start_full(paths, cluster, progress)
+    restarts = int(info.get("RestartCount") or 0)
+    pid = (info.get("State") or {}).get("Pid")
+    # The endpoint file is a cheap read: look at it often; ask the engine whether the
+    # container still runs (a round trip) less often, and the API whether it answers (a TLS
+    # handshake, CPU taken from the starting control plane) once the file says it is ready.
+    deadline = time.monotonic() + timeout
+    next_inspect = time.monotonic() + INSPECT_EVERY  # it ran a moment ago: `info` says so
+    next_health = 0.0
+    while (now := time.monotonic()) < deadline:
+        if now >= next_inspect:
+            next_inspect = now + INSPECT_EVERY
+            try:
+                info = docker.inspect(spec.name) or {}
+            except EngineError:
+                info = {"State": {"Running": True, "Pid": pid}, "RestartCount": restarts}  # ask again later
+            state = info.get("State") or {}
+            if not state.get("Running") or state.get("Restarting") or int(info.get("RestartCount") or 0) > restarts:
+                # It exited during the start: stop it, or the engine would restart it over and over.
+                try:
+                    docker.stop(spec.name, 5)
+                except EngineError:
+                    pass
+                tail = _log_tail(paths)
+                if tail and tail[-1].startswith("error: "):
+                    raise LifecycleError(tail[-1].removeprefix("error: "))
+                raise LifecycleError("the control plane exited during start:\n" + "\n".join(tail))
+            pid = state.get("Pid")
+        endpoint = config.read_json(paths.endpoint)
+        if endpoint and endpoint.get("pid") == pid and endpoint.get("ready", True) and now >= next_health:
+            next_health = now + HEALTH_EVERY
+            if healthy(endpoint):
+                if prestarting is not None:
+                    prestarting.join()  # done already: the control plane waited for it
+                return endpoint
+        time.sleep(POLL_EVERY)
+    raise LifecycleError(f"the control plane did not become ready within {timeout:.0f}s; see {paths.log}")
+
+
+def _start_full(
+    paths: config.Paths, cluster: str, progress: Callable[[str], None]
+) -> tuple[Any, lifecycle.SupervisedContainer, dict[str, Any]]:
+    """Through the Docker SDK: build the image when the code changed, create the container
+    when its arguments changed, start it."""
     from mikro.node import cpimage
     from mikro.node.docker_backend import Docker, DockerError, DockerUnavailable
     from mikro.node.images import ImageError
@@ -64,35 +151,7 @@ def start(
         raise LifecycleError(f"{exc}; `mikro start --no-autostart` runs the control plane without it") from None
     except DockerError as exc:
         raise LifecycleError(f"cannot start the control plane's container: {exc}") from None
-    restarts = int(info.get("RestartCount") or 0)
-    pid = (info.get("State") or {}).get("Pid")
-    # The endpoint file is a cheap read: look at it often; ask the engine whether the
-    # container still runs (a round trip) less often, and the API whether it answers (a TLS
-    # handshake, CPU taken from the starting control plane) once the file says it is ready.
-    deadline = time.monotonic() + timeout
-    next_inspect = next_health = 0.0
-    while (now := time.monotonic()) < deadline:
-        if now >= next_inspect:
-            next_inspect = now + INSPECT_EVERY
-            info = docker.inspect(spec.name) or {}
-            state = info.get("State") or {}
-            if not state.get("Running") or state.get("Restarting") or int(info.get("RestartCount") or 0) > restarts:
-                # It exited during the start: stop it, or the engine would restart it over and over.
-                docker.stop(spec.name, 5)
-                tail = _log_tail(paths)
-                if tail and tail[-1].startswith("error: "):
-                    raise LifecycleError(tail[-1].removeprefix("error: "))
-                raise LifecycleError("the control plane exited during start:\n" + "\n".join(tail))
-            pid = state.get("Pid")
-        endpoint = config.read_json(paths.endpoint)
-        if endpoint and endpoint.get("pid") == pid and endpoint.get("ready", True) and now >= next_health:
-            next_health = now + HEALTH_EVERY
-            if healthy(endpoint):
-                if prestarting is not None:
-                    prestarting.join()  # done already: the control plane waited for it
-                return endpoint
-        time.sleep(POLL_EVERY)
-    raise LifecycleError(f"the control plane did not become ready within {timeout:.0f}s; see {paths.log}")
+    return docker, spec, info
 
 
 def stop(cluster: str, timeout: float) -> bool:

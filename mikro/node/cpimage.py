@@ -25,10 +25,14 @@ import tomllib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mikro.node.docker_backend import Docker
-from mikro.node.images import ImageError, Progress, debian_image
+if TYPE_CHECKING:
+    from mikro.node.docker_backend import Docker
+    from mikro.node.images import Progress
+
+# mikro.node.images (and the Docker SDK it imports: 0.25 s of CPU) is imported by the functions
+# that build: `current_tag`, `mikro start`'s common path, needs neither.
 
 IMAGE_REPO = "mikro/controlplane"
 LIB = "/opt/mikro/lib"
@@ -54,6 +58,8 @@ def suite_for(version: tuple[int, int]) -> str:
     try:
         return PYTHON_SUITES[version]
     except KeyError:
+        from mikro.node.images import ImageError
+
         known = ", ".join(f"{v[0]}.{v[1]} ({s})" for v, s in sorted(PYTHON_SUITES.items()))
         raise ImageError(
             f"the control plane's image needs the Python that runs mikro ({version[0]}.{version[1]}) from a "
@@ -155,6 +161,7 @@ def source_requirements(package_dir: Path) -> list[str]:
 def collect() -> Bundle:
     import mikro
     from mikro.net.ingress import addons_root
+    from mikro.node.images import ImageError
 
     package_dir = Path(mikro.__file__).resolve().parent
     bundle = Bundle()
@@ -187,6 +194,8 @@ def collect() -> Bundle:
 
 
 def build_base(docker: Docker, progress: Progress, version: tuple[int, int]) -> None:
+    from mikro.node.images import debian_image
+
     suite, tag = suite_for(version), base_image(version)
     progress(f"building {tag} from Debian {suite} packages with mmdebstrap (about a minute, once)")
     debian_image(
@@ -257,9 +266,22 @@ def _read_cache(cache: Path | None) -> dict[str, str]:
     return {k: v for k, v in data.items() if isinstance(k, str) and isinstance(v, str)}
 
 
+def current_tag(docker: Any, cache: Path) -> str | None:
+    """The image `ensure` would return without building anything, when the cache knows it for
+    the code that runs now and it exists; None otherwise (`ensure` then decides). `docker`
+    needs only `image(ref)`: `mikro start` asks over the engine's socket, without the SDK."""
+    base_info = docker.image(base_image(python_version()))
+    if not base_is_current(base_info):
+        return None
+    tag = _read_cache(cache).get(code_signature(str((base_info or {}).get("Id", ""))))
+    return tag if tag and docker.image(tag) is not None else None
+
+
 def ensure(docker: Docker, progress: Progress, force: bool = False, cache: Path | None = None) -> tuple[str, bool]:
     """The control plane's image for the code that runs now: (its tag, whether it was built).
     `cache`: a file remembering the tag of the last code signature (see `code_signature`)."""
+    from mikro.node.images import ImageError
+
     version = python_version()
     base = base_image(version)
     if force or not base_is_current(docker.image(base)):
