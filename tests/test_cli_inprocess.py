@@ -4,7 +4,6 @@ Docker, so the commands' own code is measured; exact output and exit codes as a 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,15 +12,11 @@ import pytest
 import yaml
 from click.testing import CliRunner, Result
 
-from mikro import config
-from mikro.api import pki
 from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
-from mikro.api.server import serve
-from mikro.api.store import Store
 from mikro.cli.main import kubectl_group, main
 from mikro.controllers.manager import Controllers
-from mikro.controlplane import bootstrap
+from tests.inprocess import api_server
 
 CLUSTER = "mkt-inproc"
 STACK = """\
@@ -47,19 +42,8 @@ spec:
 
 @pytest.fixture()
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
-    monkeypatch.setenv("MIKRO_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MIKRO_CLUSTER", CLUSTER)
-    paths = config.ensure_state_dir()
-    _, cert, key = pki.ensure(paths.pki)
-    registry = Registry(Store(paths.db), "10.152.128.0/17", CLUSTER)
-    bootstrap(registry, CLUSTER, CLUSTER, "10.152.0.1")
-    server = serve(registry, "tok", None, 0, (str(cert), str(key)))
-    server.ready.set()
-    endpoint = {"port": server.server_address[1], "token": "tok", "pid": os.getpid(), "cluster": CLUSTER}
-    config.write_private(paths.endpoint, json.dumps(endpoint))
-    yield registry
-    server.stopping.set()
-    server.shutdown()
+    with api_server(tmp_path, monkeypatch, CLUSTER) as registry:
+        yield registry
 
 
 def run(*args: str, input: str | None = None) -> Result:

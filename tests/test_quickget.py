@@ -5,7 +5,6 @@ it cannot verify) to the general path."""
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -21,10 +20,8 @@ from mikro import __version__, config
 from mikro.api import pki, resources
 from mikro.api.registry import Registry
 from mikro.api.resources import BY_KIND
-from mikro.api.server import serve
-from mikro.api.store import Store
 from mikro.cli import client, discovery, entry, printers, quickget, tableshape
-from mikro.controlplane import bootstrap
+from tests.inprocess import api_server
 
 CLUSTER = "mkt-quickget"
 
@@ -100,32 +97,21 @@ def test_read_answer(chunks: list[bytes], expected: bytes | None) -> None:
 
 @pytest.fixture()
 def cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Registry]:
-    monkeypatch.setenv("MIKRO_HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("MIKRO_CLUSTER", CLUSTER)
-    paths = config.ensure_state_dir()
-    _, cert, key = pki.ensure(paths.pki)
-    registry = Registry(Store(paths.db), "10.152.128.0/17", CLUSTER)
-    bootstrap(registry, CLUSTER, CLUSTER, "10.152.0.1")
-    server = serve(registry, "tok", None, 0, (str(cert), str(key)))
-    server.ready.set()
-    endpoint = {"port": server.server_address[1], "token": "tok", "pid": os.getpid(), "cluster": CLUSTER}
-    config.write_private(paths.endpoint, json.dumps(endpoint))
-    for i in range(3):
-        ns = "default" if i < 2 else "kube-system"
-        registry.create(BY_KIND["ConfigMap"], ns, {"metadata": {"name": f"c{i}", "labels": {"n": str(i)}}, "data": {"a": "1"}})
-        pod = {"metadata": {"name": f"p{i}", "labels": {"n": str(i)}},
-               "spec": {"containers": [{"name": "web", "image": "hello-ip:1"}]}}
-        registry.create(BY_KIND["Pod"], ns, pod)
-    deploy = {"metadata": {"name": "web"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
-              "template": {"metadata": {"labels": {"app": "web"}},
-                           "spec": {"containers": [{"name": "web", "image": "hello-ip:1"}]}}}}
-    registry.create(BY_KIND["Deployment"], "default", deploy)
-    # every age read from now on is the same: both paths print the same AGE cells
-    frozen = time.time() + 3 * 3600
-    monkeypatch.setattr(time, "time", lambda: frozen)
-    yield registry
-    server.stopping.set()
-    server.shutdown()
+    with api_server(tmp_path, monkeypatch, CLUSTER) as registry:
+        for i in range(3):
+            ns = "default" if i < 2 else "kube-system"
+            registry.create(BY_KIND["ConfigMap"], ns, {"metadata": {"name": f"c{i}", "labels": {"n": str(i)}}, "data": {"a": "1"}})
+            pod = {"metadata": {"name": f"p{i}", "labels": {"n": str(i)}},
+                   "spec": {"containers": [{"name": "web", "image": "hello-ip:1"}]}}
+            registry.create(BY_KIND["Pod"], ns, pod)
+        deploy = {"metadata": {"name": "web"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                  "template": {"metadata": {"labels": {"app": "web"}},
+                               "spec": {"containers": [{"name": "web", "image": "hello-ip:1"}]}}}}
+        registry.create(BY_KIND["Deployment"], "default", deploy)
+        # every age read from now on is the same: both paths print the same AGE cells
+        frozen = time.time() + 3 * 3600
+        monkeypatch.setattr(time, "time", lambda: frozen)
+        yield registry
 
 
 def both(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[Any, Any]:
