@@ -137,3 +137,29 @@ def test_a_namespace_waiting_for_its_last_events_is_woken_by_their_deletion(c: C
     c.ctl._on_change(Change("DELETED", BY_KIND["Event"], event, 2))
     assert c.ctl.wake.is_set()
 
+
+
+def test_a_started_loop_runs_a_pass_before_any_change(c: Cluster) -> None:
+    """What was written before the loop watched (a reboot's pod statuses, written by the runtime's
+    boot) reaches the workloads' status at once, not at the safety net's pass minutes later."""
+    import time
+
+    from mikro.controllers.manager import Controllers
+
+    c.reg.create(DEPLOY, "default", deployment(2))
+    c.sync()
+    c.sync()
+    c.start_all()  # the pods turned ready while no controller loop ran
+    assert (c.store.get(DEPLOY, "default", "web").get("status") or {}).get("readyReplicas") is None
+    loop = Controllers(c.reg, clock=c.clock, api=c.api)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if (c.store.get(DEPLOY, "default", "web").get("status") or {}).get("readyReplicas") == 2:
+                break
+            time.sleep(0.05)
+        assert c.store.get(DEPLOY, "default", "web")["status"]["readyReplicas"] == 2
+    finally:
+        loop.stop.set()
+        loop.wake.set()

@@ -96,6 +96,10 @@ class Controllers:
     def start(self) -> None:
         self.store.watch(self._on_change)
         EndpointsFastPath(self.store, self.api, self.lock, self.clock, self.stop).start()
+        # One pass at once, as informers' first list reconciles every object: what was written
+        # before this watch (a reboot's pod statuses, written by the runtime's boot) announces
+        # itself by no change, and the next look would be the safety net's, minutes away.
+        self.wake.set()
         self.thread = threading.Thread(target=self._loop, name="controllers", daemon=True)
         self.thread.start()
 
