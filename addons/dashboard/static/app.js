@@ -97,10 +97,12 @@ function el(tag, attrs = {}, ...children) {
 }
 
 function fill(table, headers, rows) {
-  table.replaceChildren(
-    el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h)))),
-    el("tbody", {}, rows.length ? rows : [el("tr", {}, el("td", { colspan: headers.length, class: "muted" }, "none"))]),
-  );
+  const head = el("thead", {}, el("tr", {}, headers.map((h) => el("th", {}, h))));
+  const body = el("tbody", {}, rows.length ? rows : [el("tr", {}, el("td", { colspan: headers.length, class: "muted" }, "none"))]);
+  // A table that shows the same as before is left as it is: every watch event redraws, and
+  // replacing unchanged rows would pull a button away from under the pointer mid-click.
+  if (table.innerHTML === head.outerHTML + body.outerHTML) return;
+  table.replaceChildren(head, body);
 }
 
 function age(stamp) {
