@@ -19,31 +19,16 @@ import pytest
 from mikro import lifecycle
 from mikro.api import pki, tokens
 from mikro.node import cpimage, enginelite
+from tests.test_cpimage_cache import Engine as ImageEngine
 
 
-class Engine:
+class Engine(ImageEngine):
     """The image and container calls over a set of tags and containers."""
 
     def __init__(self, tags: set[str], containers: dict[str, dict[str, Any]] | None = None) -> None:
-        self.tags = tags
+        super().__init__(tags)
         self.containers = containers or {}
-        self.built: list[str] = []
         self.started: list[str] = []
-
-    def image(self, ref: str) -> dict[str, Any] | None:
-        if ref.startswith("mikro/python:"):
-            return {
-                "Id": "sha256:base",
-                "Config": {"Labels": {cpimage.PACKAGES_LABEL: ",".join(cpimage.BASE_PACKAGES)}},
-            }
-        return {"Id": "sha256:image"} if ref in self.tags else None
-
-    def build(self, context: bytes, tag: str, labels: dict[str, str]) -> None:
-        self.built.append(tag)
-        self.tags.add(tag)
-
-    def images(self, label: str) -> list[dict[str, Any]]:
-        return []
 
     def inspect(self, name: str) -> dict[str, Any] | None:
         return self.containers.get(name)
