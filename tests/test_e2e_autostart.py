@@ -83,6 +83,16 @@ def reboot(m: Mikro) -> None:
         restart_docker_engine()
 
 
+def diagnosis(m: Mikro) -> str:
+    """What a failed wait for the stack saw: the cluster's containers, port 80's answer, the
+    pods and the control plane's log (printed by the test when it fails)."""
+    lines = [f"port 80: {get()[:200]}"]
+    for c in sorted(cluster_containers(m), key=lambda c: c["Names"][0]):
+        lines.append(f"container {c['Names'][0]}: {c['State']} ({c['Status']})")
+    pods = m.run("kubectl", "get", "deployments,replicasets,pods", "-o", "wide", check=False)
+    return "\n".join([*lines, pods.stdout, pods.stderr, "control plane log:", m.log_tail()])
+
+
 def pods_state(m: Mikro) -> list[tuple[str, str]]:
     return sorted((p["metadata"]["name"], p["status"]["phase"]) for p in m.pods("projet=mon-app"))
 
@@ -134,7 +144,11 @@ def test_a_running_cluster_comes_back_after_a_reboot_a_stopped_one_does_not(stac
         back = time.monotonic()
         # The issue's bound is 10 s on a quiet machine; CI's engine restart under the suite's load
         # took longer once, so the test allows 30 s (the time is printed below).
-        answer = wait_for(lambda: (r := get()).startswith("Hello from mon-app-deployment-") and r, 30, 0.1, "port 80")
+        try:
+            answer = wait_for(lambda: (r := get()).startswith("Hello from mon-app-deployment-") and r, 30, 0.1, "port 80")
+        except AssertionError:
+            print(diagnosis(stack))
+            raise
         # No `mikro` command ran until here; now look at what came back.
         print(f"the stack answered {time.monotonic() - back:.1f}s after the engine was back")
         assert any(name in answer for name, _ in before)
@@ -142,7 +156,7 @@ def test_a_running_cluster_comes_back_after_a_reboot_a_stopped_one_does_not(stac
         status = stack.run("status").stdout
         assert "starts at boot: yes" in status and "ingress" in status.split("enabled:")[1].split("disabled:")[0]
         ready = stack.kubectl("get", "deployment", "mon-app-deployment").stdout.splitlines()[1].split()
-        assert ready[1] == "2/2"
+        assert ready[1] == "2/2", diagnosis(stack)
         # The cluster stopped with `mikro stop` stayed stopped.
         assert {c["State"] for c in cluster_containers(stopped)} == {"exited"}
         assert stopped.run("status", check=False).returncode == 1
@@ -163,7 +177,11 @@ def test_a_stopped_cluster_stays_stopped(stack: Mikro) -> None:
     assert stack.run("status", check=False).returncode == 1
     started = stack.run("start")
     assert "It comes back after a reboot until `mikro stop`" in started.stdout
-    wait_for(lambda: get().startswith("Hello from mon-app-deployment-"), 30, what="the stack after mikro start")
+    try:
+        wait_for(lambda: get().startswith("Hello from mon-app-deployment-"), 30, what="the stack after mikro start")
+    except AssertionError:
+        print(diagnosis(stack))
+        raise
 
 
 def test_no_autostart_runs_the_old_way(stack: Mikro) -> None:

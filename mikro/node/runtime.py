@@ -48,6 +48,15 @@ RESYNC_SECONDS = 30.0
 FULL_RESYNC_SECONDS = 1800.0
 # How long a terminating pod waits for the proxies to stop routing to it.
 UNROUTE_TIMEOUT = 3.0
+# A status write refused because the pod changed meanwhile is synced again at once, this many
+# times in a row; then the sync backs off as a failed one.
+MAX_CONFLICTS_IN_A_ROW = 5
+# How long `boot` waits for syncs under way before it starts containers in place.
+BOOT_WAIT_FOR_SYNCS = 30.0
+
+
+class StatusConflict(Exception):
+    """A pod's status write lost to another writer's (409): sync it again."""
 
 
 def docker_time(stamp: str | None) -> str | None:
@@ -79,6 +88,12 @@ class PodRuntime:
         self.index: dict[str, tuple[str, str]] = {}  # uid -> (namespace, name)
         self.wakeups: dict[str, float] = {}  # uid -> monotonic time of a due back-off
         self.failed: dict[str, int] = {}  # uid -> syncs failed in a row
+        self.conflicts: dict[str, int] = {}  # uid -> status writes refused in a row (409)
+        # While `boot` starts stopped containers in place, no pod syncs: a sync would see an app
+        # container not started yet as exited and run a second one in the same pod (its port
+        # taken, it would crash). The pods asked for meanwhile are synced once boot is done.
+        self.booting = False
+        self.held: set[str] = set()
         self.exits: dict[str, float] = {}  # exited container id -> monotonic time of its exit
         self.pull_backoff: dict[tuple[str, str], tuple[int, float]] = {}
         self.stop_event = threading.Event()
@@ -95,6 +110,9 @@ class PodRuntime:
 
     def enqueue(self, uid: str) -> None:
         with self.lock:
+            if self.booting:
+                self.held.add(uid)
+                return
             if uid in self.running:
                 self.dirty.add(uid)
                 return
@@ -106,12 +124,21 @@ class PodRuntime:
             if not self.stop_event.is_set():
                 self.sync(uid)
             self.failed.pop(uid, None)
+            self.conflicts.pop(uid, None)
+        except StatusConflict:
+            # Another writer (the network's Routed condition) changed the pod since it was read:
+            # sync again at once from the pod as it is now, as the kubelet's status manager does;
+            # only a pod refused over and over waits like a failed sync.
+            self.conflicts[uid] = self.conflicts.get(uid, 0) + 1
+            if self.conflicts[uid] <= MAX_CONFLICTS_IN_A_ROW:
+                with self.lock:
+                    self.dirty.add(uid)
+            else:
+                log.warning("sync of pod %s: its status write was refused %d times in a row", uid, self.conflicts[uid])
+                self._back_off(uid)
         except Exception:  # noqa: BLE001 - one pod's failure must not stop the others
             log.exception("sync of pod %s failed", uid)
-            # As the kubelet's pod workers: a failed sync is tried again (10 s, doubling to 5 min).
-            self.failed[uid] = self.failed.get(uid, 0) + 1
-            due = time.monotonic() + podplan.back_off(self.failed[uid])
-            self.wakeups[uid] = min(self.wakeups.get(uid, due), due)
+            self._back_off(uid)
         finally:
             with self.lock:
                 self.running.discard(uid)
@@ -119,6 +146,13 @@ class PodRuntime:
                 self.dirty.discard(uid)
             if again:
                 self.enqueue(uid)
+
+    def _back_off(self, uid: str) -> None:
+        """As the kubelet's pod workers: a failed sync is tried again (10 s, doubling to 5 min)."""
+        self.conflicts.pop(uid, None)
+        self.failed[uid] = self.failed.get(uid, 0) + 1
+        due = time.monotonic() + podplan.back_off(self.failed[uid])
+        self.wakeups[uid] = min(self.wakeups.get(uid, due), due)
 
     def start(self) -> None:
         for pod in self.store.list(POD)[0]:
@@ -200,7 +234,22 @@ class PodRuntime:
     def boot(self) -> None:
         """Bring back what `mikro stop` stopped: start existing containers in place (in
         parallel), then let the normal sync take over. Pods that had ended (Succeeded, Failed)
-        stay ended."""
+        stay ended. No pod syncs meanwhile (see `booting`)."""
+        with self.lock:
+            self.booting = True
+        try:
+            deadline = time.monotonic() + BOOT_WAIT_FOR_SYNCS
+            while self.running and time.monotonic() < deadline:  # (after an engine restart)
+                time.sleep(0.02)
+            self._start_in_place()
+        finally:
+            with self.lock:
+                self.booting = False
+                held, self.held = self.held, set()
+            for uid in dict.fromkeys([*list(self.index), *held]):
+                self.enqueue(uid)
+
+    def _start_in_place(self) -> None:
         ended = {
             p["metadata"]["uid"]
             for p in self.store.list(POD)[0]
@@ -231,8 +280,6 @@ class PodRuntime:
             list(pool.map(lambda c: self._quiet(self.docker.start, c["Id"]), infra))
             list(pool.map(lambda c: self._quiet(self.docker.start, c["Id"]), apps))
         log.info("boot: started %d containers", len(stopped))
-        for uid in list(self.index):
-            self.enqueue(uid)
 
     @staticmethod
     def _quiet(fn: Any, *args: Any) -> None:
@@ -868,6 +915,8 @@ class PodRuntime:
             self.store.update(POD, pod, status_only=True)
         except ApiError as err:
             self.own_writes.pop(uid, None)
+            if err.code == 409:
+                raise StatusConflict(uid) from None
             if err.code != 404:
                 raise
 
