@@ -44,12 +44,14 @@ def host_ports() -> Iterator[None]:
 
 
 def remove_cluster_leftovers(cluster: str) -> None:
-    """Every container, network and volume labelled with this (test) cluster's name."""
+    """Every container, network and volume labelled with this (test) cluster's name; the
+    control plane's container first, or it would start pods again meanwhile."""
     import docker
 
     client = docker.from_env()
     label = f"io.mikro/cluster={cluster}"
-    for c in client.api.containers(all=True, filters={"label": label}):
+    found = client.api.containers(all=True, filters={"label": label})
+    for c in sorted(found, key=lambda c: c["Labels"].get("io.mikro/kind") != "controlplane"):
         client.api.remove_container(c["Id"], force=True, v=True)
     for v in client.volumes.list(filters={"label": label}):
         v.remove(force=True)
@@ -172,9 +174,48 @@ def restart_docker_engine(between: Callable[[], None] | None = None) -> None:
     wait_for(docker_answers, 120, 0.5, "docker info to answer")
 
 
+def run_lock(suffix: str) -> Path:
+    return Path(f"/tmp/mikro-e2e-run-{suffix}.lock")
+
+
+def remove_dead_runs_clusters() -> None:
+    """Test clusters of runs that ended without their teardown (killed, or their machine's
+    session ended): a supervised one comes back at every engine start and keeps port 80.
+    A run holds its lock file while it lives; a cluster whose run holds none is removed."""
+    import docker
+
+    clusters = {
+        c["Labels"].get("io.mikro/cluster", "")
+        for c in docker.from_env().api.containers(all=True, filters={"label": "io.mikro/cluster"})
+    }
+    for cluster in sorted(c for c in clusters if c.startswith("mkt-")):
+        suffix = cluster.rsplit("-", 1)[-1]
+        if suffix == RUN_SUFFIX:
+            continue
+        with open(run_lock(suffix), "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                continue  # that run is alive
+        run_lock(suffix).unlink(missing_ok=True)
+        remove_cluster_leftovers(cluster)
+
+
 @pytest.fixture(scope="session")
-def images() -> None:
+def this_run() -> Iterator[None]:
+    """This run's lock, held while it lives (see remove_dead_runs_clusters)."""
+    with open(run_lock(RUN_SUFFIX), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            run_lock(RUN_SUFFIX).unlink(missing_ok=True)
+
+
+@pytest.fixture(scope="session")
+def images(this_run: None) -> None:
     """mikro's own images and the example app, built offline, once per run."""
+    remove_dead_runs_clusters()
     env = {**os.environ}
     subprocess.run([sys.executable, "-m", "mikro.cli", "images", "prepare"], check=True, env=env, timeout=900)
     subprocess.run([str(ROOT / "examples" / "hello-ip" / "build"), EXAMPLE_IMAGE], check=True, timeout=300)
