@@ -100,6 +100,11 @@ def test_scale_button_changes_the_deployment(mikro: Mikro, page: Any) -> None:
 
 
 def test_delete_button_deletes_the_pod(mikro: Mikro, page: Any) -> None:
-    victim = mikro.pods("projet=mon-app")[0]["metadata"]["name"]
-    page.click(f"#pods tr[data-name='{victim}'] button[data-action='delete']")
+    # Not one of the pods the scale to 1 is still ending: its row may leave the page under the
+    # pointer.
+    alive = [p for p in mikro.pods("projet=mon-app") if not p["metadata"].get("deletionTimestamp")]
+    victim = alive[0]["metadata"]["name"]
+    button = f"#pods tr[data-name='{victim}'] button[data-action='delete']"
+    page.wait_for_selector(button)
+    page.click(button)
     wait_for(lambda: victim not in [p["metadata"]["name"] for p in mikro.pods()], 60, what="the pod deleted")
