@@ -241,8 +241,8 @@ def test_a_plain_start_sets_the_stopped_containers_starting_first(
     monkeypatch.setattr(main, "run", lambda: None)
     monkeypatch.setattr(sys, "argv", ["mikro", *argv])
     entry.run()
-    # the control plane's container first, then the pods' containers
-    assert calls == ([("cp", "c1"), (tmp_path, True)] if prestarted else [])
+    # the pods' containers set starting first, then the control plane's container beside them
+    assert calls == ([(tmp_path, True), ("cp", "c1")] if prestarted else [])
     calls.clear()
     (tmp_path / "cluster.json").write_text(json.dumps({"autostart": False}))  # a forked control plane
     entry.run()

@@ -84,10 +84,10 @@ def start(
     containers the last stop stopped start again meanwhile (see mikro.node.prestart)."""
     from mikro.node.enginelite import EngineError
 
-    # The control plane's container first (its boot is the longest chain), then the stopped
-    # pods' containers while it imports; during a build of its image, they start meanwhile.
-    known = _early or _start_known(paths, cluster)
+    # The stopped pods' containers first (starting them is the longest chain), the control
+    # plane's container beside them; during a build of its image, they start meanwhile.
     prestarting = prestart.begin(paths.root, only_if_recorded=True)
+    known = _early or _start_known(paths, cluster)
     if known is not None:
         docker, spec, info = known
     else:

@@ -3,9 +3,10 @@
 Importing the control plane takes about a second of CPU (the Docker SDK, jsonschema, the API
 server); starting the cluster's stopped containers is a wait on the engine of about as long.
 At a clean stop the control plane records which of its containers were running (`record`);
-the next start reads that record and starts those containers from a thread (`begin`), the
-pods' infra containers, the proxies and the ingress first and the pods' other containers
-after them, as the pod runtime's own boot does, while the main thread imports. The runtime
+the next start reads that record and starts those containers from a thread (`begin`): the
+pods' infra containers, the proxies and the ingress at once, and each pod's other containers
+as soon as its own infra container runs (they join its network namespace), as the pod
+runtime's own boot does, while the main thread imports. The runtime
 and the network then find them running: nothing else changes (restart counts, readiness,
 back-off stay theirs; a container that cannot start is left to them).
 
@@ -26,7 +27,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -37,40 +38,56 @@ CONTAINER_ID = re.compile(r"^[0-9a-f]{64}$")
 FIRST_KINDS = ("proxy", "ingress")  # and the pods' infra containers
 
 
-def plan(containers: list[dict[str, Any]], label_prefix: str) -> dict[str, list[str]]:
-    """The running pods', proxies' and ingress's containers (Docker list entries) in two
-    waves: what others join (infra containers, proxies, ingress) first, the rest then."""
+def plan(containers: list[dict[str, Any]], label_prefix: str) -> dict[str, Any]:
+    """The running pods', proxies' and ingress's containers (Docker list entries): what others
+    join (infra containers, proxies, ingress) `first`, the rest `then`, and `after`: each infra
+    container's id -> the ids of its pod's other containers, started as soon as it runs."""
     first, then = [], []
+    infra: dict[str, str] = {}  # pod uid -> its infra container
+    apps: dict[str, list[str]] = {}  # pod uid -> its other containers
     for c in containers:
         labels = c.get("Labels") or {}
         kind = labels.get(label_prefix + "kind")
         if c.get("State") != "running" or kind not in ("pod", *FIRST_KINDS):
             continue
-        if kind in FIRST_KINDS or labels.get(label_prefix + "container") == "POD":
+        uid = labels.get(label_prefix + "uid", "")
+        if kind in FIRST_KINDS:
             first.append(c["Id"])
+        elif labels.get(label_prefix + "container") == "POD":
+            first.append(c["Id"])
+            infra[uid] = c["Id"]
         else:
             then.append(c["Id"])
-    return {"first": first, "then": then}
+            apps.setdefault(uid, []).append(c["Id"])
+    return {"first": first, "then": then, "after": {infra[uid]: ids for uid, ids in apps.items() if uid in infra}}
 
 
-def record(state_dir: Path, waves: dict[str, list[str]]) -> None:
+def record(state_dir: Path, waves: dict[str, Any]) -> None:
     (state_dir / RECORD).write_text(json.dumps(waves))
 
 
-def take(state_dir: Path) -> dict[str, list[str]]:
-    """The record, removed; empty when there is none or it is not one."""
+def _ids(value: Any) -> list[str]:
+    return [i for i in value if isinstance(i, str) and CONTAINER_ID.match(i)] if isinstance(value, list) else []
+
+
+def take(state_dir: Path) -> dict[str, Any]:
+    """The record, removed; empty when there is none or it is not one (a record of an older
+    mikro has no `after`: its second wave starts after the whole first)."""
     path = state_dir / RECORD
+    empty: dict[str, Any] = {"first": [], "then": [], "after": {}}
     try:
         text = path.read_text()
         path.unlink()
         data = json.loads(text)
     except (OSError, ValueError):
-        return {"first": [], "then": []}
+        return empty
     if not isinstance(data, dict):
-        return {"first": [], "then": []}
+        return empty
+    after = data.get("after") if isinstance(data.get("after"), dict) else {}
     return {
-        wave: [i for i in data.get(wave) or [] if isinstance(i, str) and CONTAINER_ID.match(i)]
-        for wave in ("first", "then")
+        "first": _ids(data.get("first")),
+        "then": _ids(data.get("then")),
+        "after": {k: _ids(v) for k, v in after.items() if CONTAINER_ID.match(k) and _ids(v)},
     }
 
 
@@ -108,10 +125,24 @@ def start_container(sock_path: str, ident: str) -> bool:
         conn.close()
 
 
-def run(waves: dict[str, list[str]], start: Callable[[str], bool]) -> None:
+def run(waves: dict[str, Any], start: Callable[[str], bool]) -> None:
+    """Start `first` side by side, each pod's containers once its infra container runs (none
+    when it did not start: they could not join it), then the rest of `then`."""
     began = time.monotonic()
+    after: dict[str, list[str]] = waves.get("after") or {}
+    chained = {ident for ids in after.values() for ident in ids}
+    joined: list[Future[bool]] = []
     with ThreadPoolExecutor(max_workers=16) as pool:
-        started = sum(sum(pool.map(start, waves[wave])) for wave in ("first", "then"))
+
+        def first(ident: str) -> bool:
+            ok = start(ident)
+            if ok:
+                joined.extend(pool.submit(start, app) for app in after.get(ident, []))
+            return ok
+
+        started = sum(pool.map(first, waves["first"]))
+        started += sum(pool.map(start, [i for i in waves["then"] if i not in chained]))
+        started += sum(f.result() for f in joined)
     log.info("prestart: %d containers started again in %.2fs", started, time.monotonic() - began)
 
 

@@ -274,11 +274,18 @@ class PodRuntime:
             for (uid, name), c in latest.items()
             if c["State"] != "running" and uid not in ended and not self.docker.on_stale_network(c)
         ]
-        infra = [c for name, c in stopped if name == INFRA]
-        apps = [c for name, c in stopped if name != INFRA]
+        # Each pod's infra container first, then its other containers (they join its network
+        # namespace); the pods side by side.
+        pods: dict[str, list[dict[str, Any]]] = {}
+        for _, c in sorted(stopped, key=lambda item: item[0] != INFRA):
+            pods.setdefault(c["Labels"].get(L + "uid", ""), []).append(c)
+
+        def start_pod(containers: list[dict[str, Any]]) -> None:
+            for c in containers:
+                self._quiet(self.docker.start, c["Id"])
+
         with ThreadPoolExecutor(max_workers=16) as pool:
-            list(pool.map(lambda c: self._quiet(self.docker.start, c["Id"]), infra))
-            list(pool.map(lambda c: self._quiet(self.docker.start, c["Id"]), apps))
+            list(pool.map(start_pod, pods.values()))
         log.info("boot: started %d containers", len(stopped))
 
     @staticmethod
