@@ -6,6 +6,7 @@ control plane's boot."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -107,21 +108,28 @@ class _UnixHTTPServer(ThreadingMixIn, UnixStreamServer):
         return request, ("local", 0)
 
 
+class _EngineHandler(BaseHTTPRequestHandler):
+    """A stand-in for the engine's API: subclasses answer with `_answer`."""
+
+    protocol_version = "HTTP/1.1"
+
+    def _answer(self, status: int, body: Any = None) -> None:
+        data = b"" if body is None else json.dumps(body).encode()
+        self.send_response(status)
+        if body is not None:
+            self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 def test_the_light_engine_speaks_the_engines_api(tmp_path: Path) -> None:
     calls: list[tuple[str, str]] = []
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def _answer(self, status: int, body: Any = None) -> None:
-            data = b"" if body is None else json.dumps(body).encode()
-            self.send_response(status)
-            if body is not None:
-                self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(_EngineHandler):
         def do_GET(self) -> None:  # noqa: N802
             calls.append(("GET", self.path))
             if self.path == "/images/mikro/pause:1/json":
@@ -137,9 +145,6 @@ def test_the_light_engine_speaks_the_engines_api(tmp_path: Path) -> None:
                 self._answer(204)
             else:
                 self._answer(500, {"message": "boom"})
-
-        def log_message(self, *args: Any) -> None:
-            pass
 
     sock = str(tmp_path / "engine.sock")
     httpd = _UnixHTTPServer(sock, Handler)
@@ -163,6 +168,40 @@ def test_the_light_engine_speaks_the_engines_api(tmp_path: Path) -> None:
         httpd.shutdown()
         httpd.server_close()
     assert ("POST", "/containers/c1-control-plane/stop?t=5") in calls
+
+
+@pytest.mark.parametrize("running", [True, False])
+def test_mikro_stop_stops_the_control_planes_container_without_the_docker_sdk(tmp_path: Path, running: bool) -> None:
+    calls: list[tuple[str, str]] = []
+
+    class Handler(_EngineHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            calls.append(("GET", self.path))
+            labels = {"io.mikro/cluster": "c1", "io.mikro/kind": "controlplane"}
+            self._answer(200, {"Config": {"Labels": labels}, "State": {"Running": running}})
+
+        def do_POST(self) -> None:  # noqa: N802
+            calls.append(("POST", self.path))
+            self._answer(204)
+
+    sock = str(tmp_path / "engine.sock")
+    httpd = _UnixHTTPServer(sock, Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    code = (
+        "import sys\n"
+        "from mikro.cli import supervised\n"
+        "print(supervised.stop('c1', 7), 'docker' in sys.modules or 'requests' in sys.modules)\n"
+    )
+    try:
+        env = {**os.environ, "DOCKER_HOST": f"unix://{sock}"}
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+    assert (out.stdout.strip(), out.stderr) == (f"{running} False", "")
+    assert calls == [("GET", "/containers/c1-control-plane/json")] + (
+        [("POST", "/containers/c1-control-plane/stop?t=7")] if running else []
+    )
 
 
 def test_the_certificates_addresses_are_remembered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
