@@ -65,6 +65,7 @@ KUBE_VERSION = {
 MAX_BODY = bodies.MAX_REQUEST_BYTES
 # How often a watch that allows bookmarks is told how far it has come (kube-apiserver: ~1 min).
 BOOKMARK_SECONDS = 10.0
+SHUTDOWN_POLL = 0.1  # seconds: how soon the listening loop sees a shutdown
 # An answer this big is written apart from its headers: joined, it would be copied twice more
 # (a 10 000 row Table is 5 MB).
 SEPARATE_BODY = 256 * 1024
@@ -970,5 +971,9 @@ def serve(
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(*tls)
         server.tls_context = context
-    threading.Thread(target=server.serve_forever, name="apiserver", daemon=True).start()
+    # `mikro stop` waits for `shutdown`, which the loop sees at its next poll: every 0.1 s, not
+    # the default 0.5 s (a stop of 20 pods spent 0.13-0.43 s there; ten wakeups a second idle).
+    threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": SHUTDOWN_POLL}, name="apiserver", daemon=True
+    ).start()
     return server
