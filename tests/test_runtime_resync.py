@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from mikro.api.resources import BY_KIND
 from mikro.api.store import Store
 from mikro.config import LABEL_PREFIX
@@ -181,3 +183,75 @@ def test_a_status_write_that_lost_a_race_syncs_again_at_once(tmp_path: Path) -> 
         time.sleep(0.01)
     rt2.pool.shutdown(wait=True)
     assert len(refused) == MAX_CONFLICTS_IN_A_ROW + 1 and rt2.failed[uid2] == 1
+
+
+class _PodDocker:
+    """An engine for one pod's sync: containers kept as list entries; the infra container's
+    start takes a while, as the network's set-up does on a real engine."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+        self.made: dict[str, dict[str, Any]] = {}
+        self.lock = threading.Lock()
+
+    def _log(self, call: str, ident: str) -> None:
+        with self.lock:
+            self.calls.append((call, ident))
+
+    def containers(self, **labels: str) -> list[dict[str, Any]]:
+        return [c for c in self.made.values() if all(c["Labels"].get(LABEL_PREFIX + k) == v for k, v in labels.items())]
+
+    def image_recent(self, ref: str) -> dict[str, Any] | None:
+        return {"Id": "sha256:" + ref, "Config": {}}
+
+    def create(self, spec: Any) -> str:
+        name = spec.labels.get(LABEL_PREFIX + "container", "")
+        ident = f"{name}-{len(self.made)}"
+        mode = spec.network_mode or spec.network
+        self.made[ident] = {"Id": ident, "State": "created", "Labels": dict(spec.labels), "HostConfig": {"NetworkMode": mode}}
+        self._log("create", name)
+        return ident
+
+    def start(self, ident: str) -> None:
+        name = self.made[ident]["Labels"].get(LABEL_PREFIX + "container", "")
+        self._log("start-begin", name)
+        if name == "POD":
+            time.sleep(0.2)
+        self.made[ident]["State"] = "running"
+        self._log("start-end", name)
+
+    def inspect(self, ident: str) -> dict[str, Any]:
+        c = self.made[ident]
+        return {**c, "State": {"Running": c["State"] == "running", "Status": c["State"]}, "NetworkSettings": {
+            "Networks": {"c": {"IPAddress": "10.152.0.5"}}}}
+
+    def on_stale_network(self, container: dict[str, Any]) -> bool:
+        return False
+
+
+@pytest.mark.parametrize(
+    ("env", "ahead"),
+    [([], True), ([{"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}}], False)],
+)
+def test_a_new_pods_app_container_is_created_while_its_infra_starts(
+    tmp_path: Path, env: list[dict[str, Any]], ahead: bool
+) -> None:
+    """The app container of a new pod is created during its infra container's start (not
+    after it), unless its environment names the pod's IP; started once the infra runs."""
+    docker = _PodDocker()
+    rt, uid = _runtime(tmp_path, docker)
+    rt.store.create(BY_KIND["Namespace"], {"metadata": {"name": "default"}})  # (where the Events go)
+    pod = rt.store.get(POD, "default", "web")
+    pod["spec"]["containers"] = [{"name": "app", "image": "hello-ip:1", "env": env}]
+    rt.store.update(POD, pod)
+    rt.sync(uid)
+    rt.pool.shutdown()
+    calls = docker.calls
+    assert calls.index(("start-end", "POD")) < calls.index(("start-begin", "app"))
+    created_app = calls.index(("create", "app"))
+    assert (created_app < calls.index(("start-end", "POD"))) is ahead
+    status = rt.store.get(POD, "default", "web")["status"]
+    assert [cs["name"] for cs in status["containerStatuses"]] == ["app"]
+    assert "running" in status["containerStatuses"][0]["state"] and status["podIP"] == "10.152.0.5"
+    reasons = [e["reason"] for e in rt.store.list(BY_KIND["Event"], "default")[0]]
+    assert reasons.count("Created") == 1 and reasons.count("Started") == 1

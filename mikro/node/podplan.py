@@ -195,6 +195,17 @@ def _field_ref(pod: dict[str, Any], path: str, pod_ip: str, host_ip: str) -> str
     return ""
 
 
+POD_IP_FIELDS = ("status.podIP", "status.podIPs")
+
+
+def needs_pod_ip(ctr: dict[str, Any]) -> bool:
+    """Whether a container's environment names the pod's IP (known once its infra runs)."""
+    return any(
+        ((env.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath") in POD_IP_FIELDS
+        for env in ctr.get("env") or []
+    )
+
+
 class MissingReference(Exception):
     """A Secret or ConfigMap a container needs does not exist (CreateContainerConfigError)."""
 

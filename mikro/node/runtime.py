@@ -82,6 +82,7 @@ class PodRuntime:
         self.docker = docker
         self.ctx = ctx
         self.pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="podworker")
+        self.infra_starts = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="infrastart")
         self.lock = threading.Lock()
         self.dirty: set[str] = set()
         self.running: set[str] = set()
@@ -618,7 +619,12 @@ class PodRuntime:
                     f"the infra image {self.ctx.infra_image} is missing; run `mikro images prepare`"
                 )
             ident = self.docker.create(spec)
-            self.docker.start(ident)
+            starting = self.infra_starts.submit(self.docker.start, ident)
+            try:
+                observed.update(self._create_ahead(pod, ident, observed))
+            except Exception:  # noqa: BLE001 - a head start only: the sync does it otherwise
+                log.debug("creating the containers of pod %s ahead failed", pod["metadata"]["name"], exc_info=True)
+            starting.result()
         elif current["State"] != "running":
             ident = current["Id"]
             self.docker.start(ident)
@@ -706,8 +712,8 @@ class PodRuntime:
         if current is not None and current["State"] == "running":
             return "running"
         if current is not None and current["State"] in ("created",):
-            self.docker.start(current["Id"])
-            return "running"
+            # (made while its infra container started: see `_create_ahead`)
+            return self._start_app(pod, name, current["Id"], waiting)
         if current is not None:
             restart_count = int(current["Labels"].get(L + "attempt", 0))
         elif (prev_cs.get(name) or {}).get("containerID"):
@@ -752,11 +758,7 @@ class PodRuntime:
             waiting[name] = (reason or "ErrImagePull", message or "")
             return "waiting"
         try:
-            env = podplan.resolve_env(pod, ctr, pod_ip, self.ctx.host_ip, self._lookup(pod["metadata"]["namespace"]))
-            env = {**self._service_env(pod), **env}
-            mounts = self._mounts(pod, ctr)
-            image = self.docker.image_recent(ctr["image"]) or {}
-            sec, warnings = podplan.security(pod, ctr, str((image.get("Config") or {}).get("User") or ""))
+            cspec, warnings = self._app_spec(pod, ctr, infra["Id"], pod_ip, restart_count)
         except podplan.MissingReference as exc:
             waiting[name] = ("CreateContainerConfigError", str(exc))
             self.reg.record_event(pod, "Failed", f"Error: {exc}", "Warning", "kubelet")
@@ -764,19 +766,75 @@ class PodRuntime:
             return "waiting"
         for warning in warnings:
             self.reg.record_event(pod, "UnsupportedSecurityField", warning, "Warning", "kubelet")
-        cspec = podplan.app_spec(self.ctx, pod, ctr, infra["Id"], restart_count, env, mounts, sec)
         try:
             ident = self.docker.create(cspec)
-            self.reg.record_event(pod, "Created", f"Created container {name}", component="kubelet")
-            self.docker.start(ident)
-            self.reg.record_event(pod, "Started", f"Started container {name}", component="kubelet")
         except DockerError as exc:
-            waiting[name] = ("RunContainerError", str(getattr(exc, "explanation", None) or exc))
-            self.reg.record_event(pod, "Failed", f"Error: {waiting[name][1]}", "Warning", "kubelet")
+            return self._run_error(pod, name, exc, waiting)
+        self.reg.record_event(pod, "Created", f"Created container {name}", component="kubelet")
+        if self._start_app(pod, name, ident, waiting) != "running":
             return "waiting"
         for old in attempts[1:]:  # keep only the previous run, for `logs --previous`
             self.docker.remove(old["Id"])
         return "running"
+
+    def _app_spec(
+        self, pod: dict[str, Any], ctr: dict[str, Any], infra_id: str, pod_ip: str, restart_count: int
+    ) -> tuple[Any, list[str]]:
+        """An app container's spec and the security warnings for it (MissingReference when a
+        Secret or ConfigMap it needs is missing)."""
+        env = podplan.resolve_env(pod, ctr, pod_ip, self.ctx.host_ip, self._lookup(pod["metadata"]["namespace"]))
+        env = {**self._service_env(pod), **env}
+        mounts = self._mounts(pod, ctr)
+        image = self.docker.image_recent(ctr["image"]) or {}
+        sec, warnings = podplan.security(pod, ctr, str((image.get("Config") or {}).get("User") or ""))
+        return podplan.app_spec(self.ctx, pod, ctr, infra_id, restart_count, env, mounts, sec), warnings
+
+    def _start_app(self, pod: dict[str, Any], name: str, ident: str, waiting: dict[str, tuple[str, str]]) -> str:
+        try:
+            self.docker.start(ident)
+        except DockerError as exc:
+            return self._run_error(pod, name, exc, waiting)
+        self.reg.record_event(pod, "Started", f"Started container {name}", component="kubelet")
+        return "running"
+
+    def _run_error(self, pod: dict[str, Any], name: str, exc: DockerError, waiting: dict[str, tuple[str, str]]) -> str:
+        waiting[name] = ("RunContainerError", str(getattr(exc, "explanation", None) or exc))
+        self.reg.record_event(pod, "Failed", f"Error: {waiting[name][1]}", "Warning", "kubelet")
+        return "waiting"
+
+    def _create_ahead(
+        self, pod: dict[str, Any], infra_id: str, observed: dict[str, list[dict[str, Any]]]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """While a new pod's infra container starts (the longest Docker call of a pod's start):
+        create its app containers, to be started once it runs. Only what needs nothing of the
+        running infra (not the pod's IP in its environment) and nothing done first (no init
+        containers, an image on the host); anything else, or any failure, is left to the sync,
+        which words it. The list entries `_sync_one` reads, by container name."""
+        spec = pod.get("spec") or {}
+        made: dict[str, list[dict[str, Any]]] = {}
+        if spec.get("initContainers"):
+            return made
+        # A container that ran before (its attempts, or a status naming one) restarts by the
+        # sync's own rules: its restart count, `logs --previous`.
+        ran = {cs.get("name") for cs in (pod.get("status") or {}).get("containerStatuses") or [] if cs.get("containerID")}
+        for ctr in spec.get("containers") or []:
+            if ctr["name"] in observed or ctr["name"] in ran:
+                continue
+            if podplan.needs_pod_ip(ctr) or ctr.get("imagePullPolicy") == "Always":
+                continue
+            if self.docker.image_recent(ctr["image"]) is None:
+                continue
+            try:
+                cspec, warnings = self._app_spec(pod, ctr, infra_id, "", 0)
+                ident = self.docker.create(cspec)
+            except (podplan.MissingReference, DockerError):
+                continue
+            for warning in warnings:
+                self.reg.record_event(pod, "UnsupportedSecurityField", warning, "Warning", "kubelet")
+            self.reg.record_event(pod, "Created", f"Created container {ctr['name']}", component="kubelet")
+            entry = {"Id": ident, "State": "created", "Labels": cspec.labels}
+            made[ctr["name"]] = [{**entry, "HostConfig": {"NetworkMode": f"container:{infra_id}"}}]
+        return made
 
     def _container_status(
         self, uid: str, ctr: dict[str, Any], attempts: list[dict[str, Any]], waiting: tuple[str, str] | None
