@@ -19,6 +19,7 @@ The WebSocket framing is wsproto's (sans-I/O, so it runs on the threaded HTTP se
 
 from __future__ import annotations
 
+import functools
 import json
 import select
 import socket
@@ -27,36 +28,25 @@ import threading
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mikro.errors import ApiError
 
-# wsproto (with h11: 0.05 s of CPU) is imported by the first WebSocket, not while the control
-# plane boots: `_load_wsproto` binds these module names.
-ConnectionType: Any = None
-WSConnection: Any = None
-ConnectionState: Any = None
-AcceptConnection: Any = None
-BytesMessage: Any = None
-CloseConnection: Any = None
-Message: Any = None
-Ping: Any = None
-Request: Any = None
-TextMessage: Any = None
-LocalProtocolError: Any = None
-RemoteProtocolError: Any = None
+if TYPE_CHECKING:
+    from wsproto import WSConnection
 
 
-def _load_wsproto() -> None:
-    global ConnectionType, WSConnection, ConnectionState, AcceptConnection, BytesMessage, CloseConnection
-    global Message, Ping, Request, TextMessage, LocalProtocolError, RemoteProtocolError
-    if WSConnection is not None:
-        return
-    from wsproto import ConnectionType, WSConnection
-    from wsproto.connection import ConnectionState
-    from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Message, Ping, Request, TextMessage
-    from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+@functools.cache
+def _wsproto() -> ModuleType:
+    """wsproto with the submodules used here, imported by the first WebSocket (with h11: 0.05 s
+    of CPU), not while the control plane boots."""
+    import wsproto
+    import wsproto.connection
+    import wsproto.events
+    import wsproto.utilities
 
+    return wsproto
 
 
 SUBRESOURCES = ("exec", "attach", "portforward")
@@ -214,7 +204,7 @@ class WebSocket:
     waits in select() without the lock."""
 
     def __init__(self, sock: socket.socket, ws: WSConnection) -> None:
-        _load_wsproto()
+        self.w = _wsproto()
         self.sock = sock
         self.ws = ws
         self.lock = threading.Lock()
@@ -233,11 +223,11 @@ class WebSocket:
                     400, f"unable to upgrade to {upgrade}: mikro streams this over WebSocket ({', '.join(supported)})"
                 )
             raise ApiError(400, "Upgrade request required")
-        _load_wsproto()
-        ws = WSConnection(ConnectionType.SERVER)
+        w = _wsproto()
+        ws = w.WSConnection(w.ConnectionType.SERVER)
         head = handler.requestline + "\r\n" + "".join(f"{k}: {v}\r\n" for k, v in handler.headers.items()) + "\r\n"
         ws.receive_data(head.encode("latin-1"))
-        request = next((e for e in ws.events() if isinstance(e, Request)), None)
+        request = next((e for e in ws.events() if isinstance(e, w.events.Request)), None)
         if request is None:
             raise ApiError(400, "invalid WebSocket upgrade request")
         protocol = negotiate(list(request.subprotocols), supported)
@@ -250,7 +240,7 @@ class WebSocket:
 
         def accept() -> WebSocket:
             sock = handler.connection
-            sock.sendall(ws.send(AcceptConnection(subprotocol=protocol)))
+            sock.sendall(ws.send(w.events.AcceptConnection(subprotocol=protocol)))
             handler.close_connection = True
             sock.settimeout(120)
             return cls(sock, ws)
@@ -259,10 +249,10 @@ class WebSocket:
 
     def send(self, channel: int, data: bytes) -> bool:
         with self.lock:
-            if self.ws.state is not ConnectionState.OPEN:
+            if self.ws.state is not self.w.connection.ConnectionState.OPEN:
                 return False
             try:
-                self.sock.sendall(self.ws.send(BytesMessage(data=frame(channel, data))))
+                self.sock.sendall(self.ws.send(self.w.events.BytesMessage(data=frame(channel, data))))
             except OSError:
                 return False
         return True
@@ -270,19 +260,19 @@ class WebSocket:
     def send_raw(self, data: bytes) -> bool:
         """One binary message without a channel byte (the SPDY tunnel's bytes)."""
         with self.lock:
-            if self.ws.state is not ConnectionState.OPEN:
+            if self.ws.state is not self.w.connection.ConnectionState.OPEN:
                 return False
             try:
-                self.sock.sendall(self.ws.send(BytesMessage(data=data)))
+                self.sock.sendall(self.ws.send(self.w.events.BytesMessage(data=data)))
             except OSError:
                 return False
         return True
 
     def close(self, code: int = 1000) -> None:
         with self.lock:
-            if self.ws.state is ConnectionState.OPEN:
+            if self.ws.state is self.w.connection.ConnectionState.OPEN:
                 try:
-                    self.sock.sendall(self.ws.send(CloseConnection(code=code)))
+                    self.sock.sendall(self.ws.send(self.w.events.CloseConnection(code=code)))
                 except OSError:
                     pass
 
@@ -311,7 +301,7 @@ class WebSocket:
                     data = b""
                 try:
                     self._absorb(data)
-                except (LocalProtocolError, RemoteProtocolError):
+                except (self.w.utilities.LocalProtocolError, self.w.utilities.RemoteProtocolError):
                     self.ended = True  # a broken peer: end the session, not the server
         return self.messages.popleft()
 
@@ -320,14 +310,16 @@ class WebSocket:
         carry several: kubectl's last stdin and its close signal often come together)."""
         self.ws.receive_data(data or None)
         for event in self.ws.events():
-            if isinstance(event, Ping):
+            if isinstance(event, self.w.events.Ping):
                 self._quiet_send(self.ws.send(event.response()))
-            elif isinstance(event, CloseConnection):
-                if self.ws.state is ConnectionState.REMOTE_CLOSING:
+            elif isinstance(event, self.w.events.CloseConnection):
+                if self.ws.state is self.w.connection.ConnectionState.REMOTE_CLOSING:
                     self._quiet_send(self.ws.send(event.response()))
                 self.ended = True
-            elif isinstance(event, Message):
-                self._parts.append(event.data.encode() if isinstance(event, TextMessage) else bytes(event.data))
+            elif isinstance(event, self.w.events.Message):
+                self._parts.append(
+                    event.data.encode() if isinstance(event, self.w.events.TextMessage) else bytes(event.data)
+                )
                 if event.message_finished:
                     self.messages.append(b"".join(self._parts))
                     self._parts = []
