@@ -255,3 +255,80 @@ def test_a_new_pods_app_container_is_created_while_its_infra_starts(
     assert "running" in status["containerStatuses"][0]["state"] and status["podIP"] == "10.152.0.5"
     reasons = [e["reason"] for e in rt.store.list(BY_KIND["Event"], "default")[0]]
     assert reasons.count("Created") == 1 and reasons.count("Started") == 1
+
+
+class _CrashingDocker(_PodDocker):
+    """App containers exit as soon as they start (a crash within milliseconds); their events
+    never arrive: only the runtime's own look can see the crash."""
+
+    def start(self, ident: str) -> None:
+        super().start(ident)
+        if self.made[ident]["Labels"].get(LABEL_PREFIX + "container") != "POD":
+            self.made[ident]["State"] = "exited"
+
+    def inspect(self, ident: str) -> dict[str, Any]:
+        info = super().inspect(ident)
+        if self.made[ident]["State"] == "exited":
+            info["State"] = {"Running": False, "Status": "exited", "ExitCode": 3, "StartedAt": "2026-01-01T00:00:00Z"}
+        return info
+
+    def remove(self, ident: str) -> None:
+        self.made.pop(ident, None)
+
+
+def test_a_container_that_ends_during_its_own_sync_is_restarted_without_its_event(tmp_path: Path) -> None:
+    """The sync that starts a container which dies at once sees it running, then ended: the pod
+    syncs again by itself (the first restart at once, then the back-off), event or not."""
+    docker = _CrashingDocker()
+    rt, uid = _runtime(tmp_path, docker)
+    rt.store.create(BY_KIND["Namespace"], {"metadata": {"name": "default"}})
+    pod = rt.store.get(POD, "default", "web")
+    pod["spec"]["containers"] = [{"name": "app", "image": "hello-ip:1"}]
+    rt.store.update(POD, pod)
+    rt.enqueue(uid)
+
+    def state() -> dict[str, Any]:
+        statuses = (rt.store.get(POD, "default", "web").get("status") or {}).get("containerStatuses") or [{}]
+        return statuses[0]
+
+    deadline = time.monotonic() + 10
+    while (state().get("state") or {}).get("waiting", {}).get("reason") != "CrashLoopBackOff":
+        assert time.monotonic() < deadline, state()
+        time.sleep(0.02)
+    rt.pool.shutdown(wait=True)
+    assert state()["restartCount"] == 1
+    assert docker.calls.count(("create", "app")) == 2  # the first run, and its restart at once
+
+
+class _StreamDocker(_BootDocker):
+    """An engine whose event stream opens only when the test says."""
+
+    def __init__(self, uid: str) -> None:
+        super().__init__(uid)
+        self.release.set()
+        self.open = threading.Event()
+        self.opened_before_start: bool | None = None
+
+    def start(self, ident: str) -> None:
+        if self.opened_before_start is None:
+            self.opened_before_start = self.open.is_set()
+        super().start(ident)
+
+    def events(self, on_event: Any, stop: threading.Event, on_reconnect: Any, connected: threading.Event) -> None:
+        time.sleep(0.2)  # (a connection that takes a while)
+        self.open.set()
+        connected.set()
+        stop.wait(10)
+
+
+def test_the_engines_events_are_followed_before_the_boot_starts_containers(tmp_path: Path) -> None:
+    docker = _StreamDocker("")
+    rt, uid = _runtime(tmp_path, docker)
+    docker.uid = uid
+    rt.sync = lambda u: None
+    rt.prober.start = lambda: None
+    rt._periodic = lambda: None
+    rt.start()
+    rt.stop_event.set()
+    rt.pool.shutdown(wait=True)
+    assert docker.started == ["app0"] and docker.opened_before_start is True

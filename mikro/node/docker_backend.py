@@ -302,8 +302,10 @@ class Docker:
         on_event: Callable[[dict[str, Any]], None],
         stop: threading.Event,
         on_reconnect: Callable[[], None] | None = None,
+        connected: threading.Event | None = None,
     ) -> None:
-        """Call `on_event` for each container event of this cluster until `stop` is set.
+        """Call `on_event` for each container event of this cluster until `stop` is set;
+        `connected` is set once the stream is open.
 
         The stream ends when the engine stops or restarts (its containers stopped with it, and
         events may have been missed): it is opened again, and `on_reconnect` is called once it
@@ -311,9 +313,15 @@ class Docker:
         first = True
         while not stop.is_set():
             try:
+                # From a second back: the engine answers before it subscribes the stream, and an
+                # event of that instant is replayed rather than lost (a repeat only syncs again).
                 stream = self.api.events(
-                    decode=True, filters={"type": "container", "label": f"{LABEL_CLUSTER}={self.cluster}"}
+                    since=int(time.time()) - 1,
+                    decode=True,
+                    filters={"type": "container", "label": f"{LABEL_CLUSTER}={self.cluster}"},
                 )
+                if connected is not None:
+                    connected.set()
                 if not first and on_reconnect is not None:
                     log.info("docker event stream is back; resyncing")
                     on_reconnect()
