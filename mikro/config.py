@@ -17,6 +17,10 @@ from mikro.errors import StateDirError
 
 DEFAULT_CLUSTER = "mikro"
 LABEL_PREFIX = "io.mikro/"
+# The images mikro builds offline (mikro.node.images makes them): named here, where a command
+# that only checks for them needs no Docker SDK.
+INFRA_IMAGE = "mikro/pause:1"
+NGINX_IMAGE = "mikro/nginx:1.22"
 
 
 def state_dir() -> Path:

@@ -284,3 +284,34 @@ def test_a_plain_start_sets_the_stopped_containers_starting_first(
     (tmp_path / "cluster.json").write_text(json.dumps({"autostart": False}))  # a forked control plane
     entry.run()
     assert calls == ([(tmp_path, True)] if prestarted else [])
+
+
+ENABLE_WITH_STAND_INS = """
+import sys
+from mikro.cli import main
+from mikro.node import enginelite
+
+class Engine:
+    def image(self, ref): return {"Id": ref}
+    def close(self): pass
+
+class Client:
+    data = {}
+    def get(self, resource, ns, name): return {"data": dict(self.data)}
+    def patch(self, resource, ns, name, patch):
+        self.data.update({k: v for k, v in patch["data"].items() if v is not None})
+        self.data["ingress.status"] = "running"  # (the control plane's answer)
+    def create(self, resource, ns, body): return body
+
+enginelite.Engine.from_env = staticmethod(lambda: Engine())
+main.Client.from_state = staticmethod(lambda: Client())
+main._enable(main.addon_catalog(), "ingress", 80, 443, 5)
+print(sorted(m for m in ("docker", "requests") if m in sys.modules))
+"""
+
+
+def test_enable_ingress_checks_its_image_without_the_docker_sdk() -> None:
+    """`mikro enable ingress` is one of the four commands of a cold first answer: the check of
+    the NGINX image goes over the engine's socket, and naming that image loads no Docker SDK."""
+    out = subprocess.run([sys.executable, "-c", ENABLE_WITH_STAND_INS], capture_output=True, text=True, check=True)
+    assert out.stdout.splitlines() == ["Enabling ingress", "Addon ingress is enabled (HTTP on port 80, HTTPS on port 443)", "[]"]

@@ -507,12 +507,10 @@ def _absent_images(images: list[str]) -> list[str]:
 
 def _enable(catalog: dict[str, Any], addon: str, http_port: int, https_port: int, timeout: float) -> None:
     client = Client.from_state()
-    from mikro.node.images import NGINX_IMAGE
-
     cm = client.get(BY_KIND["ConfigMap"], ADDONS_NS, ADDONS_CM)
     data = cm.get("data") or {}
     images = catalog[addon].get("images") or []
-    if NGINX_IMAGE in images:
+    if config.NGINX_IMAGE in images:
         absent = _absent_images(images)
         if absent:
             fail(f"image {', '.join(absent)} is missing; run `mikro images prepare` first (works offline)")

@@ -16,10 +16,9 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+from mikro.config import INFRA_IMAGE, NGINX_IMAGE
 from mikro.node.docker_backend import Docker, DockerError
 
-INFRA_IMAGE = "mikro/pause:1"
-NGINX_IMAGE = "mikro/nginx:1.22"
 NGINX_PACKAGES = ["nginx", "libnginx-mod-stream", "openssl", "ca-certificates"]
 DEFAULT_CERT_COMMAND = (
     "mkdir -p /etc/ssl/mikro && openssl req -x509 -newkey rsa:2048 -nodes -days 3650 "
