@@ -257,15 +257,17 @@ def main() -> int:
     threading.Thread(target=server.issuer.load_now, name="issuer", daemon=True).start()
     stopping.wait()
 
-    log.info("stopping: pods, then proxies, then the API")
+    log.info("stopping: pods (the proxies once their apps have stopped), then the API")
     server.ready.clear()
     controllers.stop.set()
     try:
         running = prestart.plan(docker.containers(), LABEL_PREFIX)
     except Exception:  # noqa: BLE001 - only a head start for the next start
         running = None
-    runtime.shutdown()
-    network.shutdown()
+    # The Services' proxies (and the ingress) run until the last app container has stopped: an
+    # app may call the API or another Service while it ends. Not until the pods' network
+    # namespaces are gone too: nothing runs in them any more.
+    runtime.shutdown(after_apps=network.shutdown)
     if running is not None:
         prestart.record(paths.root, running)
     server.stopping.set()
@@ -283,7 +285,12 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--log"] and len(sys.argv) == 3:
         redirect_output(sys.argv[2])
     try:
-        sys.exit(main())
+        code = main()
     except ApiError as err:
         logging.getLogger("mikro").error("%s", err.message)
-        sys.exit(1)
+        code = 1
+    # Everything is stopped, stored and closed: exit without the interpreter's teardown.
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

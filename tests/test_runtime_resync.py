@@ -332,3 +332,39 @@ def test_the_engines_events_are_followed_before_the_boot_starts_containers(tmp_p
     rt.stop_event.set()
     rt.pool.shutdown(wait=True)
     assert docker.started == ["app0"] and docker.opened_before_start is True
+
+
+class _StoppingDocker:
+    """Two pods' running containers; a stop takes a while (an infra container's the longest,
+    as the engine tears its network down)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done: list[str] = []
+
+    def containers(self, **labels: str) -> list[dict[str, Any]]:
+        out = []
+        for uid in ("p1", "p2"):
+            for name in ("POD", "app"):
+                c = _c(f"{uid}-{name}", uid)
+                c["Labels"][LABEL_PREFIX + "container"] = name
+                out.append(c)
+        return out
+
+    def stop(self, ident: str, timeout: int) -> None:
+        time.sleep(0.3 if ident.endswith("POD") else 0.05)
+        with self.lock:
+            self.done.append(ident)
+
+
+def test_the_proxies_stop_once_the_apps_have_stopped_beside_the_infra_containers(tmp_path: Path) -> None:
+    """At `mikro stop` an app may still call the API or a Service while it ends: the proxies
+    stop only after every app container; the infra containers' slow stops need not wait."""
+    docker = _StoppingDocker()
+    rt, _ = _runtime(tmp_path, docker)
+    when: list[list[str]] = []
+    rt.shutdown(after_apps=lambda: when.append(list(docker.done)))
+    assert len(when) == 1
+    assert {"p1-app", "p2-app"} <= set(when[0])  # every app had stopped
+    assert not {"p1-POD", "p2-POD"} <= set(when[0])  # not every infra container yet
+    assert sorted(docker.done) == ["p1-POD", "p1-app", "p2-POD", "p2-app"]

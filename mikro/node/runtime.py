@@ -305,8 +305,10 @@ class PodRuntime:
         except DockerError as exc:
             log.warning("%s", exc)
 
-    def shutdown(self) -> None:
-        """Stop every pod container (honouring grace periods, in parallel); keep them."""
+    def shutdown(self, after_apps: Callable[[], None] | None = None) -> None:
+        """Stop every pod container (honouring grace periods, in parallel); keep them.
+        `after_apps` runs once every app container has stopped, beside the infra containers'
+        stops (the engine tears their networks down one after the other: the longest part)."""
         self.stop_event.set()
         self.pool.shutdown(wait=True, cancel_futures=True)
         grace: dict[str, int] = {}
@@ -319,6 +321,7 @@ class PodRuntime:
                 pods.setdefault(c["Labels"].get(L + "uid", ""), []).append(c)
         # Each pod's infra container once its own app containers have stopped: no pod waits
         # for the slowest of all (a second wave after every app cost one more `docker stop`).
+        every_app: list[Future[None]] = []
         with ThreadPoolExecutor(max_workers=32) as apps, ThreadPoolExecutor(max_workers=32) as infras:
             for uid, containers in pods.items():
                 stopping = [
@@ -326,9 +329,13 @@ class PodRuntime:
                     for c in containers
                     if c["Labels"].get(L + "container") != INFRA
                 ]
+                every_app += stopping
                 for c in containers:
                     if c["Labels"].get(L + "container") == INFRA:
                         infras.submit(self._stop_after, stopping, c["Id"])
+            if after_apps is not None:
+                futures_wait(every_app)
+                after_apps()
 
     def _stop_after(self, stopping: list[Future[None]], ident: str) -> None:
         futures_wait(stopping)
