@@ -163,3 +163,28 @@ def test_a_started_loop_runs_a_pass_before_any_change(c: Cluster) -> None:
     finally:
         loop.stop.set()
         loop.wake.set()
+
+
+def test_a_change_after_a_quiet_spell_is_acted_on_at_once_and_a_burst_is_gathered(tmp_path: Path) -> None:
+    """The controllers' loop waits DEBOUNCE_SECONDS to gather a burst of writes into one pass,
+    but not for a change after a quiet spell (a scale, a small apply): that pass starts at once."""
+    from mikro.api.registry import Registry
+    from mikro.api.store import Store
+    from mikro.controllers.manager import DEBOUNCE_SECONDS, Controllers
+
+    loop = Controllers(Registry(Store(tmp_path / "db"), "10.152.128.0/17", "mikro"), controllers=[], extra=[])
+    waits: list[float | None] = []
+    loop.stop.wait = lambda timeout=None: bool(waits.append(timeout))  # type: ignore[method-assign]
+    passes: list[list[float | None]] = []
+
+    def sync_all() -> None:
+        passes.append(list(waits))
+        if len(passes) == 1:
+            loop.wake.set()  # a write during the first pass: the next follows a burst
+        else:
+            loop.stop.set()
+
+    loop.sync_all = sync_all  # type: ignore[method-assign]
+    loop.wake.set()
+    loop._loop()
+    assert passes == [[], [DEBOUNCE_SECONDS]]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from datetime import datetime
 from typing import Protocol
 
@@ -44,6 +45,11 @@ RETRY_SECONDS = 10.0
 # one each 20 ms.
 LAZY_KINDS = frozenset({"ConfigMap", "Secret"})
 LAZY_SECONDS = 1.0
+# A burst of writes (an apply of many objects, pods starting) is gathered into one pass by
+# waiting this long after a wake; a change after a quiet spell (a scale, a small apply) is
+# acted on at once: the wait is only for wakes within QUIET_SECONDS of the last pass's end.
+DEBOUNCE_SECONDS = 0.02
+QUIET_SECONDS = 0.25
 
 
 class Controller(Protocol):
@@ -118,11 +124,14 @@ class Controllers:
         return False
 
     def _loop(self) -> None:
+        last_pass = float("-inf")
         while not self.stop.is_set():
             self.wake.wait(RESYNC_SECONDS if self.due is None else min(RESYNC_SECONDS, max(self.due, 0.02)))
             self.wake.clear()
-            self.stop.wait(0.02)  # debounce a burst of writes into one pass
+            if time.monotonic() - last_pass < QUIET_SECONDS:
+                self.stop.wait(DEBOUNCE_SECONDS)
             self.sync_all()
+            last_pass = time.monotonic()
 
     def sync_all(self) -> None:
         with self.lock:
