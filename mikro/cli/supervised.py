@@ -4,7 +4,6 @@ lifecycle commands, which need Docker anyway."""
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -161,9 +160,8 @@ def stop(cluster: str, timeout: float) -> bool:
     mikro.node.enginelite); anything unexpected goes the SDK's way, which words it."""
     from mikro.node import enginelite
 
-    path = enginelite.socket_path(os.environ.get("DOCKER_HOST"))
-    if path is not None and os.path.exists(path):
-        engine = enginelite.Engine(path, timeout + enginelite.TIMEOUT)  # the stop waits up to `timeout`
+    engine = enginelite.Engine.from_env(timeout + enginelite.TIMEOUT)  # the stop waits up to `timeout`
+    if engine is not None:
         try:
             return lifecycle.stop_supervised(engine, cluster, timeout)
         except enginelite.EngineError:

@@ -68,9 +68,9 @@ class Engine:
         self.conn = _UnixConnection(path, timeout)
 
     @classmethod
-    def from_env(cls) -> Engine | None:
+    def from_env(cls, timeout: float = TIMEOUT) -> Engine | None:
         path = socket_path(os.environ.get("DOCKER_HOST"))
-        return cls(path) if path is not None and os.path.exists(path) else None
+        return cls(path, timeout) if path is not None and os.path.exists(path) else None
 
     def call(self, method: str, path: str) -> tuple[int, Any]:
         """(status, decoded JSON body or None)."""
