@@ -684,9 +684,10 @@ class PodRuntime:
                     waiting,
                     run_once=True,
                 )
+                if result == "running":
+                    alive.append(ctr["name"])
                 if result != "done":
                     init_done = False
-                    alive += [ctr["name"]] if result == "running" else []
                     break
         for ctr in spec.get("containers") or []:
             if infra is None or not init_done:
@@ -857,8 +858,9 @@ class PodRuntime:
             for warning in warnings:
                 self.reg.record_event(pod, "UnsupportedSecurityField", warning, "Warning", "kubelet")
             self.reg.record_event(pod, "Created", f"Created container {ctr['name']}", component="kubelet")
-            entry = {"Id": ident, "State": "created", "Labels": cspec.labels}
-            made[ctr["name"]] = [{**entry, "HostConfig": {"NetworkMode": f"container:{infra_id}"}}]
+            made[ctr["name"]] = [
+                {"Id": ident, "State": "created", "Labels": cspec.labels, "HostConfig": {"NetworkMode": cspec.network_mode}}
+            ]
         return made
 
     def _container_status(
