@@ -109,6 +109,70 @@ def test_keep_alive_creates_each_get_one_whole_response(reg: Registry, tmp_path:
         server.server_close()
 
 
+def _https(reg: Registry, tmp_path: Path) -> tuple[Any, http.client.HTTPSConnection]:
+    _, cert, key = pki.ensure(tmp_path / "pki", ("10.0.0.1",))
+    server = serve(reg, "tok", None, 0, (str(cert), str(key)))
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return server, http.client.HTTPSConnection("127.0.0.1", server.server_address[1], context=ctx)
+
+
+def test_writes_are_answered_with_the_object_exactly_as_stored(reg: Registry, tmp_path: Path) -> None:
+    """A create, a replace and a patch answer the stored JSON text as is (not encoded again):
+    byte for byte what a GET of the same version answers, and what a watcher receives."""
+    server, conn = _https(reg, tmp_path)
+    watch = reg.store.watch(lambda change: change.resource.kind == "ConfigMap")
+    headers = {"Authorization": "Bearer tok", "Content-Type": "application/json"}
+    url = "/api/v1/namespaces/default/configmaps"
+    try:
+        answers = []
+        conn.request("POST", url, json.dumps({"metadata": {"name": "a", "labels": {"x": "1"}}, "data": {"k": "é"}}), headers)
+        answers.append(conn.getresponse())
+        created = json.loads(answers[-1].read())
+        created["data"]["k"] = "2"
+        conn.request("PUT", url + "/a", json.dumps(created), headers)
+        answers.append(conn.getresponse())
+        answers[-1].read()
+        conn.request("PATCH", url + "/a", json.dumps({"data": {"k": "3"}}),
+                     {**headers, "Content-Type": "application/merge-patch+json"})
+        answers.append(conn.getresponse())
+        patched = answers[-1].read()
+        assert [a.status for a in answers] == [201, 200, 200]
+        conn.request("GET", url + "/a", headers=headers)
+        got = conn.getresponse().read()
+        assert patched == got == reg.store._read(CM, "default", "a").encode()  # the stored text itself
+        assert json.loads(patched)["data"] == {"k": "3"} and json.loads(patched)["metadata"]["labels"] == {"x": "1"}
+        changes = [watch.next(5) for _ in range(3)]
+        assert [c.type for c in changes if c] == ["ADDED", "MODIFIED", "MODIFIED"]
+        assert changes[-1] is not None and changes[-1].text == patched.decode()
+        assert changes[0] is not None and changes[0].obj["data"] == {"k": "é"}
+        # a dry run stores nothing: its answer is the object encoded, not the last write's text
+        conn.request("POST", url + "?dryRun=All", json.dumps({"metadata": {"name": "b"}, "data": {"k": "dry"}}), headers)
+        dry = conn.getresponse()
+        assert dry.status == 201 and json.loads(dry.read())["metadata"]["name"] == "b"
+        conn.close()
+    finally:
+        reg.store.unwatch(watch)
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_change_keeps_the_metadata_it_was_written_with(reg: Registry) -> None:
+    """Watchers read a change's namespace, name and labels without decoding the object: as
+    they were when written, whatever the writer does to its object afterwards."""
+    seen = []
+    watch = reg.store.watch(lambda change: change.resource.kind == "ConfigMap" and seen.append(change.meta) is None)
+    obj = reg.create(CM, "default", {"metadata": {"name": "m", "labels": {"tier": "web"}}})
+    obj["metadata"]["labels"]["tier"] = "changed afterwards"
+    obj["metadata"]["name"] = "other"
+    assert seen == [("default", "m", {"tier": "web"})]
+    reg.store.unwatch(watch)
+    replayed = reg.store.watch(lambda change: change.meta[1] == "m", since=0).next(1)
+    assert replayed is not None and replayed.meta == ("default", "m", {"tier": "web"})
+    assert replayed.obj["metadata"]["labels"] == {"tier": "web"}
+
+
 def test_configmap_writes_wake_the_controllers_once_later_a_pod_at_once(
     reg: Registry, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -78,12 +78,11 @@ class LabelIndex:
             self.applied = max(self.applied, change.rv)
             table = self.tables.get(Store.key(change.resource))
             if table is not None:
-                meta = change.obj.get("metadata") or {}
-                key = (meta.get("namespace") or "" if change.resource.namespaced else "", meta.get("name") or "")
+                ns, name, labels = change.meta
                 if change.type == "DELETED":
-                    table.drop(key)
+                    table.drop((ns, name))
                 else:
-                    table.put(key, meta.get("labels"))
+                    table.put((ns, name), labels)
         return False
 
     def _table(self, res: Resource) -> _Labels | None:

@@ -201,6 +201,13 @@ class Handler(httpfast.FastParsing, BaseHTTPRequestHandler):
         ctype, data = kubeproto.render(body, self.headers.get("Accept"))
         self._send_bytes(code, ctype, data)
 
+    def _send_written(self, code: int, obj: dict[str, Any]) -> None:
+        """The answer to a write: the object as the store has just stored it (its JSON text as
+        is, when this request's write stored this very object)."""
+        text = self.server.registry.store.committed_json(obj)
+        ctype, data = kubeproto.render(obj, self.headers.get("Accept"), text)
+        self._send_bytes(code, ctype, data)
+
     def _send_bytes(self, code: int, ctype: str, data: bytes) -> None:
         self.send_response(code)
         self.send_header("Content-Type", ctype)
@@ -576,7 +583,7 @@ class Handler(httpfast.FastParsing, BaseHTTPRequestHandler):
                     manager=self._manager(query),
                 ),
             )
-            self._send_json(201, obj)
+            self._send_written(201, obj)
             return
         if name is None:
             raise ApiError(405, f"{method} is not allowed on a collection of {res.plural}")
@@ -623,7 +630,7 @@ class Handler(httpfast.FastParsing, BaseHTTPRequestHandler):
                         manager=self._manager(query),
                     ),
                 )
-                self._send_json(200, obj)
+                self._send_written(200, obj)
         elif method == "PATCH":
             body = self._body()
             ctype = self.headers.get("Content-Type", "application/merge-patch+json")
@@ -653,7 +660,7 @@ class Handler(httpfast.FastParsing, BaseHTTPRequestHandler):
                     manager=self._manager(query),
                 ),
             )
-            self._send_json(200, obj)
+            self._send_written(200, obj)
         elif method == "DELETE":
             propagation, grace = delete_options(self._body(), query)
             obj = reg.delete(

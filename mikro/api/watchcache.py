@@ -74,11 +74,11 @@ class WatchCache:
             store.watch(self._observe)
 
     def _observe(self, change: Change) -> bool:
-        """The store's change feed; never queues (returns False)."""
-        history = self.store.history
-        past = history[-1] if history else None
-        text = past.data if past is not None and past.rv == change.rv else json.dumps(change.obj, separators=(",", ":"))
-        self._add(_event(change.rv, change.type, change.resource, change.obj, text))
+        """The store's change feed; never queues (returns False). Takes the store's text and
+        metadata as they are: no object is decoded here."""
+        ns, name, labels = change.meta
+        text = change.text if change.text is not None else json.dumps(change.obj, separators=(",", ":"))
+        self._add(Event(change.rv, change.type, Store.key(change.resource), ns, name, labels, text))
         return False
 
     def _add(self, event: Event) -> None:

@@ -113,10 +113,11 @@ def read_body(raw: bytes) -> dict[str, Any]:
         raise ApiError(400, f"the request body is not a valid Kubernetes protobuf object: {exc}") from None
 
 
-def render(body: Any, accept: str | None) -> tuple[str, bytes]:
+def render(body: Any, accept: str | None, text: str | None = None) -> tuple[str, bytes]:
     """The answer in the client's preferred encoding: protobuf when the Accept header ranks it
     first and the object's kind has a protobuf message, JSON otherwise (as Kubernetes falls back
-    for custom resources when the client also accepts `*/*` or JSON)."""
+    for custom resources when the client also accepts `*/*` or JSON). `text`: the body's JSON,
+    when the caller has it already."""
     if isinstance(body, dict) and prefers_protobuf(accept):
         from mikro.api.kubeproto.codec import encode
         from mikro.api.kubeproto.descriptors import ProtobufError
@@ -126,7 +127,7 @@ def render(body: Any, accept: str | None) -> tuple[str, bytes]:
                 return MEDIA_TYPE, encode(body)
             except ProtobufError as exc:  # a stored value protobuf cannot carry: answer JSON
                 log.warning("answering JSON: %s", exc)
-    return "application/json", json.dumps(body, separators=(",", ":")).encode()
+    return "application/json", (text if text is not None else json.dumps(body, separators=(",", ":"))).encode()
 
 
 def watch_frame(type_: str, obj: dict[str, Any], protobuf: bool) -> bytes:
