@@ -71,6 +71,37 @@ def test_decode_refuses(raw: bytes, why: str) -> None:
     assert err.value.code == 400 and why in err.value.message
 
 
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"a":1,"b":{"c":[{"d":1},{"d":2,"e":{}}]}}',
+        b'{"a":1,"a":2}',
+        b'{"metadata":{"name":"x","labels":{"k":"1","k":"2"}}}',
+        b'{"items":[{"n":1},{"n":1,"n":2}]}',
+        b'[{"a":1},{"b":2}]',
+        b'\xef\xbb\xbf{"bom":true}',
+        '{"u":"\u00e9\u4e2d"}'.encode("utf-16"),
+        b"  {\n  \"spaced\" : [1, 2.5, null, true]\n}  ",
+        b"kind: ConfigMap\nmetadata: {name: y}\n",
+    ],
+)
+def test_one_decode_notes_duplicates_as_the_separate_check_finds_them(raw: bytes) -> None:
+    """The API server decodes a body once, noting keys given twice on the way: the same
+    object as json.loads (or YAML), and duplicates exactly when fieldValidation's own check
+    finds some."""
+    from mikro.api import fieldvalidation
+
+    obj, duplicates = bodies.decode_noting_duplicates(raw)
+    assert obj == bodies.decode(raw)
+    if raw.lstrip().startswith(b"{") or raw.startswith(b"\xef") or raw.startswith(b"\xff"):
+        import json
+
+        assert obj == json.loads(raw)
+        assert duplicates == bool(fieldvalidation.find_duplicates(raw))
+    else:
+        assert duplicates is False
+
+
 def test_decode_refuses_more_than_the_limit() -> None:
     with pytest.raises(ApiError) as err:
         bodies.decode(b" " * (bodies.MAX_REQUEST_BYTES + 1))

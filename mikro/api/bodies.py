@@ -12,6 +12,7 @@ import copy
 import json
 import math
 import re
+import threading
 from typing import Any
 
 from mikro.errors import ApiError
@@ -91,14 +92,39 @@ def json_copy(value: Any) -> Any:
     return copy.deepcopy(value)
 
 
+_found = threading.local()
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        _found.duplicate = True
+    return obj
+
+
+# One decoder for every body (json.loads with arguments builds a new one each call); objects
+# come through _object, which notes a key given twice on the way (fieldValidation's check).
+_DECODER = json.JSONDecoder(object_pairs_hook=_object, parse_constant=_reject_constant)
+
+
 def decode(raw: bytes) -> Any:
     """A request body as JSON (or YAML, as kube-apiserver also accepts), checked; {} when empty."""
+    return decode_noting_duplicates(raw)[0]
+
+
+def decode_noting_duplicates(raw: bytes) -> tuple[Any, bool]:
+    """decode(), and whether the body is JSON with an object that gives a key twice: the
+    API server looks for their paths (fieldValidation) only then, not in a second parse of
+    every body."""
     if len(raw) > MAX_REQUEST_BYTES:
         raise too_large()
     if not raw.strip():
-        return {}
+        return {}, False
+    _found.duplicate = False
     try:
-        obj = json.loads(raw, parse_constant=_reject_constant)
+        # (as json.loads reads bytes: UTF-8, -16 or -32, a UTF-8 byte order mark skipped)
+        obj = _DECODER.decode(raw.decode(json.detect_encoding(raw), "surrogatepass"))
+        duplicate = _found.duplicate
     except RecursionError:
         raise ApiError(400, f"the request body is nested deeper than {MAX_DEPTH} levels") from None
     except ValueError as json_error:
@@ -114,8 +140,9 @@ def decode(raw: bytes) -> Any:
             raise ApiError(400, f"the request body is nested deeper than {MAX_DEPTH} levels") from None
         except Exception:  # noqa: BLE001 - any parse failure is the client's
             raise ApiError(400, "the request body is neither JSON nor YAML") from None
+        duplicate = False  # (fieldValidation looks for duplicates in JSON bodies only)
     _check_tree(obj)
-    return obj
+    return obj, duplicate
 
 
 def require_object(body: Any, kind: str) -> dict[str, Any]:

@@ -190,6 +190,8 @@ class Handler(httpfast.FastParsing, BaseHTTPRequestHandler):
     _unread: int | str | None = None
     # The client sent `Expect: 100-continue` and waits for a 100 before sending its body.
     _expects_continue = False
+    # The body read was JSON with no key given twice (fieldValidation need not look).
+    _no_duplicates = False
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
         log.debug("%s " + format, self.address_string(), *args)
@@ -312,9 +314,12 @@ class Handler(httpfast.FastParsing, BaseHTTPRequestHandler):
     def _body(self) -> Any:
         raw = self._read_raw()
         self.raw_body = raw  # for the duplicate-field check of fieldValidation
+        self._no_duplicates = False
         if raw and kubeproto.is_protobuf(self.headers.get("Content-Type")):
             return kubeproto.read_body(raw)
-        return bodies.decode(raw)
+        obj, duplicates = bodies.decode_noting_duplicates(raw)
+        self._no_duplicates = not duplicates
+        return obj
 
     def _authorized(self) -> bool:
         header = self.headers.get("Authorization", "")
@@ -533,7 +538,7 @@ class Handler(httpfast.FastParsing, BaseHTTPRequestHandler):
     def _duplicates(self, res: Resource, query: dict[str, str]) -> None:
         """A field given twice in a JSON body: refused under Strict, a warning under Warn."""
         mode = fieldvalidation.directive(query)
-        if mode == "Ignore" or not getattr(self, "raw_body", b"").lstrip().startswith(b"{"):
+        if mode == "Ignore" or self._no_duplicates or not getattr(self, "raw_body", b"").lstrip().startswith(b"{"):
             return
         found = fieldvalidation.find_duplicates(self.raw_body)
         if found and mode == "Strict":
