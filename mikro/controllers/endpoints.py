@@ -130,9 +130,9 @@ class EndpointsFastPath:
     def _on_change(self, change: Any) -> bool:
         kind = change.resource.kind
         if kind == "Pod":
-            meta = change.obj.get("metadata") or {}
+            ns, _, labels = change.meta
             with self.guard:
-                self.changed.add((meta.get("namespace", ""), tuple(sorted((meta.get("labels") or {}).items()))))
+                self.changed.add((ns, tuple(sorted(labels.items()))))
             self.wake.set()
         elif kind == "Service":
             self.services_changed = True

@@ -123,9 +123,8 @@ class Network:
 
         def on_change(change: Change) -> bool:
             if change.resource.kind in kinds:
-                meta = change.obj["metadata"]
                 # (of the ConfigMaps only the addons' one matters here: not a pass per write of others)
-                if change.resource.kind != "ConfigMap" or (meta.get("namespace"), meta["name"]) == (ADDONS_NS, ADDONS_CM):
+                if change.resource.kind != "ConfigMap" or change.meta[:2] == (ADDONS_NS, ADDONS_CM):
                     self.wake_all()
             return False
 

@@ -194,7 +194,7 @@ class PodRuntime:
         elif change.resource.kind in ("Secret", "ConfigMap", "PersistentVolumeClaim"):
             # A pod waiting for a missing Secret or ConfigMap may be able to start now.
             for uid, (ns, _) in list(self.index.items()):
-                if ns == change.obj["metadata"].get("namespace"):
+                if ns == change.meta[0]:
                     self.enqueue(uid)
         return False
 
