@@ -167,3 +167,75 @@ def test_endpoints_alone_go_by_sighup_and_a_refusal_falls_back(
     assert len(hups) == 2 and docker.calls[0] == "check+reload"
     assert "10.0.0.4" not in (net.paths.ingress / "nginx.conf").read_text()
     assert "10.0.0.4" not in net.routed["ingress"]
+
+
+def test_a_change_during_nginx_s_wait_is_signalled_at_once_and_counts_once_settled(
+    setup: tuple[Network, Registry, FakeDocker], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """NGINX lets the workers of the configuration before accept for 100 ms after a reload. A
+    change that comes meanwhile (the second replica ready 40 ms after the first) is signalled
+    at once, not after that wait; until a reload settles, a pod counts as routed only where
+    every accepting worker sends to it, and as reachable (a terminating pod stays up) where
+    any does. Not twice in a row: the pass after an interrupted one waits its reload out."""
+    from mikro.net import nginxproc
+
+    from .test_routing import fake_proc
+
+    net, reg, docker = setup
+    master = b"nginx: master process nginx -c /etc/mikro/nginx.conf"
+    workers: dict[int, bytes] = {11: b"nginx: worker process"}
+    generation = iter(range(12, 100))
+    roots = iter(range(100))
+
+    def show() -> None:
+        root = tmp_path / f"proc{next(roots)}"
+        fake_proc(root, {10: (1, master), **{w: (10, title) for w, title in workers.items()}})
+        monkeypatch.setattr(nginxproc, "PROC", root)
+
+    show()
+    hups: list[str] = []
+    settle_on_hup = {"now": False}
+
+    def hup(pid: int) -> None:  # new workers at once; the old ones keep accepting (NGINX's 100 ms)
+        hups.append((net.paths.ingress / "nginx.conf").read_text())
+        if settle_on_hup["now"]:
+            for w in workers:
+                workers[w] = b"nginx: worker process is shutting down"
+        workers[next(generation)] = b"nginx: worker process"
+        show()
+
+    monkeypatch.setattr(nginxproc, "hup", hup)
+    monkeypatch.setattr(network_module, "SERVING_TIMEOUT", 0.3)
+    docker.inspect = lambda ident: {"State": {"Pid": 10}}  # type: ignore[method-assign]
+    services = [svc("web", [{"port": 80}])]
+    reg.create(ING, "default", ingress("good", "good.example"))
+    net.sync_ingress(services, [ep("web", ["10.0.0.2"], 80)], {})
+    assert net.routed["ingress"] == {"10.0.0.2"}
+
+    # The first replica's change is signalled; the second one's arrives during the wait.
+    net.wake_ingress.set()
+    net.sync_ingress(services, [ep("web", ["10.0.0.2", "10.0.0.3"], 80)], {})
+    assert len(hups) == 1 and "10.0.0.3:80" in hups[0]
+    assert net.routed["ingress"] == {"10.0.0.2"}  # not yet what every worker runs
+    assert net.ingress_pending is not None and net.is_routed("10.0.0.3") and net.is_routed("10.0.0.2")
+
+    # The next pass signals the newer configuration at once, and waits (no second interruption).
+    net.wake_ingress.set()
+    settle_on_hup["now"] = True
+    net.sync_ingress(services, [ep("web", ["10.0.0.3", "10.0.0.4"], 80)], {})
+    assert len(hups) == 2 and "10.0.0.4:80" in hups[1] and "10.0.0.2:80" not in hups[1]
+    assert net.routed["ingress"] == {"10.0.0.3", "10.0.0.4"} and net.ingress_pending is None
+    assert not net.is_routed("10.0.0.2")  # every worker that sent to it is gone
+
+    # An interrupted reload of the configuration that is then the newest counts once it settles.
+    settle_on_hup["now"] = False
+    net.wake_ingress.set()
+    net.sync_ingress(services, [ep("web", ["10.0.0.5"], 80)], {})
+    assert len(hups) == 3 and net.routed["ingress"] == set() and net.is_routed("10.0.0.3")
+    for w in list(workers)[:-1]:
+        workers[w] = b"nginx: worker process is shutting down"
+    show()
+    net.wake_ingress.clear()
+    net.sync_ingress(services, [ep("web", ["10.0.0.5"], 80)], {})
+    assert len(hups) == 3 and docker.calls.count("check+reload") == 1  # no signal, no exec
+    assert net.routed["ingress"] == {"10.0.0.5"} and not net.is_routed("10.0.0.3")

@@ -103,6 +103,13 @@ class Network:
         # Pod addresses in the configurations NGINX runs now, by configuration ("ingress",
         # "ns/service"): a terminating pod is stopped only once no proxy sends it traffic.
         self.routed: dict[str, set[str]] = {}
+        # The ingress was signalled a newer configuration before NGINX's workers of the one
+        # before all ran it (a change came during the wait, and the pass signalled again rather
+        # than wait NGINX's 100 ms out): the master and its accepting workers at that signal, to
+        # wait out before what it routes counts as routed; meanwhile the addresses either
+        # configuration sends to (a terminating pod stays up for them).
+        self.ingress_pending: tuple[int, set[int]] | None = None
+        self.unsettled: set[str] = set()
         # The shape (the configuration with every endpoint the same) of the configuration each
         # NGINX runs: a change of endpoints alone keeps the shape, so NGINX accepts it and a
         # SIGHUP applies it without `nginx -t` (see `_hup`).
@@ -158,7 +165,7 @@ class Network:
                 log.exception("network sync failed")
 
     def is_routed(self, ip: str) -> bool:
-        return any(ip in ips for ips in list(self.routed.values()))
+        return ip in self.unsettled or any(ip in ips for ips in list(self.routed.values()))
 
     def wait_unrouted(self, ip: str, timeout: float) -> None:
         """Block until no running proxy configuration sends traffic to `ip` (or timeout)."""
@@ -213,6 +220,7 @@ class Network:
                 for c in self.docker.containers(kind="ingress"):
                     self.docker.remove(c["Id"])
                 self.routed.pop("ingress", None)
+                self._settled()
                 self.ingress_services = None
                 return
             services = self.store.list(SVC)[0]
@@ -493,11 +501,14 @@ class Network:
         except OSError:
             return False
 
-    def _hup(self, ident: str, directory: Path, text: str) -> bool:
+    def _hup(
+        self, ident: str, directory: Path, text: str, interrupt: Callable[[], bool] | None = None
+    ) -> bool | None:
         """Run `text` by SIGHUP, with no `nginx -t` (a Docker exec costs 100-200 ms): only for a
         configuration of the shape NGINX runs now, so only endpoints differ. True once the
         master's new workers run it; else the last good configuration is back on disk (the
-        running NGINX kept it) and the checked reload runs."""
+        running NGINX kept it) and the checked reload runs. None: signalled, and `interrupt()`
+        answered True before the new workers ran alone (`ingress_pending` holds the wait)."""
         pid = self._master(ident)
         before = nginxproc.accepting_workers(pid) if pid is not None else None
         if pid is None or before is None:
@@ -514,7 +525,11 @@ class Network:
             except DockerError:
                 pid = 0
         if pid:
-            if nginxproc.wait_serving(pid, before, SERVING_TIMEOUT):
+            served = nginxproc.wait_serving(pid, before, SERVING_TIMEOUT, interrupt=interrupt)
+            if served is None:
+                self.ingress_pending = (pid, before)
+                return None
+            if served:
                 return True
         self._write_if_changed(conf, last)
         self._write_if_changed(directory / "nginx.conf.next", text)
@@ -636,6 +651,7 @@ class Network:
         changed = self._stage(directory, render([])[0], text)
         if current is None:
             self.routed.pop("ingress", None)
+            self._settled()
             for port in (http_port, https_port):
                 if not host_port_free(self.bind, port):
                     self._set_addon_status(
@@ -676,6 +692,7 @@ class Network:
                 self._write_if_changed(directory / "nginx.conf", render([])[0])
             else:  # stopped by `mikro stop` (or the engine's restart)
                 self.restarted[cspec.name] = time.monotonic()
+            self._settled()  # (its workers are gone)
             self.docker.start(ident)
             self.wake_later(1.0)
             self.shapes.pop("ingress", None)
@@ -683,7 +700,19 @@ class Network:
                 return
             shape = shape_of([i for i in candidates if not self._is_denied(i)])
         elif changed:
-            if fast and self._hup(current["Id"], directory, text):
+            # While NGINX lets the workers of the configuration before accept for its 100 ms, a
+            # newer change (the second replica's readiness) signals again at once rather than
+            # queue behind that wait; but not twice in a row, so that a stream of changes still
+            # settles (and NGINX is not signalled without pause).
+            interrupt = self.wake_ingress.is_set if self.ingress_pending is None else None
+            hupped = self._hup(current["Id"], directory, text, interrupt) if fast else False
+            if hupped is None:
+                previous = self.routed.get("ingress", set())
+                self.unsettled |= previous | routed
+                self.routed["ingress"] = previous & routed  # what every accepting worker sends to
+                self.shapes["ingress"] = shape
+                return  # the next pass follows at once (the change that interrupted woke it)
+            if hupped:
                 code, output = 0, b""
             else:
                 # `nginx -t` and reload in one Docker exec; only a refusal costs the search for
@@ -710,6 +739,17 @@ class Network:
                             + _last_lines(output),
                         )
                 return
+        if not changed and self.ingress_pending is not None and current is not None:
+            # the configuration signalled last is this one: it counts once its workers run alone
+            pid, before = self.ingress_pending
+            self._settled()
+            if not nginxproc.wait_serving(pid, before, SERVING_TIMEOUT):
+                log.warning("NGINX in the ingress did not take an endpoints change by SIGHUP: checking it")
+                self._write_if_changed(directory / "nginx.conf.next", text)
+                if self._reload_checked(current["Id"])[0] != 0:
+                    self.wake_later(0.5)
+                    return
+        self._settled()
         self.routed["ingress"] = routed
         if shape:
             self.shapes["ingress"] = shape
@@ -717,6 +757,11 @@ class Network:
             self.shapes["ingress"] = shape_of([i for i in candidates if not self._is_denied(i)])
         self._set_served([i for i in candidates if not self._is_denied(i)])
         self._set_addon_status("ingress", "running")
+
+    def _settled(self) -> None:
+        """No signalled configuration of the ingress is still on its way in."""
+        self.ingress_pending = None
+        self.unsettled = set()
 
     def _is_denied(self, ing: dict[str, Any]) -> bool:
         meta = ing["metadata"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 PROC = Path("/proc")
@@ -59,11 +60,18 @@ def accepting_workers(master: int) -> set[int] | None:
     return out
 
 
-def wait_serving(master: int, before: set[int], timeout: float, interval: float = 0.002) -> bool:
+def wait_serving(
+    master: int,
+    before: set[int],
+    timeout: float,
+    interval: float = 0.002,
+    interrupt: Callable[[], bool] | None = None,
+) -> bool | None:
     """Block until the master's accepting workers are all new (not in `before`) and at least
     one; False on timeout (the master refused the configuration and kept the old one) or when
-    it is gone. The master forks the new workers within milliseconds of the signal: the check
-    is a few reads of /proc, not a sleep that costs time."""
+    it is gone; None as soon as `interrupt()` answers True before that. The master forks the
+    new workers within milliseconds of the signal, then lets the old ones accept for another
+    100 ms (its `ngx_msleep(100)`): the check is a few reads of /proc, not a sleep."""
     deadline = time.monotonic() + timeout
     while True:
         now = accepting_workers(master)
@@ -73,6 +81,8 @@ def wait_serving(master: int, before: set[int], timeout: float, interval: float 
             return True
         if time.monotonic() >= deadline:
             return False
+        if interrupt is not None and interrupt():
+            return None
         time.sleep(interval)
 
 
