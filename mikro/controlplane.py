@@ -276,6 +276,7 @@ def main() -> int:
         paths.endpoint.unlink()
     except FileNotFoundError:
         pass
+    registry.events.flush(timeout=2.0)  # (the pods' Killing events, written in the background)
     store.close()
     log.info("stopped")
     return 0

@@ -84,6 +84,7 @@ class Cluster:
         """One controller pass; the writes it made."""
         self.api.take()
         self.ctl.sync_all()
+        assert self.reg.events.flush()  # (Events are written in the background, as upstream's)
         return self.api.take()
 
     def pods(self, ns: str = "default") -> list[Obj]:

@@ -253,6 +253,7 @@ def test_a_new_pods_app_container_is_created_while_its_infra_starts(
     status = rt.store.get(POD, "default", "web")["status"]
     assert [cs["name"] for cs in status["containerStatuses"]] == ["app"]
     assert "running" in status["containerStatuses"][0]["state"] and status["podIP"] == "10.152.0.5"
+    assert rt.reg.events.flush()  # (Events are written in the background, as upstream's)
     reasons = [e["reason"] for e in rt.store.list(BY_KIND["Event"], "default")[0]]
     assert reasons.count("Created") == 1 and reasons.count("Started") == 1
 

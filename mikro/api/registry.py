@@ -32,6 +32,7 @@ from mikro.api import (
     validation_apps,
     webhooks,
 )
+from mikro.api.eventrecorder import EventRecorder
 from mikro.api.resources import BY_KIND, Resource
 from mikro.api.store import Store, now_rfc3339
 from mikro.errors import ApiError, already_exists, invalid
@@ -101,6 +102,8 @@ class Registry:
         self._webhook_cache: dict[str, list[dict[str, Any]]] = {}
         self._writers: weakref.WeakValueDictionary[tuple[str, str, str, str], _KeyLock] = weakref.WeakValueDictionary()
         self._writers_guard = threading.Lock()
+        # Events of the kubelet and the controllers: written in the background (eventrecorder.py)
+        self.events = EventRecorder(self.record_event)
 
     # -- reads -----------------------------------------------------------------------------
 

@@ -99,7 +99,7 @@ class ClusterApi:
         self.store.delete(res, ns, name)
 
     def event(self, obj: Obj, reason: str, message: str, component: str, type_: str = "Normal") -> None:
-        self.reg.record_event(obj, reason, message, type_=type_, component=component)
+        self.reg.events.record(obj, reason, message, type_, component)
 
 
 class Failures:

@@ -398,7 +398,7 @@ class PodRuntime:
             pod["status"] = status
             self.store.update(POD, pod, status_only=True)
             if tell:
-                self.reg.record_event(pod, "FailedScheduling", message, "Warning", "default-scheduler")
+                self.reg.events.record(pod, "FailedScheduling", message, "Warning", "default-scheduler")
         self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + 5
 
     def _schedule(self, pod: dict[str, Any]) -> dict[str, Any] | None:
@@ -431,7 +431,7 @@ class PodRuntime:
         pod["spec"]["nodeName"] = self.ctx.node_name
         pod = self.store.update(POD, pod)
         meta = pod["metadata"]
-        self.reg.record_event(
+        self.reg.events.record(
             pod,
             "Scheduled",
             f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.ctx.node_name}",
@@ -582,7 +582,7 @@ class PodRuntime:
                 return True, None, None
             self.wakeups[key[0]] = due
             return False, "ImagePullBackOff", f'Back-off pulling image "{image}"'
-        self.reg.record_event(pod, "Pulling", f'Pulling image "{image}"', component="kubelet")
+        self.reg.events.record(pod, "Pulling", f'Pulling image "{image}"', component="kubelet")
         started = time.monotonic()
         try:
             self.docker.pull(image)
@@ -590,7 +590,7 @@ class PodRuntime:
             message = str(getattr(exc, "explanation", None) or exc)
             if local is not None:
                 self.pull_backoff[key] = (failures + 1, time.monotonic() + podplan.back_off(failures + 1))
-                self.reg.record_event(
+                self.reg.events.record(
                     pod,
                     "Pulled",
                     f'Pull of "{image}" failed ({message}); using the image present on the host',
@@ -600,10 +600,10 @@ class PodRuntime:
                 return True, None, None
             self.pull_backoff[key] = (failures + 1, time.monotonic() + podplan.back_off(failures + 1))
             self.wakeups[key[0]] = self.pull_backoff[key][1]
-            self.reg.record_event(pod, "Failed", f'Failed to pull image "{image}": {message}', "Warning", "kubelet")
+            self.reg.events.record(pod, "Failed", f'Failed to pull image "{image}": {message}', "Warning", "kubelet")
             return False, "ErrImagePull", f'failed to pull image "{image}": {message}'
         self.pull_backoff.pop(key, None)
-        self.reg.record_event(
+        self.reg.events.record(
             pod,
             "Pulled",
             f'Successfully pulled image "{image}" in {time.monotonic() - started:.3f}s',
@@ -769,7 +769,7 @@ class PodRuntime:
                         f"back-off {int(delay)}s restarting failed container={name} "
                         f"pod={pod['metadata']['name']}_{pod['metadata']['namespace']}",
                     )
-                    self.reg.record_event(
+                    self.reg.events.record(
                         pod,
                         "BackOff",
                         f"Back-off restarting failed container {name} in pod {pod['metadata']['name']}",
@@ -787,16 +787,16 @@ class PodRuntime:
             cspec, warnings = self._app_spec(pod, ctr, infra["Id"], pod_ip, restart_count)
         except podplan.MissingReference as exc:
             waiting[name] = ("CreateContainerConfigError", str(exc))
-            self.reg.record_event(pod, "Failed", f"Error: {exc}", "Warning", "kubelet")
+            self.reg.events.record(pod, "Failed", f"Error: {exc}", "Warning", "kubelet")
             self.wakeups[pod["metadata"]["uid"]] = time.monotonic() + 5
             return "waiting"
         for warning in warnings:
-            self.reg.record_event(pod, "UnsupportedSecurityField", warning, "Warning", "kubelet")
+            self.reg.events.record(pod, "UnsupportedSecurityField", warning, "Warning", "kubelet")
         try:
             ident = self.docker.create(cspec)
         except DockerError as exc:
             return self._run_error(pod, name, exc, waiting)
-        self.reg.record_event(pod, "Created", f"Created container {name}", component="kubelet")
+        self.reg.events.record(pod, "Created", f"Created container {name}", component="kubelet")
         if self._start_app(pod, name, ident, waiting) != "running":
             return "waiting"
         for old in attempts[1:]:  # keep only the previous run, for `logs --previous`
@@ -820,12 +820,12 @@ class PodRuntime:
             self.docker.start(ident)
         except DockerError as exc:
             return self._run_error(pod, name, exc, waiting)
-        self.reg.record_event(pod, "Started", f"Started container {name}", component="kubelet")
+        self.reg.events.record(pod, "Started", f"Started container {name}", component="kubelet")
         return "running"
 
     def _run_error(self, pod: dict[str, Any], name: str, exc: DockerError, waiting: dict[str, tuple[str, str]]) -> str:
         waiting[name] = ("RunContainerError", str(getattr(exc, "explanation", None) or exc))
-        self.reg.record_event(pod, "Failed", f"Error: {waiting[name][1]}", "Warning", "kubelet")
+        self.reg.events.record(pod, "Failed", f"Error: {waiting[name][1]}", "Warning", "kubelet")
         return "waiting"
 
     def _create_ahead(
@@ -856,8 +856,8 @@ class PodRuntime:
             except (podplan.MissingReference, DockerError):
                 continue
             for warning in warnings:
-                self.reg.record_event(pod, "UnsupportedSecurityField", warning, "Warning", "kubelet")
-            self.reg.record_event(pod, "Created", f"Created container {ctr['name']}", component="kubelet")
+                self.reg.events.record(pod, "UnsupportedSecurityField", warning, "Warning", "kubelet")
+            self.reg.events.record(pod, "Created", f"Created container {ctr['name']}", component="kubelet")
             made[ctr["name"]] = [
                 {"Id": ident, "State": "created", "Labels": cspec.labels, "HostConfig": {"NetworkMode": cspec.network_mode}}
             ]
@@ -1017,10 +1017,10 @@ class PodRuntime:
         pod = self.store.find(POD, *where) if where else None
         if pod is None:
             return
-        self.reg.record_event(pod, "Unhealthy", f"{kind.capitalize()} probe failed: {message}", "Warning", "kubelet")
+        self.reg.events.record(pod, "Unhealthy", f"{kind.capitalize()} probe failed: {message}", "Warning", "kubelet")
         if not restart:
             return
-        self.reg.record_event(
+        self.reg.events.record(
             pod, "Killing", f"Container {name} failed {kind} probe, will be restarted", component="kubelet"
         )
         grace = int((pod.get("spec") or {}).get("terminationGracePeriodSeconds", 30))
@@ -1041,7 +1041,7 @@ class PodRuntime:
         apps = [c for c in containers if c["Labels"].get(L + "container") != INFRA]
         for c in apps:
             if c["State"] == "running":
-                self.reg.record_event(
+                self.reg.events.record(
                     pod, "Killing", f"Stopping container {c['Labels'].get(L + 'container')}", component="kubelet"
                 )
         with ThreadPoolExecutor(max_workers=max(len(apps), 1)) as pool:
