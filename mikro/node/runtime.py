@@ -28,7 +28,7 @@ from mikro.config import LABEL_PREFIX
 from mikro.errors import ApiError
 from mikro.node import atomicwriter, podplan, scheduling
 from mikro.node import volumes as claims
-from mikro.node.docker_backend import ContainerStream, Docker, DockerError, NotFound
+from mikro.node.docker_backend import ContainerStream, Docker, DockerError, ImageNotFound, NotFound
 from mikro.node.podplan import INFRA, PodContext
 from mikro.node.prober import Prober
 
@@ -630,11 +630,14 @@ class PodRuntime:
             self.docker.remove(current["Id"])
             current = None
         if current is None:
-            if self.docker.image_recent(self.ctx.infra_image) is None:
+            # (no image inspection first: the create's own 404 says it is missing, one Docker
+            # round trip less on every new pod's way to running)
+            try:
+                ident = self.docker.create(spec)
+            except ImageNotFound:
                 raise podplan.MissingReference(
                     f"the infra image {self.ctx.infra_image} is missing; run `mikro images prepare`"
-                )
-            ident = self.docker.create(spec)
+                ) from None
             starting = self.infra_starts.submit(self.docker.start, ident)
             try:
                 observed.update(self._create_ahead(pod, ident, observed))
