@@ -21,7 +21,6 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from mikro.api.resources import Resource
 from mikro.api.store import Change, Store
 from mikro.errors import ApiError
 
@@ -46,12 +45,6 @@ class Event:
         return b'{"type":"%s","object":%s}\n' % (self.type.encode(), self.text.encode())
 
 
-def _event(rv: int, type_: str, res: Resource, obj: dict[str, Any], text: str) -> Event:
-    meta = obj.get("metadata") or {}
-    ns = (meta.get("namespace") or "") if res.namespaced else ""
-    return Event(rv, type_, Store.key(res), ns, meta.get("name") or "", dict(meta.get("labels") or {}), text)
-
-
 def gone(since: int, compacted: int) -> ApiError:
     return ApiError(410, f"too old resource version: {since} ({compacted})", "Expired")
 
@@ -70,7 +63,7 @@ class WatchCache:
             if store.history:  # what the store still remembers is served too
                 self.compacted = store.history[0].rv - 1
                 for past in store.history:
-                    self._add(_event(past.rv, past.type, past.resource, json.loads(past.data), past.data))
+                    self._observe(past.change())
             store.watch(self._observe)
 
     def _observe(self, change: Change) -> bool:
