@@ -59,15 +59,11 @@ class EventRecorder:
                 log.warning("event queue full: %d events dropped (latest: %s %s)", self._dropped, reason, message)
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every Event queued so far is written (False after `timeout`)."""
-        done = threading.Event()
-
-        def mark() -> None:
-            self._queue.join()
-            done.set()
-
-        threading.Thread(target=mark, name="events-flush", daemon=True).start()
-        return done.wait(timeout)
+        """Wait until every Event queued so far is written (False after `timeout`): Queue.join
+        with a timeout, on the condition join itself waits on."""
+        done = self._queue.all_tasks_done
+        with done:
+            return done.wait_for(lambda: self._queue.unfinished_tasks == 0, timeout)
 
     def _run(self) -> None:
         while True:
