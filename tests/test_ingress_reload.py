@@ -5,6 +5,7 @@ NGINX master can be signalled (here it cannot be seen: the checked path runs).""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,27 @@ def test_a_valid_change_is_one_exec_and_a_refused_one_is_denied(setup: tuple[Net
     assert docker.calls == []
 
 
+def _signalled_ingress(
+    setup: tuple[Network, Registry, FakeDocker],
+    monkeypatch: pytest.MonkeyPatch,
+    hup: Callable[[int], None],
+    serving_timeout: float,
+) -> list[dict[str, Any]]:
+    """An ingress whose NGINX master (PID 10) this process sees and signals through `hup`,
+    serving the Ingress "good" to Service web, synced once with one endpoint (10.0.0.2).
+    Returns the Services."""
+    from mikro.net import nginxproc
+
+    net, reg, docker = setup
+    monkeypatch.setattr(nginxproc, "hup", hup)
+    monkeypatch.setattr(network_module, "SERVING_TIMEOUT", serving_timeout)
+    docker.inspect = lambda ident: {"State": {"Pid": 10}}  # type: ignore[method-assign]
+    services = [svc("web", [{"port": 80}])]
+    reg.create(ING, "default", ingress("good", "good.example"))
+    net.sync_ingress(services, [ep("web", ["10.0.0.2"], 80)], {})
+    return services
+
+
 def test_endpoints_alone_go_by_sighup_and_a_refusal_falls_back(
     setup: tuple[Network, Registry, FakeDocker], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -144,12 +166,7 @@ def test_endpoints_alone_go_by_sighup_and_a_refusal_falls_back(
         if docker.refuse not in hups[-1]:
             show(next(workers))
 
-    monkeypatch.setattr(nginxproc, "hup", hup)
-    monkeypatch.setattr(network_module, "SERVING_TIMEOUT", 0.05)
-    docker.inspect = lambda ident: {"State": {"Pid": 10}}  # type: ignore[method-assign]
-    services = [svc("web", [{"port": 80}])]
-    reg.create(ING, "default", ingress("good", "good.example"))
-    net.sync_ingress(services, [ep("web", ["10.0.0.2"], 80)], {})
+    services = _signalled_ingress(setup, monkeypatch, hup, serving_timeout=0.05)
     assert docker.calls == ["list", "check+reload"] and hups == []  # a new Ingress: checked
 
     # Endpoints alone: no Docker call at all (the container as last listed, the master's PID).
@@ -204,12 +221,7 @@ def test_a_change_during_nginx_s_wait_is_signalled_at_once_and_counts_once_settl
         workers[next(generation)] = b"nginx: worker process"
         show()
 
-    monkeypatch.setattr(nginxproc, "hup", hup)
-    monkeypatch.setattr(network_module, "SERVING_TIMEOUT", 0.3)
-    docker.inspect = lambda ident: {"State": {"Pid": 10}}  # type: ignore[method-assign]
-    services = [svc("web", [{"port": 80}])]
-    reg.create(ING, "default", ingress("good", "good.example"))
-    net.sync_ingress(services, [ep("web", ["10.0.0.2"], 80)], {})
+    services = _signalled_ingress(setup, monkeypatch, hup, serving_timeout=0.3)
     assert net.routed["ingress"] == {"10.0.0.2"}
 
     # The first replica's change is signalled; the second one's arrives during the wait.
