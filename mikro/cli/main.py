@@ -20,7 +20,7 @@ import click
 from mikro import config
 from mikro.api import resources
 from mikro.api.resources import BY_KIND, Resource
-from mikro.cli import kubectl
+from mikro.cli import applycmd, kubectl
 from mikro.cli import rollout as rollout_mod
 from mikro.cli.client import Client, NotRunning
 from mikro.errors import ApiError, ManifestError, StateDirError
@@ -731,30 +731,6 @@ VALIDATE_OPTION = click.option(
 )
 
 
-def _apply(
-    files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float, validate: str = "strict"
-) -> None:
-    if not files:
-        fail("must specify one of -f and -k")
-    from mikro.cli import manifest
-
-    clients: list[Client] = []  # the files are read first: a bad one fails without a cluster
-
-    def client_() -> Client:
-        if not clients:
-            clients.append(Client.from_state())
-        return clients[0]
-
-    documents = manifest.load(files, recursive, namespace, learn=lambda objs: _learn_kinds(client_, objs))
-    if not documents:
-        click.echo(f"nothing to apply: {', '.join(files)} holds no object", err=True)
-        return
-    client = client_()
-    applied = kubectl.apply_documents(client, documents, namespace, validate)
-    if wait:
-        sys.exit(kubectl.wait_ready(client, applied, timeout))
-
-
 @main.command()
 @click.option("-f", "--filename", "files", multiple=True, help="File, directory or - (stdin).")
 @click.option("-R", "--recursive", is_flag=True)
@@ -765,19 +741,7 @@ def _apply(
 @handled
 def apply(files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float, validate: str) -> None:
     """Apply manifests (kubectl apply -f)."""
-    _apply(files, recursive, namespace, wait, timeout, validate)
-
-
-def _learn_kinds(client: Callable[[], Client], objs: list[dict[str, Any]]) -> None:
-    """Custom kinds: from the server's discovery, and from the CRDs being applied."""
-    from mikro.cli import discovery
-
-    if any(resources.kind_of(str(o.get("kind"))) is None for o in objs if isinstance(o, dict)):
-        discovery.learn_from_manifests(objs)
-        try:
-            discovery.learn(client())
-        except NotRunning:
-            pass  # the kind check then says what is unknown; applying needs the cluster anyway
+    sys.exit(applycmd.apply(files, recursive, namespace, wait, timeout, validate))
 
 
 def _delete(
@@ -800,7 +764,7 @@ def _delete(
     if files:
         from mikro.cli import manifest
 
-        for doc in manifest.load(files, recursive, namespace, learn=lambda objs: _learn_kinds(lambda: client, objs)):
+        for doc in manifest.load(files, recursive, namespace, learn=lambda objs: applycmd.learn_kinds(lambda: client, objs)):
             res = resources.kind_of(doc.obj["kind"])
             batches.append((res, doc.obj["metadata"].get("namespace") or namespace, [doc.obj["metadata"]["name"]]))
     else:
@@ -926,7 +890,7 @@ def kubectl_apply(
     files: tuple[str, ...], recursive: bool, namespace: str, wait: bool, timeout: float, validate: str
 ) -> None:
     """Apply a configuration by file name or stdin."""
-    _apply(files, recursive, namespace, wait, timeout, validate)
+    sys.exit(applycmd.apply(files, recursive, namespace, wait, timeout, validate))
 
 
 ROLLOUT_KINDS = ("Deployment", "StatefulSet", "DaemonSet")
