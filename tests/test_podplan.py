@@ -8,6 +8,7 @@ import pytest
 
 from mikro.api.defaults import image_pull_policy
 from mikro.node.podplan import (
+    INFRA_COMMAND,
     MissingReference,
     PodContext,
     app_spec,
@@ -57,6 +58,7 @@ def test_infra_holds_hostname_dns_and_host_ports() -> None:
     assert spec.dns_search == dns_search("shop") == ["shop.svc.cluster.local", "svc.cluster.local", "cluster.local"]
     assert spec.ports == {"8080/tcp": ("127.0.0.1", 9090)}
     assert spec.labels["io.mikro/uid"] == "1234-5678-9abc" and spec.labels["io.mikro/container"] == "POD"
+    assert spec.command == INFRA_COMMAND  # it announces its address (tests/test_e2e_announce.py)
 
 
 def test_app_container_shares_the_infra_network_and_gets_limits() -> None:

@@ -144,6 +144,7 @@ def test_host_network_infra() -> None:
     pod, _ = with_security(hostNetwork=True)
     spec = infra_spec(CTX, pod, ["x.default"])
     assert spec.network_mode == "host" and spec.network is None and not spec.dns_search and not spec.ports
+    assert spec.command is None  # (no address of its own to announce: the host's eth0 is not its)
 
 
 def test_hash_of_a_plain_container_did_not_move() -> None:

@@ -42,7 +42,19 @@ PROMOTE_IF_VALID = (
     "if [ -f /etc/mikro/nginx.conf.next ] && nginx -q -t -c /etc/mikro/nginx.conf.next; "
     "then mv /etc/mikro/nginx.conf.next /etc/mikro/nginx.conf; fi"
 )
-NGINX_COMMAND = ["sh", "-c", PROMOTE_IF_VALID + "; exec nginx -c /etc/mikro/nginx.conf -g 'daemon off;'"]
+# A starting container makes itself known on the cluster's network (one datagram to its
+# gateway: the ARP request for the gateway carries its own address to every peer): a peer
+# that tried to reach its address before the engine had wired it (a `curl` of port 80 right
+# after `mikro start`) would otherwise wait for the kernel's next ARP probe, a second later.
+ANNOUNCE = (
+    'set -- $(ip -4 route show default 2>/dev/null); '
+    '[ -z "$3" ] || { bash -c "echo > /dev/udp/$3/9" 2>/dev/null & }'
+)
+NGINX_COMMAND = [
+    "sh",
+    "-c",
+    PROMOTE_IF_VALID + "; " + ANNOUNCE + "; exec nginx -c /etc/mikro/nginx.conf -g 'daemon off;'",
+]
 RELOAD_IF_VALID = (
     "[ ! -f /etc/mikro/nginx.conf.next ] || { nginx -q -t -c /etc/mikro/nginx.conf.next "
     "&& mv /etc/mikro/nginx.conf.next /etc/mikro/nginx.conf "

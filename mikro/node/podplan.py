@@ -136,6 +136,18 @@ def dns_search(namespace: str) -> list[str]:
     return [f"{namespace}.svc.cluster.local", "svc.cluster.local", "cluster.local"]
 
 
+# The infra container announces its address as it starts (a gratuitous ARP), then waits. A
+# peer that tried that address before the engine had wired it (the ingress, after `mikro
+# start`, routing to the pods it routed to before the stop) would otherwise wait for the
+# kernel's next ARP probe, a second later.
+INFRA_COMMAND = [
+    "/bin/sh",
+    "-c",
+    'set -- $(ip -4 -o addr show dev eth0 2>/dev/null); [ -z "$4" ] || arping -q -U -c 1 -w 1 -I eth0 "${4%/*}"; '
+    "trap 'exit 0' TERM INT; while :; do sleep 3600 & wait $!; done",
+]
+
+
 def infra_spec(ctx: PodContext, pod: dict[str, Any], aliases: list[str]) -> ContainerSpec:
     meta = pod["metadata"]
     spec = pod.get("spec") or {}
@@ -172,6 +184,9 @@ def infra_spec(ctx: PodContext, pod: dict[str, Any], aliases: list[str]) -> Cont
         stop_timeout=0,
     )
     s.labels[LABEL_PREFIX + "spec-hash"] = spec_hash(s)
+    # (after the hash: the running pods of an earlier mikro, whose infra containers run the
+    # image's own command, are not started again for it)
+    s.command = INFRA_COMMAND
     return s
 
 
