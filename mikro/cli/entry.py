@@ -84,12 +84,13 @@ _APPLY_VALUED = {
     "--validate": "validate",
 }
 _APPLY_FLAGS = {"-R": "recursive", "--recursive": "recursive", "--wait": "wait"}
-_VALIDATE = ("strict", "warn", "ignore", "true", "false")  # (applyplan.VALIDATE_CHOICES)
 
 
 def parse_apply(args: list[str]) -> dict[str, Any] | None:
     """The arguments of `apply` in the forms click reads the same way, as applycmd.apply's
     keywords; None for anything else (click then parses it, and words its errors)."""
+    from mikro.cli.applyplan import VALIDATE_CHOICES  # (what apply runs imports it anyway)
+
     options: dict[str, Any] = {
         "files": [],
         "recursive": False,
@@ -121,7 +122,7 @@ def parse_apply(args: list[str]) -> dict[str, Any] | None:
                 options["timeout"] = float(value)
             except ValueError:
                 return None
-        elif name == "validate" and value not in _VALIDATE:
+        elif name == "validate" and value not in VALIDATE_CHOICES:
             return None
         else:
             options[name] = value

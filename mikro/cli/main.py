@@ -20,7 +20,7 @@ import click
 from mikro import config
 from mikro.api import resources
 from mikro.api.resources import BY_KIND, Resource
-from mikro.cli import applycmd, kubectl
+from mikro.cli import applycmd, applyplan, kubectl
 from mikro.cli import rollout as rollout_mod
 from mikro.cli.client import Client, NotRunning
 from mikro.errors import ApiError, ManifestError, StateDirError
@@ -724,7 +724,7 @@ def images_ls() -> None:
 
 VALIDATE_OPTION = click.option(
     "--validate",
-    type=click.Choice(["strict", "warn", "ignore", "true", "false"]),
+    type=click.Choice(applyplan.VALIDATE_CHOICES),
     default="strict",
     show_default=True,
     help="As kubectl: strict refuses unknown fields, warn reports them, ignore drops them.",
