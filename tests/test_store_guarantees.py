@@ -395,21 +395,23 @@ def test_the_resource_version_counter_survives_a_reopen_after_creates_updates_an
 
 
 def test_admission_reads_kept_kinds_without_the_store_lock_and_as_list_does(tmp_path: Path) -> None:
-    """A create's admission reads the namespace's quotas and limit ranges (`kept_in`) while a
+    """A create's admission reads the namespace's quotas and limit ranges (`in_namespace`) while a
     group's commit holds the store's lock: it does not wait for it, and it reads what `list`
     reads in that namespace."""
     quota = BY_KIND["ResourceQuota"]
     s = Store(tmp_path / "db")
     for ns, name in (("default", "b"), ("other", "x"), ("default", "a")):
         s.create(quota, {"metadata": {"name": name, "namespace": ns}, "spec": {"hard": {"pods": "3"}}})
-    assert s.kept_in(quota, "default") == s.list(quota, "default")[0]
-    assert [o["metadata"]["name"] for o in s.kept_in(quota, "default")] == ["a", "b"]
-    assert s.kept_in(quota, "none") == []
+    assert s.in_namespace(quota, "default") == s.list(quota, "default")[0]
+    assert [o["metadata"]["name"] for o in s.in_namespace(quota, "default")] == ["a", "b"]
+    assert s.in_namespace(quota, "none") == []
+    s.create(CM, cm("not-kept"))  # a kind not kept in memory: as list reads it
+    assert s.in_namespace(CM, "default") == s.list(CM, "default")[0] != []
     read: list[list[str]] = []
     with s.lock:
-        reader = threading.Thread(target=lambda: read.append([o["metadata"]["name"] for o in s.kept_in(quota, "other")]))
+        reader = threading.Thread(target=lambda: read.append([o["metadata"]["name"] for o in s.in_namespace(quota, "other")]))
         reader.start()
         reader.join(10)
         assert read == [["x"]]  # answered while the lock was held
     reopened = Store(tmp_path / "db")  # first read of the kind: loaded from the database
-    assert [o["metadata"]["name"] for o in reopened.kept_in(quota, "default")] == ["a", "b"]
+    assert [o["metadata"]["name"] for o in reopened.in_namespace(quota, "default")] == ["a", "b"]

@@ -34,7 +34,7 @@ from mikro.api import (
 )
 from mikro.api.eventrecorder import EventRecorder
 from mikro.api.resources import BY_KIND, Resource
-from mikro.api.store import KEPT, Store, now_rfc3339
+from mikro.api.store import Store, now_rfc3339
 from mikro.errors import ApiError, already_exists, invalid
 
 NODE_PORT_RANGE = (30000, 32767)
@@ -138,19 +138,10 @@ class Registry:
         if found:
             raise invalid(res.kind, (obj.get("metadata") or {}).get("name", ""), res.group, found)
 
-    def _in_namespace(self, res: Resource, ns: str) -> list[dict[str, Any]]:
-        """What admission reads of a namespace (quotas, limit ranges, service accounts, what a
-        quota counts)."""
-        if not res.namespaced:
-            return []
-        if self.store.key(res) in KEPT:
-            return self.store.kept_in(res, ns)
-        return self.store.list(res, ns)[0]
-
     def _admit(self, res: Resource, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         self._check_rules(res, obj, old)
         ns = (obj.get("metadata") or {}).get("namespace") or ""
-        policy.admit(res, obj, old, lambda r: self._in_namespace(r, ns))
+        policy.admit(res, obj, old, lambda r: self.store.in_namespace(r, ns) if r.namespaced else [])
         if res.kind == "Service":
             self._allocate_service(obj, old)
         if res.kind == crds.CRD_KIND:

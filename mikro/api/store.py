@@ -301,12 +301,15 @@ class Store:
             return [json.loads(r[0]) for r in rows], self.rv
 
     @_durable
-    def kept_in(self, res: Resource, namespace: str) -> list[dict[str, Any]]:
-        """A KEPT kind's objects in one namespace, for a write's admission (its quotas, limit
-        ranges): read as `_read` reads, without waiting for the store's lock, so that a create
-        does not queue behind a group's commit. No resourceVersion: not for a list that a watch
-        goes on from (`list` reads the rows and the version together, under the lock)."""
+    def in_namespace(self, res: Resource, namespace: str) -> list[dict[str, Any]]:
+        """The objects of one namespace, for a write's admission (its quotas, limit ranges,
+        what a quota counts). A KEPT kind's are read as `_read` reads them, without waiting for
+        the store's lock, so that a create does not queue behind a group's commit. No
+        resourceVersion: not for a list that a watch goes on from (`list` reads the rows and
+        the version together, under the lock)."""
         key = self.key(res)
+        if key not in KEPT:
+            return self.list(res, namespace)[0]
         rows = self._kept.get(key)
         if rows is None:
             with self.lock:
